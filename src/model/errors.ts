@@ -1,0 +1,84 @@
+import type { Pos } from './types.ts';
+
+/**
+ * Invalid input: malformed YAML, unknown keys, modules, roles or variables, a pattern that
+ * matches nothing. Always carries the place and, where one exists, a hint at the fix.
+ * Raised before any host is contacted; the CLI exits with EXIT.invalidInput.
+ */
+export class ConfigError extends Error {
+  constructor(
+    message: string,
+    readonly pos?: Pos,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+
+  /** `file:line:col: message` then `  hint: ...` on its own line. */
+  format(): string {
+    const where = this.pos ? `${this.pos.file}:${this.pos.line}:${this.pos.col}: ` : '';
+    return `${where}${this.message}${this.hint ? `\n  hint: ${this.hint}` : ''}`;
+  }
+}
+
+/** Several config errors found in one load; all are reported, not just the first. */
+export class ConfigErrors extends Error {
+  constructor(readonly errors: ConfigError[]) {
+    super(errors.map((e) => e.format()).join('\n'));
+    this.name = 'ConfigErrors';
+  }
+}
+
+/** A failure on a host while running: names host and task, and says what to do next. */
+export class RunError extends Error {
+  constructor(
+    message: string,
+    readonly host: string,
+    readonly where: { stage?: string; role?: string; task?: string } = {},
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'RunError';
+  }
+}
+
+/** The host cannot be reached (connect, auth, host key, dropped connection). */
+export class UnreachableError extends Error {
+  constructor(
+    message: string,
+    readonly host: string,
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = 'UnreachableError';
+  }
+}
+
+/** Closest known name by edit distance, for "did you mean" hints; undefined when nothing is close. */
+export function closest(name: string, known: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+export function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}

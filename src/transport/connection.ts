@@ -1,0 +1,84 @@
+/**
+ * The one interface through which passthru talks to a host. `ssh.ts` (ssh2) and `local.ts`
+ * (the control machine itself) implement it; nothing outside `transport/` opens a socket or
+ * spawns a remote command.
+ */
+
+export interface ExecOptions {
+  /** Bytes written to the command's stdin, then stdin is closed. */
+  stdin?: string | Buffer;
+  /** Kill the command (and fail) after this long. */
+  timeoutMs?: number;
+  /** Do not throw on a non-zero exit; return the result instead (for probes). */
+  nothrow?: boolean;
+}
+
+/** What a command did. Thrown as part of a CommandError when it fails and `nothrow` is not set. */
+export interface ExecResult {
+  command: string;
+  code: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export class CommandError extends Error {
+  constructor(
+    readonly host: string,
+    readonly result: ExecResult,
+  ) {
+    const tail = (result.stderr || result.stdout).trim().split('\n').slice(-5).join('\n');
+    super(`${host}: command exited ${result.code}: ${result.command}${tail ? `\n${tail}` : ''}`);
+    this.name = 'CommandError';
+  }
+}
+
+export interface WriteOptions {
+  /** Octal mode, e.g. 0o644. Default: keep the old file's mode, else 0o644. */
+  mode?: number;
+  owner?: string;
+  group?: string;
+  /** Keep a copy of the old file as `<path>.passthru-<timestamp>.bak`; the path is returned. */
+  backup?: boolean;
+}
+
+export interface WriteResult {
+  backupPath?: string;
+}
+
+export interface ReconnectOptions {
+  /** Give up after this long (ms). */
+  deadlineMs: number;
+  /** First wait between attempts (ms); grows with backoff. */
+  initialDelayMs?: number;
+}
+
+export interface Connection {
+  /** Inventory name of the host. */
+  readonly host: string;
+  /** Run a POSIX sh command line (already quoted with `shq`). Commands run as root (through sudo when `become`). */
+  exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
+  /**
+   * Atomic write: temp file in the target's directory, fsync, mode/owner set, rename over the
+   * target. A dropped connection leaves the old file intact.
+   */
+  write(path: string, content: string | Buffer, opts?: WriteOptions): Promise<WriteResult>;
+  /** Drop and re-open the connection, retrying with backoff until the deadline (after a reboot). */
+  reconnect(opts: ReconnectOptions): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Quote one argument for POSIX sh. The only way a value reaches a remote command line:
+ * `shq("it's")` → `'it'\''s'`. Safe for any byte string except NUL.
+ */
+export function shq(arg: string): string {
+  if (arg.includes('\0')) throw new Error('cannot pass a NUL byte to a shell command');
+  if (arg !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Build a command line from words, each quoted: `cmd('ls', '-l', path)`. */
+export function cmd(...words: string[]): string {
+  return words.map(shq).join(' ');
+}
