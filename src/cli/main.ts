@@ -1,0 +1,280 @@
+/**
+ * The `passthru` command line: apply, check, list, lab, demo, modules. Parses flags (commander),
+ * loads and validates everything before any host is contacted, wires reporters to the engine's
+ * events, and maps the outcome to the documented exit codes.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { EXIT, type RunReport } from '../model/types.ts';
+import { ConfigError, ConfigErrors } from '../model/errors.ts';
+import { EventBus } from '../engine/events.ts';
+import { planRun, runPlaybook } from '../engine/run.ts';
+import { selectedSteps } from '../engine/host.ts';
+import { defaultFailedHostsPath, writeFailedHosts } from '../engine/failed-hosts.ts';
+import { loadInventory } from '../inventory/index.ts';
+import { loadExtraVars, loadPlaybook } from '../load/playbook.ts';
+import { knownTags, unknownTags } from '../load/tags.ts';
+import { modules } from '../modules/index.ts';
+import { openConnection } from '../transport/index.ts';
+import { Limiter } from '../transport/limiter.ts';
+import { plainReporter, type ReporterOptions } from '../report/plain.ts';
+import { liveReporter, settle } from '../report/live.ts';
+import { recapTable, paint } from '../report/format.ts';
+import { labCommand } from './lab.ts';
+import { demo } from './demo.ts';
+
+export interface RunFlags {
+  inventory?: string;
+  limit?: string;
+  tags?: string;
+  skipTags?: string;
+  check?: boolean;
+  diff?: boolean;
+  forks: string;
+  extraVars: string[];
+  json?: string;
+  verbose: number;
+  reboot: boolean;
+  progress: 'auto' | 'tree' | 'plain' | 'quiet';
+  color: boolean;
+  commandTimeout: string;
+  failedHosts?: string;
+}
+
+const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
+
+/** Output streams, replaceable by tests. */
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  isTTY: boolean;
+}
+
+const defaultIo: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  isTTY: Boolean(process.stdout.isTTY) && !process.env.CI,
+};
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = new Command('passthru')
+    .description('Make a fleet of Proxmox VE nodes ready for GPU passthrough, and keep them that way.')
+    .exitOverride()
+    .configureOutput({ writeOut: io.out, writeErr: io.err })
+    .showHelpAfterError('(passthru --help shows every command)');
+
+  const runOptions = (c: Command) =>
+    c
+      .requiredOption('-i, --inventory <file>', 'inventory YAML (Ansible shape)')
+      .option('--limit <pattern>', 'only hosts matching this pattern (names, groups, *, a:b, a:&b, a:!b, @file)')
+      .option('--tags <tags>', 'only tasks with these tags (comma separated)')
+      .option('--skip-tags <tags>', 'skip tasks with these tags')
+      .option('-e, --extra-vars <kv>', 'key=value, @file.yaml or a YAML map; highest precedence (repeatable)', (v: string, p: string[]) => [...p, v], [] as string[])
+      .option('--forks <n>', 'hosts in parallel within a stage', '10')
+      .option('--json <file>', 'write the JSON report to a file (- for stdout)')
+      .option('-v, --verbose', 'show unchanged tasks too', (_: string, p: number) => p + 1, 0)
+      .addOption(new Option('--progress <mode>', 'live tree, plain lines, or quiet').choices(['auto', 'tree', 'plain', 'quiet']).default('auto'))
+      .option('--no-color', 'no ANSI colours')
+      .option('--command-timeout <s>', 'per-command timeout in seconds', '600')
+      .option('--failed-hosts <file>', 'where to write failed/unreachable hosts for --limit @file');
+
+  runOptions(program.command('apply <playbook>').description('run a playbook: change what differs, reboot what needs it, verify'))
+    .option('--check', 'check mode: change nothing, report what would change')
+    .option('--diff', 'show file diffs of changed tasks')
+    .option('--no-reboot', 'never reboot; hosts that need one end as "reboot pending"')
+    .action(async (pb: string, flags: RunFlags) => {
+      code = await runCommand(pb, flags, io);
+    });
+
+  runOptions(program.command('check <playbook>').description('the same run in check mode with diffs: nothing changes on any host; exit 5 on drift'))
+    .option('--no-reboot', '(implied)')
+    .action(async (pb: string, flags: RunFlags) => {
+      code = await runCommand(pb, { ...flags, check: true, diff: true }, io);
+    });
+
+  program
+    .command('list <playbook>')
+    .description('print the stages, roles, tasks and tags a run would execute, per host, without connecting')
+    .requiredOption('-i, --inventory <file>', 'inventory YAML')
+    .option('--limit <pattern>', 'host pattern')
+    .option('--tags <tags>', 'only these tags')
+    .option('--skip-tags <tags>', 'skip these tags')
+    .action(async (pb: string, flags: RunFlags) => {
+      code = await listCommand(pb, flags, io);
+    });
+
+  program
+    .command('modules')
+    .description('list the modules with their arguments')
+    .action(() => {
+      for (const m of modules.values()) {
+        io.out(`${m.name}${m.readOnly ? ' (read-only)' : ''}\n  ${m.doc.split('\n')[0]}\n`);
+        for (const [k, a] of Object.entries(m.schema)) {
+          io.out(`    ${k}: ${a.type}${a.required ? ' (required)' : ''}${a.default !== undefined ? ` = ${JSON.stringify(a.default)}` : ''}  ${a.doc}\n`);
+        }
+      }
+    });
+
+  labCommand(program, io, (c) => (code = c));
+
+  program
+    .command('demo')
+    .description('the main job: bring up a simulated Proxmox lab, converge it with the GPU passthrough playbook, show there is no drift, tear it down')
+    .option('--dir <dir>', 'lab directory', '.lab')
+    .option('--keep', 'leave the lab up afterwards')
+    .action(async (flags: { dir: string; keep?: boolean }) => {
+      code = await demo({ dir: flags.dir, keep: Boolean(flags.keep) }, io);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.exitCode === 0 ? EXIT.ok : EXIT.invalidInput;
+    }
+    return reportError(e, io);
+  }
+  return code;
+}
+
+/** Config errors: `file:line:col: what` + hint, exit 4. Anything else is a bug: stack at -v. */
+export function reportError(e: unknown, io: Io): number {
+  if (e instanceof ConfigErrors) {
+    for (const x of e.errors) io.err(`error: ${x.format()}\n`);
+    io.err(`${e.errors.length} error(s); nothing ran, no host was contacted\n`);
+    return EXIT.invalidInput;
+  }
+  if (e instanceof ConfigError) {
+    io.err(`error: ${e.format()}\nnothing ran, no host was contacted\n`);
+    return EXIT.invalidInput;
+  }
+  const err = e as NodeJS.ErrnoException;
+  if (err?.code === 'ENOENT' && err.path) {
+    io.err(`error: ${err.path}: no such file\n  hint: check the path (relative paths start from ${process.cwd()})\n`);
+    return EXIT.invalidInput;
+  }
+  io.err(`error: ${err?.stack ?? String(e)}\n`);
+  return EXIT.hostFailed;
+}
+
+interface Loaded {
+  pb: Awaited<ReturnType<typeof loadPlaybook>>;
+  inv: Awaited<ReturnType<typeof loadInventory>>;
+  extra: Record<string, unknown>;
+}
+
+async function load(pbPath: string, flags: RunFlags, io: Io): Promise<Loaded> {
+  const inv = await loadInventory(flags.inventory!);
+  const pb = await loadPlaybook(pbPath, { modules });
+  const extra = loadExtraVars(flags.extraVars ?? [], process.cwd());
+  planRun(pb, inv, flags.limit); // every pattern resolves, or ConfigError before connecting
+  const asked = [...(list(flags.tags) ?? []), ...(list(flags.skipTags) ?? [])];
+  const unknown = unknownTags(pb, asked);
+  if (unknown.length) {
+    io.err(`warning: unknown tag(s) ${unknown.join(', ')}; known tags: ${knownTags(pb).join(', ')}\n`);
+  }
+  return { pb, inv, extra };
+}
+
+export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promise<number> {
+  let loaded: Loaded;
+  try {
+    loaded = await load(pbPath, flags, io);
+  } catch (e) {
+    return reportError(e, io);
+  }
+  const forks = Number.parseInt(flags.forks, 10);
+  if (!Number.isInteger(forks) || forks < 1) {
+    io.err(`error: --forks must be a whole number >= 1, got '${flags.forks}'\n`);
+    return EXIT.invalidInput;
+  }
+  const check = Boolean(flags.check);
+  const jsonToStdout = flags.json === '-';
+  const human = jsonToStdout ? io.err : io.out;
+  const ropts: ReporterOptions = {
+    color: flags.color !== false && io.isTTY,
+    check,
+    diff: Boolean(flags.diff) || check,
+    verbose: (flags.verbose ?? 0) > 0,
+    write: human,
+  };
+  const bus = new EventBus();
+  const mode = flags.progress === 'auto' ? (io.isTTY ? 'tree' : 'plain') : flags.progress;
+  if (mode === 'tree') liveReporter(bus, ropts);
+  else if (mode === 'plain') plainReporter(bus, ropts);
+
+  const abort = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(EXIT.interrupted);
+    abort.abort();
+    io.err('\ninterrupted: starting no new work; running commands finish or time out (Ctrl-C again to quit now)\n');
+  };
+  process.on('SIGINT', onSigint);
+  const handshakes = new Limiter(16);
+  const commandTimeoutMs = Number(flags.commandTimeout) * 1000;
+  let report: RunReport;
+  try {
+    report = await runPlaybook({
+      playbook: loaded.pb,
+      inventory: loaded.inv,
+      modules,
+      limit: flags.limit,
+      tags: list(flags.tags),
+      skipTags: list(flags.skipTags),
+      check,
+      forks,
+      extraVars: loaded.extra,
+      noReboot: flags.reboot === false,
+      bus,
+      signal: abort.signal,
+      commandTimeoutMs,
+      connect: (host) => openConnection(host, { handshakes, commandTimeoutMs }),
+    });
+  } catch (e) {
+    return reportError(e, io);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+  if (mode === 'tree') await settle();
+  if (mode !== 'quiet') human(`\n${recapTable(ropts, report)}\n`);
+
+  const failedPath = flags.failedHosts ?? defaultFailedHostsPath(process.cwd());
+  if (report.failedHosts.length) {
+    await writeFailedHosts(failedPath, report.failedHosts);
+    human(`${paint(ropts, 'yellow', `failed or unreachable hosts written to ${path.relative(process.cwd(), failedPath) || failedPath}`)}: rerun them with --limit @${path.relative(process.cwd(), failedPath)}\n`);
+  }
+  if (flags.json) {
+    const text = `${JSON.stringify(report, null, 2)}\n`;
+    if (jsonToStdout) io.out(text);
+    else await writeFile(flags.json, text);
+  }
+  return report.exitCode;
+}
+
+async function listCommand(pbPath: string, flags: RunFlags, io: Io): Promise<number> {
+  let loaded: Loaded;
+  try {
+    loaded = await load(pbPath, { ...flags, extraVars: [] }, io);
+  } catch (e) {
+    return reportError(e, io);
+  }
+  const sel = { tags: list(flags.tags), skipTags: list(flags.skipTags) };
+  for (const { stage, hosts } of planRun(loaded.pb, loaded.inv, flags.limit)) {
+    io.out(`stage: ${stage.name}  (hosts: ${stage.hosts}; reboot: ${stage.reboot}${stage.serial ? `; serial: ${stage.serial.join(',')}` : ''})\n`);
+    io.out(`  hosts (${hosts.length}): ${hosts.join(', ') || '(none after --limit)'}\n`);
+    for (const part of ['tasks', 'gates'] as const) {
+      const steps = selectedSteps(loaded.pb, stage, part, sel);
+      if (!steps.length) continue;
+      io.out(`  ${part}:\n`);
+      for (const s of steps) {
+        const tags = [...new Set([...s.task.tags, ...(s.ref?.tags ?? [])])];
+        io.out(`    ${s.task.role} › ${s.task.name}  [${s.task.module}]  tags: ${tags.join(',') || '-'}\n`);
+      }
+    }
+  }
+  return EXIT.ok;
+}

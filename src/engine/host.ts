@@ -1,0 +1,293 @@
+/**
+ * One host through one stage: the stage's tasks in order, then its notified handlers, or its
+ * gates. Reads come from one batched prefetch; each task plans against the Observer; changes
+ * are applied unless in check mode; results go out as events.
+ */
+import type { Host, Inventory, Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
+import { ConfigError, UnreachableError } from '../model/errors.ts';
+import type { Connection } from '../transport/connection.ts';
+import { CommandError } from '../transport/connection.ts';
+import type { Facts } from '../facts/types.ts';
+import type { Module, Plan, Read } from '../modules/contract.ts';
+import { HostObserver } from '../modules/observer.ts';
+import { applyActions } from '../modules/apply.ts';
+import { evaluate, render, truthy } from '../template/index.ts';
+import { checkArgs } from '../load/playbook.ts';
+import { taskSelected } from '../load/tags.ts';
+import type { EventBus } from './events.ts';
+import { taskVars } from './vars.ts';
+
+export interface HostRunOptions {
+  playbook: Playbook;
+  inventory: Inventory;
+  modules: Map<string, Module<any>>;
+  stage: Stage;
+  host: Host;
+  conn: Connection;
+  facts: Facts;
+  check: boolean;
+  tags?: string[];
+  skipTags?: string[];
+  extraVars: Vars;
+  bus: EventBus;
+  signal?: AbortSignal;
+  commandTimeoutMs?: number;
+}
+
+export interface HostStageOutcome {
+  status: 'ok' | 'failed' | 'unreachable';
+  results: TaskResult[];
+  rebootReasons: string[];
+  changed: number;
+  /** Registered variables, carried to the gates of the same stage. */
+  registered: Vars;
+}
+
+interface Step {
+  task: Task;
+  role?: Role;
+  ref?: RoleRef;
+  kind: TaskResult['kind'];
+}
+
+/** The tasks of a stage that a selection runs, in order (also used by `passthru list`). */
+export function selectedSteps(
+  pb: Playbook,
+  stage: Stage,
+  part: 'tasks' | 'gates',
+  sel: { tags?: string[]; skipTags?: string[] },
+): Step[] {
+  const steps: Step[] = [];
+  for (const ref of stage.roles) {
+    const role = pb.roles.get(ref.name);
+    if (!role) continue;
+    for (const task of role[part]) {
+      const tags = [...new Set([...task.tags, ...ref.tags])];
+      if (taskSelected(tags, sel)) steps.push({ task, role, ref, kind: part === 'gates' ? 'gate' : 'task' });
+    }
+  }
+  return steps;
+}
+
+export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome> {
+  const observer = new HostObserver(o.conn);
+  const out: HostStageOutcome = { status: 'ok', results: [], rebootReasons: [], changed: 0, registered: {} };
+  const steps = selectedSteps(o.playbook, o.stage, 'tasks', o);
+  const notified = new Set<string>();
+
+  await prefetch(o, observer, steps, out.registered);
+
+  for (const step of steps) {
+    if (o.signal?.aborted) break;
+    const r = await runStep(o, observer, step, out.registered);
+    out.results.push(r.result);
+    if (r.result.status === 'changed') {
+      out.changed++;
+      for (const n of step.task.notify) notified.add(`${step.task.role}\0${n}`);
+      out.rebootReasons.push(...r.rebootReasons);
+    }
+    if (r.result.status === 'failed' || r.result.status === 'unreachable') {
+      out.status = r.result.status;
+      return out;
+    }
+  }
+
+  // Handlers: once per host, in definition order (roles in stage order, handlers in file order).
+  for (const ref of o.stage.roles) {
+    const role = o.playbook.roles.get(ref.name);
+    if (!role) continue;
+    for (const h of role.handlers) {
+      if (!notified.has(`${role.name}\0${h.name}`) || o.signal?.aborted) continue;
+      notified.delete(`${role.name}\0${h.name}`);
+      const r = await runStep(o, observer, { task: h, role, ref, kind: 'handler' }, out.registered);
+      out.results.push(r.result);
+      if (r.result.status === 'changed') {
+        out.changed++;
+        out.rebootReasons.push(...r.rebootReasons);
+      }
+      if (r.result.status === 'failed' || r.result.status === 'unreachable') {
+        out.status = r.result.status;
+        return out;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Gates: read-only checks on the (re)booted host. When the host still has a reboot or a
+ * change pending (check mode, --no-reboot), a failed gate is reported as `pending`.
+ */
+export async function runHostGates(
+  o: HostRunOptions,
+  registered: Vars,
+  pendingReason: string | null,
+): Promise<{ status: 'ok' | 'failed' | 'unreachable'; results: TaskResult[] }> {
+  const observer = new HostObserver(o.conn);
+  const steps = selectedSteps(o.playbook, o.stage, 'gates', o);
+  const results: TaskResult[] = [];
+  await prefetch(o, observer, steps, registered);
+  let status: 'ok' | 'failed' | 'unreachable' = 'ok';
+  for (const step of steps) {
+    if (o.signal?.aborted) break;
+    const r = await runStep(o, observer, step, registered);
+    const res = r.result;
+    if (res.status === 'failed' && pendingReason) {
+      res.status = 'pending';
+      res.msg = `${res.msg} (pending: ${pendingReason})`;
+    }
+    results.push(res);
+    if (res.status === 'failed') status = 'failed';
+    if (res.status === 'unreachable') {
+      status = 'unreachable';
+      break;
+    }
+  }
+  return { status, results };
+}
+
+/** One batched read for every task whose arguments can be rendered before the run. */
+async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[], registered: Vars): Promise<void> {
+  const reads: Read[] = [];
+  for (const step of steps) {
+    const mod = o.modules.get(step.task.module);
+    if (!mod?.reads) continue;
+    try {
+      const vars = varsFor(o, step, registered);
+      const args = checkArgs(mod.schema, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
+        pos: step.task.pos,
+        module: mod.name,
+      });
+      reads.push(...mod.reads(args, o.facts));
+    } catch {
+      // Depends on a result registered later: read lazily when the task runs.
+    }
+  }
+  if (reads.length) {
+    try {
+      await observer.prefetch(reads);
+    } catch {
+      // A failed prefetch is retried lazily per task, where the error gets its task's name.
+    }
+  }
+}
+
+function varsFor(o: HostRunOptions, step: Step, registered: Vars): Vars {
+  return taskVars({
+    role: step.role,
+    ref: step.ref,
+    stage: o.stage,
+    host: o.host,
+    inventory: o.inventory,
+    facts: o.facts,
+    registered,
+    extra: o.extraVars,
+  });
+}
+
+async function runStep(
+  o: HostRunOptions,
+  observer: HostObserver,
+  step: Step,
+  registered: Vars,
+): Promise<{ result: TaskResult; rebootReasons: string[] }> {
+  const { task } = step;
+  const started = Date.now();
+  const base = {
+    host: o.host.name,
+    stage: o.stage.name,
+    role: task.role,
+    task: task.name,
+    kind: step.kind,
+  };
+  o.bus.emit({ type: 'task-start', stage: o.stage.name, host: o.host.name, role: task.role, task: task.name, kind: step.kind });
+  type Outcome = Omit<TaskResult, keyof typeof base | 'durationMs'>;
+  const finish = (r: Outcome, rebootReasons: string[] = [], data: unknown = null) => {
+    const result: TaskResult = { ...base, ...r, durationMs: Date.now() - started };
+    o.bus.emit({ type: 'task-result', result });
+    if (task.register) {
+      registered[task.register] = {
+        changed: result.changed,
+        failed: result.status === 'failed',
+        skipped: result.status === 'skipped',
+        msg: result.msg,
+        data,
+      };
+    }
+    return { result, rebootReasons };
+  };
+
+  let plan: Plan;
+  try {
+    const mod = o.modules.get(task.module);
+    if (!mod) throw new ConfigError(`unknown module '${task.module}'`, task.pos);
+    const vars = varsFor(o, step, registered);
+    if (task.when !== undefined && !truthy(evaluate(task.when, vars, task.pos))) {
+      return finish({ status: 'skipped', changed: false, diff: [], msg: `skipped: ${task.when} is false` });
+    }
+    const args = checkArgs(mod.schema, render(task.args, vars, task.pos) as Record<string, unknown>, {
+      pos: task.pos,
+      module: mod.name,
+    });
+    const invalid = mod.validate?.(args);
+    if (invalid) throw new ConfigError(invalid, task.pos);
+    plan = await mod.plan(args, { host: o.host.name, facts: o.facts, vars, observe: observer, check: o.check });
+  } catch (e) {
+    return finish(errorResult(e));
+  }
+
+  if (plan.kind === 'noop') {
+    return finish({ status: 'ok', changed: false, diff: [], msg: plan.reason }, [], plan.data);
+  }
+  if (plan.kind === 'fail') {
+    return finish({ status: 'failed', changed: false, diff: [], msg: plan.msg, hint: plan.hint }, [], plan.data);
+  }
+  const rebootReasons = plan.actions.flatMap((a) => (a.kind === 'request-reboot' ? [a.reason] : []));
+  if (!o.check) {
+    try {
+      await applyActions(o.conn, plan.actions, { timeoutMs: o.commandTimeoutMs });
+    } catch (e) {
+      return finish(errorResult(e));
+    }
+  }
+  observer.record(plan.actions);
+  return finish({ status: 'changed', changed: true, diff: plan.diff, msg: plan.msg }, rebootReasons, plan.data);
+}
+
+function errorResult(e: unknown): Omit<TaskResult, 'host' | 'stage' | 'role' | 'task' | 'kind' | 'durationMs'> {
+  if (e instanceof UnreachableError) {
+    return { status: 'unreachable', changed: false, diff: [], msg: e.message, hint: e.hint };
+  }
+  if (e instanceof CommandError) {
+    return {
+      status: 'failed',
+      changed: false,
+      diff: [],
+      msg: e.message,
+      hint: 'the command failed on the host; its last output lines are above',
+    };
+  }
+  if (e instanceof ConfigError) {
+    return { status: 'failed', changed: false, diff: [], msg: e.format(), hint: e.hint };
+  }
+  const err = e as Error & { code?: string };
+  if (isConnectionLoss(err)) {
+    return {
+      status: 'unreachable',
+      changed: false,
+      diff: [],
+      msg: `connection lost: ${err.message}`,
+      hint: 'the host went away mid-run; check it is up, then rerun with --limit @.passthru/failed-hosts',
+    };
+  }
+  return { status: 'failed', changed: false, diff: [], msg: err?.message ?? String(e) };
+}
+
+export function isConnectionLoss(e: Error & { code?: string; level?: string }): boolean {
+  return (
+    e?.level === 'client-socket' ||
+    e?.level === 'client-timeout' ||
+    ['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH'].includes(e?.code ?? '') ||
+    /not connected|connection (lost|closed|reset)|No response from server|keepalive/i.test(e?.message ?? '')
+  );
+}

@@ -1,0 +1,201 @@
+/**
+ * A whole run: resolve every stage's hosts (before any host is contacted), then the stages in
+ * order, each a barrier; hosts that failed or were unreachable leave the run. Emits events and
+ * returns the report; never prints.
+ */
+import type { Host, HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult, Vars } from '../model/types.ts';
+import { EXIT } from '../model/types.ts';
+import { UnreachableError } from '../model/errors.ts';
+import type { Connection } from '../transport/connection.ts';
+import type { Module } from '../modules/contract.ts';
+import type { Facts } from '../facts/types.ts';
+import { gatherFacts } from '../facts/index.ts';
+import { matchHosts } from '../inventory/index.ts';
+import { EventBus } from './events.ts';
+import { runStage } from './stage.ts';
+import { isConnectionLoss } from './host.ts';
+
+export interface RunOptions {
+  playbook: Playbook;
+  inventory: Inventory;
+  modules: Map<string, Module<any>>;
+  limit?: string;
+  tags?: string[];
+  skipTags?: string[];
+  check: boolean;
+  forks: number;
+  extraVars: Vars;
+  noReboot: boolean;
+  bus?: EventBus;
+  signal?: AbortSignal;
+  commandTimeoutMs?: number;
+  /** Opens a host's connection; the CLI passes the real transport. */
+  connect: (host: Host) => Promise<Connection>;
+  /** Reads facts (one exec); defaults to the probe. */
+  probe?: (conn: Connection) => Promise<Facts>;
+}
+
+export interface StagePlan {
+  stage: Stage;
+  hosts: string[];
+}
+
+/**
+ * Which hosts each stage runs on, with --limit applied. Throws ConfigError for a pattern that
+ * matches nothing, before anything connects. A stage left with no host by --limit is skipped.
+ */
+export function planRun(pb: Playbook, inv: Inventory, limit?: string): StagePlan[] {
+  const limited = limit ? new Set(matchHosts(inv, limit)) : null;
+  return pb.stages.map((stage) => ({
+    stage,
+    hosts: matchHosts(inv, stage.hosts, stage.pos).filter((h) => !limited || limited.has(h)),
+  }));
+}
+
+/** What a stage needs from the run: shared connections, facts, the result log. */
+export interface RunContext {
+  playbook: Playbook;
+  inventory: Inventory;
+  modules: Map<string, Module<any>>;
+  check: boolean;
+  forks: number;
+  tags?: string[];
+  skipTags?: string[];
+  extraVars: Vars;
+  noReboot: boolean;
+  bus: EventBus;
+  signal?: AbortSignal;
+  commandTimeoutMs?: number;
+  probe(conn: Connection): Promise<Facts>;
+  prepareHost(
+    stage: Stage,
+    host: Host,
+  ): Promise<{ ok: true; conn: Connection; facts: Facts } | { ok: false; state: 'failed' | 'unreachable'; result: TaskResult }>;
+  record(r: TaskResult): void;
+  markRebooted(host: string): void;
+  markRebootPending(host: string): void;
+  rebooted(host: string): boolean;
+}
+
+export async function runPlaybook(o: RunOptions): Promise<RunReport> {
+  const started = Date.now();
+  const bus = o.bus ?? new EventBus();
+  const plan = planRun(o.playbook, o.inventory, o.limit);
+  const allHosts = [...new Set(plan.flatMap((p) => p.hosts))];
+  const order = [...o.inventory.hosts.keys()];
+  const conns = new Map<string, Promise<Connection>>();
+  const results = new Map<string, TaskResult[]>(allHosts.map((h) => [h, []]));
+  const recap = new Map<string, HostRecap>(
+    allHosts.map((h) => [h, { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, rebootPending: false, rebooted: false }]),
+  );
+  const out = new Set<string>(); // failed or unreachable: no later stage
+  const probe = o.probe ?? gatherFacts;
+
+  const ctx: RunContext = {
+    ...o,
+    bus,
+    probe,
+    async prepareHost(stage, host) {
+      const fail = (status: 'failed' | 'unreachable', msg: string, hint?: string) => ({
+        ok: false as const,
+        state: status,
+        result: {
+          host: host.name, stage: stage.name, role: '', task: status === 'unreachable' ? 'connect' : 'gather facts',
+          kind: 'task' as const, status, changed: false, diff: [], msg, hint, durationMs: 0,
+        },
+      });
+      let conn: Connection;
+      try {
+        if (!conns.has(host.name)) conns.set(host.name, o.connect(host));
+        conn = await conns.get(host.name)!;
+      } catch (e) {
+        const err = e as Error & { hint?: string };
+        return fail('unreachable', err.message, err.hint);
+      }
+      const t = Date.now();
+      try {
+        const facts = await probe(conn);
+        bus.emit({ type: 'facts', stage: stage.name, host: host.name, durationMs: Date.now() - t });
+        return { ok: true, conn, facts };
+      } catch (e) {
+        const err = e as Error;
+        if (e instanceof UnreachableError || isConnectionLoss(err)) return fail('unreachable', err.message);
+        return fail('failed', `could not read facts: ${err.message}`, 'the probe is plain POSIX sh: is /bin/sh present and the user root (or become: true)?');
+      }
+    },
+    record(r) {
+      results.get(r.host)?.push(r);
+      const rc = recap.get(r.host);
+      if (!rc) return;
+      if (r.status === 'ok') rc.ok++;
+      else if (r.status === 'changed') rc.changed++;
+      else if (r.status === 'failed') rc.failed++;
+      else if (r.status === 'skipped') rc.skipped++;
+      else if (r.status === 'unreachable') rc.unreachable++;
+    },
+    markRebooted(h) {
+      const rc = recap.get(h);
+      if (rc) {
+        rc.rebooted = true;
+        rc.rebootPending = false;
+      }
+    },
+    markRebootPending(h) {
+      const rc = recap.get(h);
+      if (rc) rc.rebootPending = true;
+    },
+    rebooted: (h) => recap.get(h)?.rebooted ?? false,
+  };
+
+  bus.emit({ type: 'run-start', playbook: o.playbook.file, check: o.check, hosts: allHosts });
+  let aborted = false;
+  try {
+    for (const { stage, hosts } of plan) {
+      if (o.signal?.aborted || aborted) break;
+      const active = hosts.filter((h) => !out.has(h));
+      if (!active.length) {
+        bus.emit({ type: 'warning', msg: `stage "${stage.name}": no hosts left to run on; skipped` });
+        continue;
+      }
+      const s = await runStage(ctx, stage, active);
+      for (const [h, st] of s.hosts) if (st !== 'ok') out.add(h);
+      aborted = s.aborted;
+    }
+  } finally {
+    await Promise.allSettled(
+      [...conns.values()].map(async (p) => {
+        try {
+          await (await p).close();
+        } catch {
+          // a connection that never opened has nothing to close
+        }
+      }),
+    );
+  }
+
+  const failedHosts = order.filter((h) => out.has(h));
+  const anyFailed = [...recap.values()].some((r) => r.failed > 0);
+  const anyUnreachable = [...recap.values()].some((r) => r.unreachable > 0);
+  const anyChanged = [...recap.values()].some((r) => r.changed > 0);
+  const exitCode = o.signal?.aborted
+    ? EXIT.interrupted
+    : anyFailed || aborted
+      ? EXIT.hostFailed
+      : anyUnreachable
+        ? EXIT.unreachable
+        : o.check && anyChanged
+          ? EXIT.drift
+          : EXIT.ok;
+  const report: RunReport = {
+    playbook: o.playbook.file,
+    check: o.check,
+    startedAt: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+    recap: Object.fromEntries(order.filter((h) => recap.has(h)).map((h) => [h, recap.get(h)!])),
+    hosts: Object.fromEntries(order.filter((h) => results.has(h)).map((h) => [h, { tasks: results.get(h)! }])),
+    failedHosts,
+    exitCode,
+  };
+  bus.emit({ type: 'run-end', report });
+  return report;
+}

@@ -1,0 +1,186 @@
+/**
+ * One stage over its hosts: batches (serial), hosts in parallel up to --forks, then the
+ * coordinated reboot of the hosts that need one, fresh facts, and the gates. A stage is a
+ * barrier: it returns only when every host of every batch is done (or the batch policy stopped it).
+ */
+import type { Host, Stage, TaskResult } from '../model/types.ts';
+import type { Connection } from '../transport/connection.ts';
+import type { Facts } from '../facts/types.ts';
+import { planBatches, batchFailed } from './batches.ts';
+import { forEachLimit } from './limit.ts';
+import { coordinateReboots, type RebootCandidate } from './reboot.ts';
+import { runHostGates, runHostStage, type HostRunOptions } from './host.ts';
+import type { RunContext } from './run.ts';
+
+export type HostState = 'ok' | 'failed' | 'unreachable';
+
+export interface StageOutcome {
+  /** Final state of every host that took part. */
+  hosts: Map<string, HostState>;
+  /** A batch exceeded max_fail_percentage (or any_errors_fatal): the run stops here. */
+  aborted: boolean;
+}
+
+export async function runStage(ctx: RunContext, stage: Stage, hostNames: string[]): Promise<StageOutcome> {
+  const outcome: StageOutcome = { hosts: new Map(), aborted: false };
+  ctx.bus.emit({ type: 'stage-start', stage: stage.name, hosts: hostNames });
+  const batches = planBatches(hostNames, stage.serial);
+  for (const [index, batch] of batches.entries()) {
+    if (ctx.signal?.aborted) break;
+    ctx.bus.emit({ type: 'batch-start', stage: stage.name, hosts: batch, index, count: batches.length });
+    const states = await runBatch(ctx, stage, batch);
+    for (const [h, s] of states) outcome.hosts.set(h, s);
+    const failed = [...states.values()].filter((s) => s !== 'ok').length;
+    if (batchFailed(batch.length, failed, stage.maxFailPercentage, stage.anyErrorsFatal)) {
+      outcome.aborted = true;
+      ctx.bus.emit({
+        type: 'warning',
+        msg: `stage "${stage.name}": ${failed} of ${batch.length} hosts failed in batch ${index + 1}` +
+          (stage.anyErrorsFatal ? ' (any_errors_fatal)' : ` (max_fail_percentage ${stage.maxFailPercentage ?? 'none: all failed'})`) +
+          '; stopping the run',
+      });
+      break;
+    }
+  }
+  ctx.bus.emit({ type: 'stage-end', stage: stage.name });
+  return outcome;
+}
+
+interface HostWork {
+  host: Host;
+  conn?: Connection;
+  facts?: Facts;
+  state: HostState;
+  registered: Record<string, unknown>;
+  changed: number;
+  rebootReasons: string[];
+}
+
+async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise<Map<string, HostState>> {
+  const work = new Map<string, HostWork>();
+  for (const name of batch) {
+    work.set(name, { host: ctx.inventory.hosts.get(name)!, state: 'ok', registered: {}, changed: 0, rebootReasons: [] });
+  }
+  const opts = (w: HostWork): HostRunOptions => ({
+    playbook: ctx.playbook,
+    inventory: ctx.inventory,
+    modules: ctx.modules,
+    stage,
+    host: w.host,
+    conn: w.conn!,
+    facts: w.facts!,
+    check: ctx.check,
+    tags: ctx.tags,
+    skipTags: ctx.skipTags,
+    extraVars: ctx.extraVars,
+    bus: ctx.bus,
+    signal: ctx.signal,
+    commandTimeoutMs: ctx.commandTimeoutMs,
+  });
+
+  // 1. Connect, probe, tasks, handlers: every host in parallel up to --forks.
+  await forEachLimit(
+    [...work.values()],
+    ctx.forks,
+    async (w) => {
+      ctx.bus.emit({ type: 'host-start', stage: stage.name, host: w.host.name });
+      const ready = await ctx.prepareHost(stage, w.host);
+      if (!ready.ok) {
+        w.state = ready.state;
+        ctx.record(ready.result);
+        ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
+        return;
+      }
+      w.conn = ready.conn;
+      w.facts = ready.facts;
+      const r = await runHostStage(opts(w));
+      for (const res of r.results) ctx.record(res);
+      w.state = r.status;
+      w.registered = r.registered;
+      w.changed = r.changed;
+      w.rebootReasons = r.rebootReasons;
+      if (w.state !== 'ok') ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
+    },
+    ctx.signal,
+  );
+
+  // 2. Reboots, coordinated across the batch (cluster quorum, guests, timeouts).
+  const live = [...work.values()].filter((w) => w.state === 'ok' && w.conn && w.facts);
+  const cands: RebootCandidate[] = live
+    .filter((w) => stage.reboot === 'always' || w.rebootReasons.length > 0)
+    .map((w) => ({
+      host: w.host.name,
+      conn: w.conn!,
+      facts: w.facts!,
+      reasons: w.rebootReasons.length ? [...new Set(w.rebootReasons)] : ['reboot: always'],
+    }));
+  const pending = new Map<string, string>();
+  if (cands.length) {
+    const outcomes = await coordinateReboots(cands, {
+      stage,
+      noReboot: ctx.noReboot,
+      check: ctx.check,
+      bus: ctx.bus,
+      probe: (conn) => ctx.probe(conn),
+      signal: ctx.signal,
+    });
+    for (const [name, o] of outcomes) {
+      const w = work.get(name)!;
+      if (o.status === 'rebooted') {
+        w.facts = o.facts;
+        ctx.markRebooted(name);
+      } else if (o.status === 'pending') {
+        pending.set(name, o.reason);
+        ctx.markRebootPending(name);
+        ctx.bus.emit({ type: 'reboot-pending', stage: stage.name, host: name, reason: o.reason });
+      } else {
+        w.state = 'failed';
+        ctx.record(rebootFailure(stage, name, o.msg, o.hint));
+        ctx.bus.emit({ type: 'reboot-failed', stage: stage.name, host: name, msg: o.msg });
+        ctx.bus.emit({ type: 'host-end', stage: stage.name, host: name, status: 'failed' });
+      }
+    }
+  }
+
+  // 3. Gates on the booted kernel (fresh facts when something changed without a reboot).
+  await forEachLimit(
+    [...work.values()].filter((w) => w.state === 'ok' && w.conn),
+    ctx.forks,
+    async (w) => {
+      try {
+        if (w.changed > 0 && !ctx.check && !pending.has(w.host.name) && !ctx.rebooted(w.host.name)) {
+          w.facts = await ctx.probe(w.conn!);
+        }
+      } catch (e) {
+        w.state = 'unreachable';
+        ctx.record(rebootFailure(stage, w.host.name, `could not read facts again: ${(e as Error).message}`, undefined, 'unreachable'));
+        ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
+        return;
+      }
+      const reason = pending.get(w.host.name) ?? (ctx.check && w.changed > 0 ? 'check mode: changes not applied' : null);
+      const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason);
+      for (const res of g.results) ctx.record(res);
+      w.state = g.status;
+      ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
+    },
+    ctx.signal,
+  );
+
+  return new Map([...work.entries()].map(([n, w]) => [n, w.state]));
+}
+
+function rebootFailure(stage: Stage, host: string, msg: string, hint?: string, status: TaskResult['status'] = 'failed'): TaskResult {
+  return {
+    host,
+    stage: stage.name,
+    role: '',
+    task: 'reboot',
+    kind: 'task',
+    status,
+    changed: false,
+    diff: [],
+    msg,
+    hint,
+    durationMs: 0,
+  };
+}

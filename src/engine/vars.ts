@@ -1,0 +1,53 @@
+/**
+ * Variable layering for one task, lowest precedence first:
+ * role defaults < inventory (group vars all < parent < child, then host vars) < stage vars
+ * < role-ref vars < registered results < extra vars. `facts`, `inventory_hostname`,
+ * `group_names` and `groups` are always present and cannot be overridden by inventory.
+ */
+import type { Host, Inventory, Role, RoleRef, Stage, Vars } from '../model/types.ts';
+import type { Facts } from '../facts/types.ts';
+
+export interface VarLayers {
+  role?: Role;
+  ref?: RoleRef;
+  stage: Stage;
+  host: Host;
+  inventory: Inventory;
+  facts: Facts | null;
+  registered: Vars;
+  extra: Vars;
+}
+
+export function taskVars(l: VarLayers): Vars {
+  const groups: Record<string, string[]> = {};
+  for (const [name] of l.inventory.groups) groups[name] = groupMembers(l.inventory, name);
+  groups.all ??= [...l.inventory.hosts.keys()];
+  return {
+    ...(l.role?.defaults ?? {}),
+    ...l.host.vars,
+    ...l.stage.vars,
+    ...(l.ref?.vars ?? {}),
+    ...l.registered,
+    ...l.extra,
+    facts: l.facts ?? {},
+    inventory_hostname: l.host.name,
+    group_names: l.host.groups.filter((g) => g !== 'all'),
+    groups,
+  };
+}
+
+/** Hosts of a group, its children included, in inventory order. */
+export function groupMembers(inv: Inventory, group: string): string[] {
+  const seen = new Set<string>();
+  const members = new Set<string>();
+  const walk = (g: string): void => {
+    if (seen.has(g)) return;
+    seen.add(g);
+    const grp = inv.groups.get(g);
+    if (!grp) return;
+    for (const h of grp.hosts) members.add(h);
+    for (const c of grp.children) walk(c);
+  };
+  walk(group);
+  return [...inv.hosts.keys()].filter((h) => members.has(h));
+}

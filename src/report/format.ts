@@ -1,0 +1,84 @@
+/**
+ * Text pieces shared by the reporters: status words, the recap table, failure blocks, diffs.
+ * Pure functions over results; the reporters decide where the text goes.
+ */
+import type { HostRecap, RunReport, TaskResult } from '../model/types.ts';
+import { unifiedDiff, colorize } from '../modules/diff.ts';
+
+export interface Style {
+  color: boolean;
+}
+
+const CODES: Record<string, string> = { green: '32', yellow: '33', red: '31', cyan: '36', dim: '2', bold: '1', magenta: '35' };
+
+export function paint(s: Style, color: keyof typeof CODES | string, text: string): string {
+  return s.color && CODES[color] ? `\x1b[${CODES[color]}m${text}\x1b[0m` : text;
+}
+
+const STATUS_COLOR: Record<TaskResult['status'], string> = {
+  ok: 'green',
+  changed: 'yellow',
+  failed: 'red',
+  skipped: 'cyan',
+  unreachable: 'red',
+  pending: 'magenta',
+};
+
+export function statusWord(s: Style, status: TaskResult['status'], check: boolean): string {
+  const word = status === 'changed' && check ? 'drift' : status;
+  return paint(s, STATUS_COLOR[status], word.padEnd(11));
+}
+
+/** `host | stage › role › task` */
+export function where(r: TaskResult): string {
+  const kind = r.kind === 'task' ? '' : `${r.kind}: `;
+  return `${r.host} | ${[r.stage, r.role, kind + r.task].filter(Boolean).join(' › ')}`;
+}
+
+export function resultLine(s: Style, r: TaskResult, check: boolean): string {
+  const msg = r.msg ? `  ${paint(s, 'dim', firstLine(r.msg))}` : '';
+  return `${statusWord(s, r.status, check)}${where(r)}${msg}`;
+}
+
+/** A failure with everything a user needs: host, task, message, hint. */
+export function failureBlock(s: Style, r: TaskResult): string {
+  const lines = [`${paint(s, 'red', r.status === 'unreachable' ? 'UNREACHABLE' : 'FAILED')} ${where(r)}`];
+  for (const l of r.msg.split('\n')) lines.push(`  ${l}`);
+  if (r.hint) lines.push(`  ${paint(s, 'cyan', 'hint:')} ${r.hint}`);
+  return lines.join('\n');
+}
+
+export function diffText(s: Style, r: TaskResult): string {
+  return r.diff.map((d) => (s.color ? colorize(unifiedDiff(d)) : unifiedDiff(d))).join('');
+}
+
+export function recapTable(s: Style, report: RunReport): string {
+  const hosts = Object.entries(report.recap);
+  if (!hosts.length) return 'RECAP: no hosts ran';
+  const w = Math.max(...hosts.map(([h]) => h.length), 4);
+  const cell = (name: string, n: number, color: string) => {
+    const t = `${name}=${n}`.padEnd(name.length + 5);
+    return n > 0 ? paint(s, color, t) : t;
+  };
+  const lines = [paint(s, 'bold', report.check ? 'RECAP (check mode: nothing was changed)' : 'RECAP')];
+  for (const [h, r] of hosts) {
+    lines.push(
+      `${h.padEnd(w)}  ${cell('ok', r.ok, 'green')}${cell(report.check ? 'drift' : 'changed', r.changed, 'yellow')}` +
+        `${cell('failed', r.failed, 'red')}${cell('skipped', r.skipped, 'cyan')}${cell('unreachable', r.unreachable, 'red')}` +
+        rebootNote(s, r),
+    );
+  }
+  lines.push(`${(report.durationMs / 1000).toFixed(1)} s, exit ${report.exitCode}`);
+  return lines.join('\n');
+}
+
+function rebootNote(s: Style, r: HostRecap): string {
+  if (r.rebooted) return paint(s, 'cyan', ' rebooted');
+  if (r.rebootPending) return paint(s, 'magenta', ' reboot pending');
+  return '';
+}
+
+function firstLine(m: string): string {
+  const l = m.split('\n')[0] ?? '';
+  return l.length > 160 ? `${l.slice(0, 157)}...` : l;
+}
