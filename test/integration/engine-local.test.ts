@@ -1,0 +1,226 @@
+/**
+ * The whole engine through the CLI entry point on the local transport, against a temporary
+ * directory: apply, idempotence (second run 0 changed), check mode (0 bytes changed, drift exit
+ * code, diffs), handlers, tags, registered variables, the JSON report and invalid input.
+ */
+import test from 'ava';
+import { mkdtemp, mkdir, readFile, writeFile, readdir, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import os from 'node:os';
+import { main, type Io } from '../../src/cli/main.ts';
+import { EXIT, type RunReport } from '../../src/model/types.ts';
+
+interface Captured extends Io {
+  text: () => string;
+}
+
+function capture(): Captured {
+  let buf = '';
+  return { out: (s) => void (buf += s), err: (s) => void (buf += s), isTTY: false, text: () => buf };
+}
+
+async function project(): Promise<{ dir: string; target: string; pb: string; inv: string }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'passthru-engine-'));
+  const target = path.join(dir, 'target');
+  await mkdir(target);
+  await mkdir(path.join(dir, 'roles/demo'), { recursive: true });
+  await mkdir(path.join(dir, 'playbooks'));
+  await writeFile(path.join(target, 'existing.conf'), '# keep me\nalpha=1\nbeta=2\n');
+  await writeFile(
+    path.join(dir, 'roles/demo/defaults.yaml'),
+    `greeting: hello\nmodules_wanted: [vfio, vfio_pci]\n`,
+  );
+  await writeFile(
+    path.join(dir, 'roles/demo/tasks.yaml'),
+    `- name: Write a templated file
+  file:
+    path: "{{ target }}/greeting.conf"
+    content: "{{ greeting }} from {{ inventory_hostname }}\\n"
+    mode: "0640"
+  tags: [files]
+  notify: [mark]
+- name: Replace a line by regexp
+  line:
+    path: "{{ target }}/existing.conf"
+    regexp: "^beta="
+    line: "beta={{ beta }}"
+  tags: [lines]
+  register: beta_line
+- name: A guarded command
+  command:
+    cmd: "touch {{ target }}/made-by-command"
+    creates: "{{ target }}/made-by-command"
+  tags: [cmd]
+- name: Only when the line changed
+  file:
+    path: "{{ target }}/beta-changed"
+    content: "yes\\n"
+  when: beta_line.changed
+  tags: [lines]
+- name: Never unless asked
+  file:
+    path: "{{ target }}/never"
+    content: "x\\n"
+  tags: [never, special]
+`,
+  );
+  await writeFile(
+    path.join(dir, 'roles/demo/handlers.yaml'),
+    `- name: mark
+  command:
+    cmd: "sh -c 'echo ran >> {{ target }}/handler-runs'"
+`,
+  );
+  await writeFile(
+    path.join(dir, 'roles/demo/gates.yaml'),
+    `- name: The greeting is there
+  assert:
+    that: ["greeting == 'hello'"]
+    fail_msg: greeting is wrong
+  tags: [verify]
+`,
+  );
+  const pb = path.join(dir, 'playbooks/site.yaml');
+  await writeFile(
+    pb,
+    `- name: Demo stage
+  hosts: local
+  reboot: never
+  roles:
+    - role: demo
+      tags: [demo]
+`,
+  );
+  const inv = path.join(dir, 'inventory.yaml');
+  await writeFile(
+    inv,
+    `all:
+  vars:
+    target: ${JSON.stringify(target)}
+    beta: 3
+  children:
+    local:
+      hosts:
+        box1:
+          transport: local
+`,
+  );
+  return { dir, target, pb, inv };
+}
+
+async function treeHash(dir: string): Promise<string> {
+  const h = createHash('sha256');
+  for (const name of (await readdir(dir)).sort()) {
+    h.update(name);
+    h.update(await readFile(path.join(dir, name)));
+  }
+  return h.digest('hex');
+}
+
+async function run(args: string[]): Promise<{ code: number; out: string; report: RunReport }> {
+  const io = capture();
+  const jsonFile = path.join(os.tmpdir(), `passthru-report-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
+  const code = await main([...args, '--json', jsonFile, '--failed-hosts', `${jsonFile}.failed`], io);
+  const report = JSON.parse(await readFile(jsonFile, 'utf8')) as RunReport;
+  await rm(jsonFile, { force: true });
+  return { code, out: io.text(), report };
+}
+
+test('apply converges, the second run changes nothing, check mode changes no byte', async (t) => {
+  const p = await project();
+  const first = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(first.code, EXIT.ok, first.out);
+  t.is(first.report.recap.box1!.changed, 5, first.out); // file, line, command, when-task, handler
+  t.is(await readFile(path.join(p.target, 'greeting.conf'), 'utf8'), 'hello from box1\n');
+  t.is(await readFile(path.join(p.target, 'existing.conf'), 'utf8'), '# keep me\nalpha=1\nbeta=3\n');
+  t.is(await readFile(path.join(p.target, 'handler-runs'), 'utf8'), 'ran\n');
+  await t.throwsAsync(readFile(path.join(p.target, 'never')));
+  const tasks = first.report.hosts.box1!.tasks;
+  t.deepEqual(
+    tasks.map((x) => [x.kind, x.task, x.status]),
+    [
+      ['task', 'Write a templated file', 'changed'],
+      ['task', 'Replace a line by regexp', 'changed'],
+      ['task', 'A guarded command', 'changed'],
+      ['task', 'Only when the line changed', 'changed'],
+      ['handler', 'mark', 'changed'],
+      ['gate', 'The greeting is there', 'ok'],
+    ],
+  );
+
+  const second = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(second.code, EXIT.ok, second.out);
+  t.is(second.report.recap.box1!.changed, 0, second.out);
+  t.is(await readFile(path.join(p.target, 'handler-runs'), 'utf8'), 'ran\n', 'handler not run again');
+
+  const before = await treeHash(p.target);
+  const check = await run(['check', p.pb, '-i', p.inv]);
+  t.is(check.code, EXIT.ok, check.out);
+  t.is(await treeHash(p.target), before);
+});
+
+test('check finds a hand-made drift with a diff, touches nothing, and apply fixes exactly that', async (t) => {
+  const p = await project();
+  t.is((await run(['apply', p.pb, '-i', p.inv])).code, EXIT.ok);
+  await writeFile(path.join(p.target, 'existing.conf'), '# keep me\nalpha=1\nbeta=9\n');
+  const before = await treeHash(p.target);
+  const check = await run(['check', p.pb, '-i', p.inv]);
+  t.is(check.code, EXIT.drift, check.out);
+  t.is(await treeHash(p.target), before, 'check mode changed no byte');
+  t.regex(check.out, /-beta=9\n\+beta=3/);
+  const drifted = check.report.hosts.box1!.tasks.filter((x) => x.changed).map((x) => x.task);
+  t.deepEqual(drifted, ['Replace a line by regexp', 'Only when the line changed']);
+  const fix = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(fix.code, EXIT.ok, fix.out);
+  t.is(await readFile(path.join(p.target, 'existing.conf'), 'utf8'), '# keep me\nalpha=1\nbeta=3\n');
+  t.is((await run(['check', p.pb, '-i', p.inv])).code, EXIT.ok);
+});
+
+test('--tags runs only the tagged tasks; never-tagged tasks run only when asked', async (t) => {
+  const p = await project();
+  const r = await run(['apply', p.pb, '-i', p.inv, '--tags', 'lines']);
+  t.is(r.code, EXIT.ok, r.out);
+  t.deepEqual(
+    r.report.hosts.box1!.tasks.filter((x) => x.kind === 'task').map((x) => x.task),
+    ['Replace a line by regexp', 'Only when the line changed'],
+  );
+  await t.throwsAsync(readFile(path.join(p.target, 'greeting.conf')));
+  const special = await run(['apply', p.pb, '-i', p.inv, '--tags', 'special']);
+  t.is(special.code, EXIT.ok, special.out);
+  t.is(await readFile(path.join(p.target, 'never'), 'utf8'), 'x\n');
+});
+
+test('extra vars override inventory vars', async (t) => {
+  const p = await project();
+  const r = await run(['apply', p.pb, '-i', p.inv, '-e', 'beta=7', '-e', 'greeting=hi']);
+  t.is(r.code, EXIT.hostFailed, r.out); // the gate expects greeting == 'hello'
+  t.is(await readFile(path.join(p.target, 'existing.conf'), 'utf8'), '# keep me\nalpha=1\nbeta=7\n');
+  const gate = r.report.hosts.box1!.tasks.find((x) => x.kind === 'gate')!;
+  t.is(gate.status, 'failed');
+  t.regex(gate.msg, /greeting is wrong/);
+});
+
+test('invalid input: exit 4 with file:line:col, and no host is touched', async (t) => {
+  const p = await project();
+  await writeFile(
+    path.join(p.dir, 'roles/demo/tasks.yaml'),
+    `- name: Typo in module
+  fiel:
+    path: /nowhere
+`,
+  );
+  const io = capture();
+  const code = await main(['apply', p.pb, '-i', p.inv], io);
+  t.is(code, EXIT.invalidInput);
+  t.regex(io.text(), new RegExp(`${path.join(p.dir, 'roles/demo/tasks.yaml').replace(/[.]/g, '\\.')}:2:3: .*fiel`));
+  t.regex(io.text(), /file/); // the closest module name as a hint
+  t.deepEqual((await readdir(p.target)).sort(), ['existing.conf']);
+});
+
+test('a --limit pattern that matches nothing is invalid input', async (t) => {
+  const p = await project();
+  const io = capture();
+  t.is(await main(['apply', p.pb, '-i', p.inv, '--limit', 'bx1'], io), EXIT.invalidInput);
+  t.regex(io.text(), /box1/);
+});
