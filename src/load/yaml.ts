@@ -1,0 +1,305 @@
+/**
+ * YAML with positions. Every loader reads its files through here so that each map key and
+ * value can be traced back to `file:line:col`, and so that every error has the same shape.
+ *
+ * Loaders collect errors in an {@link Errors} list instead of throwing at the first one, so a
+ * user sees every mistake of a file in one run.
+ */
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { closest, ConfigError, ConfigErrors } from '../model/errors.ts';
+import type { Pos } from '../model/types.ts';
+
+export type YNode = Node | null | undefined;
+
+/** A parsed YAML file: the document plus what is needed to turn offsets into positions. */
+export class YamlFile {
+  constructor(
+    readonly file: string,
+    readonly doc: Document,
+    readonly lc: LineCounter,
+  ) {}
+
+  get root(): YNode {
+    return this.doc.contents as YNode;
+  }
+
+  /** Position of an offset in the file. */
+  at(offset: number): Pos {
+    const { line, col } = this.lc.linePos(offset);
+    return { file: this.file, line, col };
+  }
+
+  /** Position of a node (its first character); the file start when the node has no range. */
+  pos(node: YNode | Pair, fallback?: Pos): Pos {
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    if (range) return this.at(range[0]);
+    const key = (node as Pair | null | undefined)?.key as YNode;
+    if (key && (key as { range?: unknown }).range) return this.pos(key);
+    return fallback ?? { file: this.file, line: 1, col: 1 };
+  }
+}
+
+/** Collects ConfigErrors of one load; `throwIfAny()` raises them all at once. */
+export class Errors {
+  readonly list: ConfigError[] = [];
+  add(message: string, pos?: Pos, hint?: string): void {
+    this.list.push(new ConfigError(message, pos, hint));
+  }
+  push(e: unknown): void {
+    if (e instanceof ConfigErrors) this.list.push(...e.errors);
+    else if (e instanceof ConfigError) this.list.push(e);
+    else throw e;
+  }
+  /** Run `fn`, recording a ConfigError it throws instead of propagating it. */
+  catch<T>(fn: () => T): T | undefined {
+    try {
+      return fn();
+    } catch (e) {
+      this.push(e);
+      return undefined;
+    }
+  }
+  get empty(): boolean {
+    return this.list.length === 0;
+  }
+  throwIfAny(): void {
+    if (this.list.length === 1) throw this.list[0];
+    if (this.list.length > 1) throw new ConfigErrors(this.list);
+  }
+}
+
+/** Strip yaml's " at line X, column Y:" suffix and the code excerpt: we print the position ourselves. */
+function cleanMessage(msg: string): string {
+  const i = msg.search(/ at line \d+, column \d+/);
+  return (i >= 0 ? msg.slice(0, i) : msg.split('\n')[0]!).trim();
+}
+
+/** Parse YAML text. Syntax errors (all of them) become ConfigErrors at the parser's position. */
+export function parseYaml(text: string, file: string): YamlFile {
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
+  const yf = new YamlFile(file, doc, lc);
+  if (doc.errors.length) {
+    const errs = doc.errors.map(
+      (e) => new ConfigError(`invalid YAML: ${cleanMessage(e.message)}`, yf.at(e.pos[0]), yamlHint(e.code)),
+    );
+    throw errs.length === 1 ? errs[0]! : new ConfigErrors(errs);
+  }
+  return yf;
+}
+
+function yamlHint(code: string): string | undefined {
+  switch (code) {
+    case 'DUPLICATE_KEY':
+      return 'each key may appear once in a map; remove or merge the duplicate';
+    case 'BAD_INDENT':
+    case 'MISSING_CHAR':
+      return 'check the indentation and that brackets and quotes are closed';
+    case 'TAB_AS_INDENT':
+      return 'YAML indentation must use spaces, not tabs';
+    case 'MULTIPLE_DOCS':
+      return 'one YAML document per file: remove the `---` separator';
+    default:
+      return 'check the indentation and that quotes and brackets are closed';
+  }
+}
+
+/** Read and parse a YAML file; a missing file is a ConfigError too. */
+export async function loadYamlFile(path: string): Promise<YamlFile> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, undefined, 'check the path');
+  }
+  return parseYaml(text, path);
+}
+
+export function loadYamlFileSync(path: string): YamlFile {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, undefined, 'check the path');
+  }
+  return parseYaml(text, path);
+}
+
+// ---------------------------------------------------------------- reading maps and values
+
+/** One entry of a YAML map: the key's text and position, and the value node with its position. */
+export interface Entry {
+  key: string;
+  keyPos: Pos;
+  node: YNode;
+  pos: Pos;
+}
+
+export function isNull(node: YNode): boolean {
+  return node == null || (isScalar(node) && node.value == null);
+}
+
+function describe(node: YNode): string {
+  if (isNull(node)) return 'nothing (null)';
+  if (isMap(node)) return 'a map';
+  if (isSeq(node)) return 'a list';
+  if (isScalar(node)) {
+    const v = node.value;
+    if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? v.slice(0, 37) + '...' : v)}`;
+    return `${typeof v === 'number' ? 'the number' : typeof v === 'boolean' ? 'the boolean' : 'the value'} ${String(v)}`;
+  }
+  return 'an unsupported value';
+}
+
+/**
+ * The entries of a map node. With `allowed`, an unknown key is reported at that key with the
+ * closest allowed name as hint (the entry is still returned, so callers may ignore it).
+ * A node that is not a map is reported (null counts as an empty map when `nullOk`).
+ */
+export function mapEntries(
+  yf: YamlFile,
+  node: YNode,
+  errs: Errors,
+  what: string,
+  opts: { allowed?: readonly string[]; nullOk?: boolean; at?: Pos; allowedHint?: string } = {},
+): Entry[] | undefined {
+  if (isNull(node) && opts.nullOk) return [];
+  if (!isMap(node)) {
+    errs.add(`${what} must be a map, found ${describe(node)}`, yf.pos(node, opts.at), 'write it as `key: value` lines');
+    return undefined;
+  }
+  const out: Entry[] = [];
+  for (const pair of (node as YAMLMap).items) {
+    const keyNode = pair.key as YNode;
+    const keyPos = yf.pos(keyNode, yf.pos(node));
+    if (!isScalar(keyNode) || keyNode.value == null || typeof keyNode.value === 'object') {
+      errs.add(`${what}: a key must be a plain name`, keyPos);
+      continue;
+    }
+    const key = String(keyNode.value);
+    const valueNode = pair.value as YNode;
+    const pos = valueNode && (valueNode as { range?: unknown }).range ? yf.pos(valueNode) : keyPos;
+    if (opts.allowed && !opts.allowed.includes(key)) {
+      const near = closest(key, opts.allowed);
+      errs.add(
+        `unknown key '${key}' in ${what}`,
+        keyPos,
+        near ? `did you mean '${near}'?` : (opts.allowedHint ?? `allowed keys: ${opts.allowed.join(', ')}`),
+      );
+      continue;
+    }
+    out.push({ key, keyPos, node: valueNode, pos });
+  }
+  return out;
+}
+
+/** Plain JS value of a node (null for an empty value). */
+export function toJS(node: YNode): unknown {
+  if (node == null) return null;
+  return (node as Node).toJSON();
+}
+
+export function getString(yf: YamlFile, e: Entry, errs: Errors, what = e.key): string | undefined {
+  const n = e.node;
+  if (isScalar(n) && typeof n.value === 'string') return n.value;
+  if (isScalar(n) && (typeof n.value === 'number' || typeof n.value === 'boolean')) return String(n.source ?? n.value);
+  errs.add(`'${what}' must be a string, found ${describe(n)}`, e.pos);
+  return undefined;
+}
+
+export function getInt(
+  yf: YamlFile,
+  e: Entry,
+  errs: Errors,
+  opts: { min?: number; max?: number; what?: string } = {},
+): number | undefined {
+  const n = e.node;
+  const what = opts.what ?? e.key;
+  let v: unknown = isScalar(n) ? n.value : undefined;
+  if (typeof v === 'string' && /^\s*-?\d+\s*$/.test(v)) v = Number(v);
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    errs.add(`'${what}' must be an integer, found ${describe(n)}`, e.pos);
+    return undefined;
+  }
+  if ((opts.min !== undefined && v < opts.min) || (opts.max !== undefined && v > opts.max)) {
+    errs.add(`'${what}' must be between ${opts.min ?? '-∞'} and ${opts.max ?? '∞'}, found ${v}`, e.pos);
+    return undefined;
+  }
+  return v;
+}
+
+export function getBool(yf: YamlFile, e: Entry, errs: Errors, what = e.key): boolean | undefined {
+  const n = e.node;
+  if (isScalar(n) && typeof n.value === 'boolean') return n.value;
+  if (isScalar(n) && typeof n.value === 'string') {
+    const s = n.value.toLowerCase();
+    if (['yes', 'on', 'true'].includes(s)) return true;
+    if (['no', 'off', 'false'].includes(s)) return false;
+  }
+  errs.add(`'${what}' must be true or false, found ${describe(n)}`, e.pos);
+  return undefined;
+}
+
+export function getChoice<T extends string>(
+  yf: YamlFile,
+  e: Entry,
+  errs: Errors,
+  choices: readonly T[],
+  what = e.key,
+): T | undefined {
+  const n = e.node;
+  const v = isScalar(n) ? n.value : undefined;
+  if (typeof v === 'string' && (choices as readonly string[]).includes(v)) return v as T;
+  const near = typeof v === 'string' ? closest(v, choices) : undefined;
+  errs.add(
+    `'${what}' must be one of ${choices.join(', ')}; found ${describe(n)}`,
+    e.pos,
+    near ? `did you mean '${near}'?` : undefined,
+  );
+  return undefined;
+}
+
+/** A string or a list of strings (as for `tags` and `notify`), normalised to a list. */
+export function getStringList(yf: YamlFile, e: Entry, errs: Errors, what = e.key): string[] | undefined {
+  const n = e.node;
+  if (isNull(n)) return [];
+  if (isScalar(n) && (typeof n.value === 'string' || typeof n.value === 'number')) {
+    return String(n.value)
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  }
+  if (isSeq(n)) {
+    const out: string[] = [];
+    let ok = true;
+    for (const item of n.items as YNode[]) {
+      if (isScalar(item) && (typeof item.value === 'string' || typeof item.value === 'number')) out.push(String(item.value));
+      else {
+        errs.add(`'${what}' items must be strings, found ${describe(item)}`, yf.pos(item, e.pos));
+        ok = false;
+      }
+    }
+    return ok ? out : undefined;
+  }
+  errs.add(`'${what}' must be a string or a list of strings, found ${describe(n)}`, e.pos);
+  return undefined;
+}
+
+/** A map of variables (`vars:`, `defaults.yaml`): keys must be valid names. */
+export function getVars(yf: YamlFile, node: YNode, errs: Errors, what: string, at?: Pos): Record<string, unknown> | undefined {
+  const entries = mapEntries(yf, node, errs, what, { nullOk: true, at });
+  if (!entries) return undefined;
+  const out: Record<string, unknown> = {};
+  for (const e of entries) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.key)) {
+      errs.add(`invalid variable name '${e.key}' in ${what}`, e.keyPos, 'names use letters, digits and _ and do not start with a digit');
+      continue;
+    }
+    out[e.key] = toJS(e.node);
+  }
+  return out;
+}
+
+export { describe as describeNode };
