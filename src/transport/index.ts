@@ -1,0 +1,50 @@
+/**
+ * Entry point of the transport layer: `openConnection(host)` gives a Connection for an inventory
+ * host, over SSH (ssh2) or, for `transport: local`, on the control machine itself.
+ */
+import { UnreachableError } from '../model/errors.ts';
+import type { Host } from '../model/types.ts';
+import type { Connection } from './connection.ts';
+import { Limiter } from './limiter.ts';
+import { LocalConnection } from './local.ts';
+import { connectSsh } from './ssh.ts';
+
+export { Limiter } from './limiter.ts';
+export { SshConnection, CommandTimeoutError, connectSsh } from './ssh.ts';
+
+export interface TransportOptions {
+  /** Global cap on SSH handshakes in flight; default: one shared Limiter(16) per process. */
+  handshakes?: Limiter;
+  /** Diagnostic lines (never contain secrets). */
+  log?: (msg: string) => void;
+  /** Default timeout for each command (ms). */
+  commandTimeoutMs?: number;
+  /** Asked for a key passphrase when no environment variable holds it. */
+  prompt?: (question: string) => Promise<string>;
+}
+
+/** Handshakes in flight across the whole process when the caller does not bring its own limiter. */
+export const defaultHandshakes = new Limiter(16);
+
+/**
+ * Open the connection to a host. Failures to connect, authenticate, verify the host key or
+ * become root throw UnreachableError naming the host, with a hint.
+ */
+export async function openConnection(host: Host, opts: TransportOptions = {}): Promise<Connection> {
+  if (host.conn.transport === 'local') return new LocalConnection(host.name);
+  try {
+    return await connectSsh(host.name, host.conn, {
+      handshakes: opts.handshakes ?? defaultHandshakes,
+      log: opts.log,
+      commandTimeoutMs: opts.commandTimeoutMs,
+      prompt: opts.prompt,
+    });
+  } catch (e) {
+    if (e instanceof UnreachableError) throw e;
+    throw new UnreachableError(
+      `${host.name}: cannot connect: ${(e as Error).message}`,
+      host.name,
+      'check the connection settings of this host in the inventory',
+    );
+  }
+}
