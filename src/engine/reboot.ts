@@ -25,6 +25,8 @@
  * - An aborted `signal` (Ctrl-C) starts no new reboot; hosts already down are still waited for.
  *
  * The function never throws for a host's trouble: each candidate gets exactly one outcome.
+ * Events emitted here: reboot-wait, reboot-start, reboot-down, reboot-up (and a warning when HA
+ * maintenance cannot be left). The caller emits reboot-pending / reboot-failed from the outcomes.
  */
 import type { Connection } from '../transport/connection.ts';
 import { cmd } from '../transport/connection.ts';
@@ -153,11 +155,9 @@ export async function coordinateReboots(
 
   const pending = (host: string, reason: string): void => {
     results.set(host, { host, status: 'pending', reason });
-    bus.emit({ type: 'reboot-pending', stage: stage.name, host, reason });
   };
   const fail = (host: string, msg: string, hint?: string, downAt?: number): void => {
     results.set(host, { host, status: 'failed', msg, ...(hint ? { hint } : {}), ...(downAt !== undefined ? { downAt } : {}) });
-    bus.emit({ type: 'reboot-failed', stage: stage.name, host, msg });
   };
   const wait = (host: string, reason: string, waitingFor: string): void =>
     bus.emit({ type: 'reboot-wait', stage: stage.name, host, reason, waitingFor });
