@@ -1,0 +1,109 @@
+import { posix } from 'node:path';
+import type { Module, Plan, Read } from './contract.ts';
+import { shq } from '../transport/connection.ts';
+
+export interface CommandArgs {
+  /** A POSIX sh command line, run as written (it is the user's own command). */
+  cmd: string;
+  /** Skip when this path exists. */
+  creates?: string;
+  /** Skip when this path does not exist. */
+  removes?: string;
+  /** Skip when this read-only command succeeds. */
+  unless?: string;
+  /** Run only when this read-only command succeeds. */
+  onlyif?: string;
+  /** Run (and resolve relative guard paths) in this directory. */
+  chdir?: string;
+  /** Bytes for the command's stdin. */
+  stdin?: string;
+  /** Seconds before the command is killed. */
+  timeout?: number;
+}
+
+/** `cd DIR && (command)` when chdir is set. */
+function inDir(command: string, chdir: string | undefined): string {
+  return chdir ? `cd ${shq(chdir)} && ${command}` : command;
+}
+
+function guardPath(p: string, chdir: string | undefined): string {
+  return chdir && !p.startsWith('/') ? posix.join(chdir, p) : p;
+}
+
+/**
+ * `command`: run a command line. passthru cannot predict what a command does, so without a
+ * guard it runs on every run (and is reported as changed; check mode only announces it).
+ * Guards make it idempotent: `creates` (skip when a path exists), `removes` (skip when it does
+ * not), `unless` (skip when a read-only command succeeds), `onlyif` (run only when one does).
+ * Guard commands run in the batched read, never as a change.
+ */
+export const commandModule: Module<CommandArgs> = {
+  name: 'command',
+  doc:
+    'Run a shell command. It cannot be predicted, so it runs every time unless a guard says it is ' +
+    'done: creates/removes (a path), unless/onlyif (a read-only command).',
+  schema: {
+    cmd: { type: 'string', required: true, aliases: ['command', 'shell', '_raw_params'], doc: 'The command line (POSIX sh).' },
+    creates: { type: 'string', doc: 'Skip when this path exists.' },
+    removes: { type: 'string', doc: 'Skip when this path does not exist.' },
+    unless: { type: 'string', doc: 'Skip when this read-only command exits 0.' },
+    onlyif: { type: 'string', doc: 'Run only when this read-only command exits 0.' },
+    chdir: { type: 'string', doc: 'Directory to run in (relative guard paths are resolved against it).' },
+    stdin: { type: 'string', doc: "Text fed to the command's stdin." },
+    timeout: { type: 'int', doc: 'Seconds before the command is killed (default: the engine timeout).' },
+  },
+  validate(args) {
+    if (typeof args.cmd === 'string' && args.cmd.trim() === '') return 'cmd is empty';
+    if (args.timeout !== undefined && !(Number(args.timeout) > 0)) return 'timeout must be a positive number of seconds';
+    return undefined;
+  },
+  reads(args) {
+    const r: Read[] = [];
+    if (args.creates) r.push({ kind: 'stat', path: guardPath(args.creates, args.chdir) });
+    if (args.removes) r.push({ kind: 'stat', path: guardPath(args.removes, args.chdir) });
+    if (args.unless) r.push({ kind: 'cmd', command: inDir(args.unless, args.chdir) });
+    if (args.onlyif) r.push({ kind: 'cmd', command: inDir(args.onlyif, args.chdir) });
+    return r;
+  },
+  async plan(args, ctx): Promise<Plan> {
+    const why: string[] = [];
+    if (args.creates) {
+      const p = guardPath(args.creates, args.chdir);
+      const s = await ctx.observe.stat(p);
+      if (s.exists) return { kind: 'noop', reason: `${p} exists (creates)` };
+      why.push(`${p} does not exist (creates)`);
+    }
+    if (args.removes) {
+      const p = guardPath(args.removes, args.chdir);
+      const s = await ctx.observe.stat(p);
+      if (!s.exists) return { kind: 'noop', reason: `${p} does not exist (removes)` };
+      why.push(`${p} exists (removes)`);
+    }
+    if (args.unless) {
+      const r = await ctx.observe.cmd(inDir(args.unless, args.chdir));
+      if (r.code === 0) return { kind: 'noop', reason: `unless succeeded: ${args.unless}` };
+      why.push(`unless exited ${r.code}`);
+    }
+    if (args.onlyif) {
+      const r = await ctx.observe.cmd(inDir(args.onlyif, args.chdir));
+      if (r.code !== 0) return { kind: 'noop', reason: `onlyif exited ${r.code}: ${args.onlyif}` };
+      why.push('onlyif succeeded');
+    }
+    const msg = why.length
+      ? `will run: ${why.join(', ')}`
+      : 'no guard: runs every time; add creates/unless to make it idempotent';
+    return {
+      kind: 'change',
+      msg,
+      diff: [],
+      actions: [
+        {
+          kind: 'exec',
+          command: inDir(args.cmd, args.chdir),
+          ...(args.stdin !== undefined ? { stdin: args.stdin } : {}),
+          ...(args.timeout !== undefined ? { timeoutMs: Number(args.timeout) * 1000 } : {}),
+        },
+      ],
+    };
+  },
+};

@@ -1,0 +1,55 @@
+/**
+ * Display of planned file changes: unified diffs (`--diff`, the JSON report), a short
+ * `+n -m` summary, and ANSI colours for a terminal.
+ */
+import { createTwoFilesPatch } from 'diff';
+import type { FileDiff } from '../model/types.ts';
+
+/** A unified diff with `a/<path>` and `b/<path>` labels; '' when before and after are equal. */
+export function unifiedDiff(d: FileDiff, context = 3): string {
+  if (d.before === d.after) return '';
+  const patch = createTwoFilesPatch(`a/${d.path}`, `b/${d.path}`, d.before, d.after, undefined, undefined, {
+    context,
+  });
+  // jsdiff starts with a line of '=' (its Index: header without the Index); drop it.
+  return patch.replace(/^=+\n/, '');
+}
+
+export interface DiffStat {
+  added: number;
+  removed: number;
+  /** `+3 -1` */
+  text: string;
+}
+
+/** Lines added and removed. */
+export function diffStat(d: FileDiff): DiffStat {
+  let added = 0;
+  let removed = 0;
+  for (const line of unifiedDiff(d, 0).split('\n')) {
+    if (line.startsWith('+++') || line.startsWith('---')) continue;
+    if (line.startsWith('+')) added++;
+    else if (line.startsWith('-')) removed++;
+  }
+  return { added, removed, text: `+${added} -${removed}` };
+}
+
+const GREEN = '\x1b[32m';
+const RED = '\x1b[31m';
+const CYAN = '\x1b[36m';
+const BOLD = '\x1b[1m';
+const RESET = '\x1b[0m';
+
+/** Colour a unified diff for a terminal: additions green, removals red, hunk headers cyan. */
+export function colorize(diffText: string): string {
+  return diffText
+    .split('\n')
+    .map((line) => {
+      if (line.startsWith('+++') || line.startsWith('---')) return `${BOLD}${line}${RESET}`;
+      if (line.startsWith('+')) return `${GREEN}${line}${RESET}`;
+      if (line.startsWith('-')) return `${RED}${line}${RESET}`;
+      if (line.startsWith('@@')) return `${CYAN}${line}${RESET}`;
+      return line;
+    })
+    .join('\n');
+}

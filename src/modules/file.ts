@@ -1,0 +1,177 @@
+import { fileDiff, type Action, type Module, type Plan } from './contract.ts';
+import type { FileDiff } from '../model/types.ts';
+import type { ObservedFile } from './observer.ts';
+
+export interface FileArgs {
+  path: string;
+  /** Whole content; when omitted, only mode/owner/group of an existing file are managed. */
+  content?: string;
+  state?: 'present' | 'absent';
+  /** `'0644'`, `'644'` or the number 644 (digits read as octal, as YAML turns `0644` into 644). */
+  mode?: string | number;
+  owner?: string;
+  group?: string;
+  backup?: boolean;
+}
+
+/**
+ * Parse a file mode. Strings are octal (`'0644'`, `'644'`, `'0o644'`); numbers are read digit
+ * by digit as octal too, because YAML 1.2 reads `mode: 0644` as the decimal 644 and nobody
+ * means 644 decimal. Returns undefined for no mode; throws on a malformed one.
+ */
+export function parseMode(mode: string | number | undefined): number | undefined {
+  if (mode === undefined || mode === null || mode === '') return undefined;
+  const text = typeof mode === 'number' ? String(mode) : mode.trim().replace(/^0o/i, '');
+  if (!/^[0-7]{1,4}$/.test(text)) {
+    throw new Error(`mode ${JSON.stringify(mode)} is not an octal mode like '0644'`);
+  }
+  return Number.parseInt(text, 8);
+}
+
+/** `0o644` → `0644` */
+export function fmtMode(mode: number | undefined): string {
+  return mode === undefined ? '?' : mode.toString(8).padStart(4, '0');
+}
+
+/**
+ * Compare mode/owner/group of an existing file with the wanted ones: the differences as
+ * text (`mode 0600 → 0644`) and the fields to set.
+ */
+export function attrChanges(
+  observed: ObservedFile,
+  want: { mode?: number; owner?: string; group?: string },
+): { notes: string[]; set: { mode?: number; owner?: string; group?: string } } {
+  const notes: string[] = [];
+  const set: { mode?: number; owner?: string; group?: string } = {};
+  if (want.mode !== undefined && observed.mode !== want.mode) {
+    notes.push(`mode ${fmtMode(observed.mode)} → ${fmtMode(want.mode)}`);
+    set.mode = want.mode;
+  }
+  if (want.owner !== undefined && observed.owner !== want.owner) {
+    notes.push(`owner ${observed.owner ?? '?'} → ${want.owner}`);
+    set.owner = want.owner;
+  }
+  if (want.group !== undefined && observed.group !== want.group) {
+    notes.push(`group ${observed.group ?? '?'} → ${want.group}`);
+    set.group = want.group;
+  }
+  return { notes, set };
+}
+
+/** "content and mode" / "content, mode and owner" */
+export function listWords(words: string[]): string {
+  if (words.length <= 1) return words.join('');
+  return `${words.slice(0, -1).join(', ')} and ${words[words.length - 1]}`;
+}
+
+/**
+ * `file`: a whole file with the given content (atomic write: temp file, fsync, rename), mode,
+ * owner and group; or its absence (`state: absent`). The diff shows the content change; a
+ * mode/owner-only change is a chmod/chown without rewriting the file. `backup: true` keeps the
+ * old file as `<path>.passthru-<UTC time>.bak`.
+ */
+export const fileModule: Module<FileArgs> = {
+  name: 'file',
+  doc:
+    'Ensure a file has the given content, mode, owner and group (atomic write, optional backup), ' +
+    'or that it is absent. Without content only the attributes of an existing file are managed.',
+  schema: {
+    path: { type: 'string', required: true, aliases: ['dest', 'name'], doc: 'Absolute path of the file.' },
+    content: { type: 'string', doc: 'Wanted content of the file (whole file).' },
+    state: { type: 'string', default: 'present', choices: ['present', 'absent'], doc: 'present or absent.' },
+    mode: { type: 'any', doc: "Octal mode: '0644' (string) or 644 (digits read as octal)." },
+    owner: { type: 'string', doc: 'User name owning the file.' },
+    group: { type: 'string', doc: 'Group name of the file.' },
+    backup: { type: 'bool', default: false, doc: 'Keep a timestamped copy of the old file before replacing it.' },
+  },
+  validate(args) {
+    if (typeof args.path === 'string' && !args.path.startsWith('/') && !args.path.includes('{{')) {
+      return `path must be absolute: ${args.path}`;
+    }
+    if (typeof args.mode === 'number' || (typeof args.mode === 'string' && !args.mode.includes('{{'))) {
+      try {
+        parseMode(args.mode);
+      } catch (e) {
+        return (e as Error).message;
+      }
+    }
+    if ((args.state ?? 'present') === 'absent' && args.content !== undefined) {
+      return 'content makes no sense with state: absent';
+    }
+    return undefined;
+  },
+  reads(args) {
+    return [{ kind: 'file', path: args.path }];
+  },
+  async plan(args, ctx): Promise<Plan> {
+    const path = args.path;
+    let mode: number | undefined;
+    try {
+      mode = parseMode(args.mode);
+    } catch (e) {
+      return { kind: 'fail', msg: (e as Error).message, hint: "write the mode as a quoted string, e.g. '0644'" };
+    }
+    const cur = (await ctx.observe.file(path)) as ObservedFile;
+
+    if ((args.state ?? 'present') === 'absent') {
+      if (!cur.exists) return { kind: 'noop', reason: `${path} already absent` };
+      if (cur.isDir) {
+        return { kind: 'fail', msg: `${path} is a directory`, hint: 'the file module removes files, not directories' };
+      }
+      return {
+        kind: 'change',
+        msg: `remove ${path}`,
+        diff: [fileDiff(path, cur.content, '')],
+        actions: [{ kind: 'delete', path }],
+      };
+    }
+
+    if (cur.isDir) {
+      return { kind: 'fail', msg: `${path} is a directory`, hint: 'give the path of a file inside it' };
+    }
+    const want = { mode, owner: args.owner, group: args.group };
+
+    if (!cur.exists) {
+      if (args.content === undefined) {
+        return {
+          kind: 'fail',
+          msg: `${path} does not exist and no content was given`,
+          hint: "add `content:` (e.g. content: '') to create it",
+        };
+      }
+      return {
+        kind: 'change',
+        msg: `create ${path}${mode !== undefined ? ` (mode ${fmtMode(mode)})` : ''}`,
+        diff: [fileDiff(path, '', args.content)],
+        actions: [{ kind: 'write', path, content: args.content, ...defined(want) }],
+      };
+    }
+
+    const contentDiffers = args.content !== undefined && args.content !== cur.content;
+    const attrs = attrChanges(cur, want);
+    const managed = [
+      ...(args.content !== undefined ? ['content'] : []),
+      ...(mode !== undefined ? ['mode'] : []),
+      ...(args.owner !== undefined ? ['owner'] : []),
+      ...(args.group !== undefined ? ['group'] : []),
+    ];
+    if (!contentDiffers && attrs.notes.length === 0) {
+      return { kind: 'noop', reason: `${listWords(managed) || 'file'} already as wanted` };
+    }
+    const diff: FileDiff[] = [];
+    const actions: Action[] = [];
+    if (contentDiffers) {
+      diff.push(fileDiff(path, cur.content, args.content!));
+      actions.push({ kind: 'write', path, content: args.content!, ...defined(want), ...(args.backup ? { backup: true } : {}) });
+    } else {
+      actions.push({ kind: 'chmod', path, ...attrs.set });
+    }
+    const what = [...(contentDiffers ? ['content'] : []), ...attrs.notes];
+    return { kind: 'change', msg: `${path}: ${what.join(', ')}`, diff, actions };
+  },
+};
+
+/** Drop undefined fields (keeps actions and their JSON small). */
+export function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
