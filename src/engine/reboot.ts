@@ -298,6 +298,7 @@ export async function coordinateReboots(
     const deadline = downAt + timeoutMs;
 
     let back: Facts | undefined;
+    let lastErr = '';
     while (!back) {
       try {
         await conn.reconnect({ deadlineMs: Math.max(1, deadline - now()), initialDelayMs: pollMs });
@@ -307,8 +308,10 @@ export async function coordinateReboots(
           back = f;
           break;
         }
-      } catch {
+        lastErr = `still running the boot from before (boot_id ${bootBefore}): did the reboot command take effect?`;
+      } catch (e) {
         // down, booting, or the old boot still shutting down: try again
+        lastErr = errMsg(e);
       }
       if (now() >= deadline) break;
       await sleep(Math.min(pollMs, deadline - now()));
@@ -317,7 +320,8 @@ export async function coordinateReboots(
       if (lane) lane.halted = `cluster ${lane.name}: member ${host} did not come back`;
       return fail(
         host,
-        `${host} did not come back within ${timeoutText} of going down at ${new Date(downAt).toISOString()}`,
+        `${host} did not come back within ${timeoutText} of going down at ${new Date(downAt).toISOString()}` +
+          (lastErr ? ` (last error: ${lastErr.split('\n')[0]})` : ''),
         `check ${host}'s console; once it is up, rerun with --limit @<failed-hosts file>${haHint}`,
         downAt,
       );
