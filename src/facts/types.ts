@@ -19,6 +19,8 @@ export interface PciDevice {
   class: string;
   /** Kernel driver in use, null when none. */
   driver: string | null;
+  /** Module that provides the driver in use (`bochs` for driver `bochs-drm`), null when built in or none. */
+  driverModule?: string | null;
   /** true when `/sys/bus/pci/devices/<addr>/boot_vga` is 1. */
   bootVga: boolean;
   /** Contents of `reset_method` (space separated), [] when absent. */

@@ -1,0 +1,405 @@
+/**
+ * Choosing the devices to pass through, and everything that follows from the choice: the
+ * `ids=` list, the host drivers to keep away (blacklist + softdep), IOMMU group isolation, the
+ * ACS override decision, vendor-reset, and whether the hugepages request fits. Pure: facts and
+ * host variables in, plain data out. The roles read this data through `passthrough_check`
+ * (`register:`), the gates re-check it on the booted kernel.
+ */
+import semver from 'semver';
+import type { Facts, PciDevice } from './types.ts';
+
+/** Host variables that drive the choice (see inventory.example.yaml). */
+export interface PassthroughVars {
+  /** PCI slots (`01:00`, `0000:01:00`); every function of each slot is chosen. `01:00.1` chooses one function. */
+  passthrough_slots?: string[] | null;
+  /** Explicit `vendor:device` ids; every device with one of those ids is chosen. */
+  vfio_ids?: string[] | null;
+  acs_override?: 'off' | 'on' | 'auto';
+  /** Force the "kernel carries the ACS override patch" answer (default: Proxmox kernels, `-pve`). */
+  acs_override_supported?: boolean | null;
+  vendor_reset?: 'off' | 'on' | 'auto';
+  /** Modules to blacklist; default from the vendors of the chosen display devices. */
+  blacklist_drivers?: string[] | null;
+  vfio_disable_vga?: boolean;
+  hugepages?: { size?: string; count?: number | string } | null;
+  /** Refuse hugepages above this share of MemTotal (0..1). */
+  hugepages_max_share?: number | string;
+}
+
+export interface Problem {
+  msg: string;
+  hint: string;
+}
+
+export interface ChosenDevice {
+  address: string;
+  id: string;
+  class: string;
+  name: string;
+  driver: string | null;
+  iommuGroup: number | null;
+  bootVga: boolean;
+}
+
+export interface GroupReport {
+  group: number;
+  members: string[];
+  /** Members that are neither chosen nor PCI bridges. */
+  foreign: string[];
+  isolated: boolean;
+}
+
+export interface DevicePlan {
+  devices: ChosenDevice[];
+  /** Unique ids, in device order: what goes into `options vfio-pci ids=`. */
+  ids: string[];
+  /** Problems that stop the choice itself (nothing chosen, slot missing). */
+  deviceProblems: Problem[];
+  /** `ids=` would bind devices that were not chosen (the boot display above all). */
+  captureProblems: Problem[];
+  blacklist: string[];
+  softdeps: string[];
+  notes: string[];
+  groups: GroupReport[];
+  /** null when the IOMMU is not active yet (groups unknown). */
+  isolated: boolean | null;
+  acs: { mode: string; needed: boolean; supported: boolean; enable: boolean; reason: string };
+  vendorReset: {
+    mode: string;
+    enable: boolean;
+    devices: Array<{ address: string; id: string; family: string }>;
+    headersPackage: string;
+    udevRules: string;
+    reason: string;
+  };
+  /** Modules for /etc/modules, and those that must not be listed on this kernel. */
+  modules: string[];
+  modulesAbsent: string[];
+  vfioConf: string;
+  blacklistConf: string;
+}
+
+/** Modules kept off by default, by PCI vendor, for display-class devices (class 03xx). */
+export const DISPLAY_DRIVERS_BY_VENDOR: Record<string, string[]> = {
+  '10de': ['nouveau', 'nvidia', 'nvidiafb', 'nvidia_drm'], // NVIDIA
+  '1002': ['amdgpu', 'radeon'], // AMD/ATI
+  '8086': ['i915', 'xe'], // Intel
+  '1234': ['bochs'], // QEMU/Bochs display (lab stand-in)
+  '1af4': ['virtio_gpu'],
+  '1b36': ['qxl'],
+};
+
+/** Drivers of the other functions of a card: softdep only, never blacklisted (the host may need them). */
+export function companionDrivers(d: Pick<PciDevice, 'vendor' | 'class'>): string[] {
+  if (d.class === '0403') return ['snd_hda_intel']; // HD audio
+  if (d.class === '0c03') return ['xhci_pci']; // USB controller (RTX 20xx USB-C)
+  if (d.class === '0c80' && d.vendor === '10de') return ['i2c_nvidia_gpu']; // UCSI
+  return [];
+}
+
+/**
+ * AMD device ids the vendor-reset module handles, by family (from gnif/vendor-reset's
+ * src/device-db.h: Polaris 10/11/12, Vega 10/20, Navi 10/12/14, Navi 23, Arcturus).
+ */
+export const VENDOR_RESET_FAMILIES: Record<string, string[]> = {
+  polaris10: ['67c0', '67c1', '67c2', '67c4', '67c7', '67d0', '67df', '67c8', '67c9', '67ca', '67cc', '67cf', '6fdf'],
+  polaris11: ['67e0', '67e3', '67e8', '67eb', '67ef', '67ff', '67e1', '67e7', '67e9'],
+  polaris12: ['6980', '6981', '6985', '6986', '6987', '6995', '6997', '699f'],
+  vega10: ['6860', '6861', '6862', '6863', '6864', '6867', '6868', '6869', '686a', '686b', '686c', '686d', '686e', '686f', '687f'],
+  vega20: ['66a0', '66a1', '66a2', '66a3', '66a4', '66a7', '66af', '738c'],
+  navi10: ['7310', '7312', '7318', '7319', '731a', '731b', '731e', '731f', '15bf', '15dd', '15de', '15e7', '1636', '1638', '164c'],
+  navi12: ['7360', '7362'],
+  navi14: ['7340', '7341', '7347', '734f'],
+  navi23: ['73ff'],
+};
+
+export function vendorResetFamily(id: string): string | null {
+  const [v, d] = id.toLowerCase().split(':');
+  if (v !== '1002') return null;
+  for (const [family, ids] of Object.entries(VENDOR_RESET_FAMILIES)) if (ids.includes(d)) return family;
+  return null;
+}
+
+const modName = (s: string) => s.replace(/-/g, '_');
+const uniq = <T>(xs: T[]) => [...new Set(xs)];
+
+/** `01:00` | `0000:01:00` | `01:00.1` | `0000:01:00.1` → { slot: `0000:01:00`, fn: null | `1` }. */
+export function normalizeSlot(s: string): { slot: string; fn: string | null } | null {
+  const m = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}:[0-9a-f]{2})(?:\.([0-7]))?$/i.exec(String(s).trim());
+  if (!m) return null;
+  return { slot: `${(m[1] ?? '0000').toLowerCase()}:${m[2].toLowerCase()}`, fn: m[3] ?? null };
+}
+
+function asList(v: unknown): string[] {
+  if (v === null || v === undefined || v === '') return [];
+  if (Array.isArray(v)) return v.map(String).filter((x) => x.trim() !== '');
+  return String(v).split(/[,\s]+/).filter(Boolean);
+}
+
+/** The kernel release carries the out-of-tree ACS override patch (Proxmox kernels do). */
+export function kernelSupportsAcsOverride(facts: Facts, override?: boolean | null): boolean {
+  if (typeof override === 'boolean') return override;
+  return /-pve$/.test(facts.kernelRelease);
+}
+
+/** `vfio_virqfd` exists only below 6.2 (merged into `vfio`); listing it on 6.2+ breaks systemd-modules-load. */
+export function needsVfioVirqfd(kernelVersion: string): boolean {
+  const v = semver.coerce(kernelVersion);
+  return v !== null && semver.lt(v, '6.2.0');
+}
+
+export function headersPackage(facts: Facts): string {
+  const r = facts.kernelRelease;
+  if (facts.pveMajor !== null && facts.pveMajor >= 8) return `proxmox-headers-${r}`;
+  if (facts.pveMajor !== null) return `pve-headers-${r}`;
+  return `linux-headers-${r}`;
+}
+
+export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
+  const deviceProblems: Problem[] = [];
+  const captureProblems: Problem[] = [];
+  const notes: string[] = [];
+  const slots = asList(vars.passthrough_slots);
+  const wantIds = asList(vars.vfio_ids).map((x) => x.toLowerCase());
+  const byAddr = new Map(facts.pci.map((d) => [d.address, d]));
+
+  let chosen: PciDevice[] = [];
+  if (slots.length === 0 && wantIds.length === 0) {
+    deviceProblems.push({
+      msg: 'expected passthrough_slots or vfio_ids in the host variables, found neither',
+      hint: 'set passthrough_slots: ["01:00"] (every function of the slot) or vfio_ids: ["10de:2684", "10de:22ba"]; `lspci -nn` lists them',
+    });
+  }
+  for (const s of slots) {
+    const n = normalizeSlot(s);
+    if (!n) {
+      deviceProblems.push({ msg: `expected a PCI slot like 01:00 in passthrough_slots, found '${s}'`, hint: 'write the bus:device part of `lspci` addresses, e.g. "01:00"' });
+      continue;
+    }
+    const fns = facts.pci.filter((d) => d.address.startsWith(`${n.slot}.`) && (n.fn === null || d.address.endsWith(`.${n.fn}`)));
+    if (fns.length === 0) {
+      const present = uniq(facts.pci.filter((d) => d.class.startsWith('03')).map((d) => `${d.slot} (${d.id})`));
+      deviceProblems.push({
+        msg: `expected a PCI device in slot ${s}, found none`,
+        hint: `display devices on this host: ${present.join(', ') || 'none'}; check the slot with \`lspci -nn\``,
+      });
+    }
+    chosen.push(...fns);
+  }
+  for (const id of wantIds) {
+    if (!/^[0-9a-f]{4}:[0-9a-f]{4}$/.test(id)) {
+      deviceProblems.push({ msg: `expected vendor:device like 10de:2684 in vfio_ids, found '${id}'`, hint: 'copy the [vvvv:dddd] pair from `lspci -nn`' });
+      continue;
+    }
+    const ds = facts.pci.filter((d) => d.id === id);
+    if (ds.length === 0) deviceProblems.push({ msg: `expected a PCI device with id ${id}, found none`, hint: 'check the id with `lspci -nn`' });
+    chosen.push(...ds);
+  }
+  chosen = uniq(chosen).sort((a, b) => a.address.localeCompare(b.address));
+  const chosenAddrs = new Set(chosen.map((d) => d.address));
+  const ids = uniq(chosen.map((d) => d.id));
+
+  // `ids=` binds every device with the id, chosen or not.
+  for (const id of ids) {
+    const others = facts.pci.filter((d) => d.id === id && !chosenAddrs.has(d.address));
+    if (others.length === 0) continue;
+    const boot = others.filter((d) => d.bootVga);
+    const what = boot.length > 0 ? `the boot display ${boot.map((d) => d.address).join(', ')}` : `${others.map((d) => d.address).join(', ')} (not chosen)`;
+    captureProblems.push({
+      msg: `expected ids=${id} to match only the chosen devices, found it would also bind ${what}`,
+      hint:
+        `\`options vfio-pci ids=\` matches every device with that vendor:device pair, so the host would lose ${boot.length > 0 ? 'its console' : 'that device'}. ` +
+        `Pass a slot whose ids are unique on this host, or bind per device: write vfio-pci to /sys/bus/pci/devices/<address>/driver_override for ` +
+        `${[...chosenAddrs].join(', ')} early in boot (before the host driver loads), then \`echo <address> > /sys/bus/pci/drivers_probe\`.`,
+    });
+  }
+  for (const d of chosen) if (d.bootVga) notes.push(`${d.address} is the boot display: the host console goes with it`);
+
+  // Drivers: blacklist display drivers by vendor, softdep all of them plus companions.
+  const userBlacklist = vars.blacklist_drivers === null || vars.blacklist_drivers === undefined ? null : asList(vars.blacklist_drivers);
+  let blacklist = userBlacklist ?? uniq(chosen.filter((d) => d.class.startsWith('03')).flatMap((d) => DISPLAY_DRIVERS_BY_VENDOR[d.vendor] ?? []));
+  const neededByHost = new Map<string, string>();
+  for (const d of facts.pci) {
+    if (chosenAddrs.has(d.address)) continue;
+    for (const n of [d.driver, d.driverModule]) if (n && n !== 'vfio-pci') neededByHost.set(modName(n), d.address);
+  }
+  blacklist = blacklist.filter((m) => {
+    const user = neededByHost.get(modName(m));
+    if (user) notes.push(`not blacklisting ${m}: ${user} (not passed through) uses it; softdep keeps it off the chosen devices`);
+    return !user;
+  });
+  for (const d of chosen) {
+    const cur = d.driverModule ?? d.driver;
+    if (cur && cur !== 'vfio-pci' && cur !== 'vfio_pci') {
+      const known = [...blacklist, ...companionDrivers(d), ...(DISPLAY_DRIVERS_BY_VENDOR[d.vendor] ?? [])].map(modName);
+      if (!known.includes(modName(cur))) notes.push(`${d.address} is bound to ${cur}, which no softdep covers: add it to blacklist_drivers if vfio-pci loses the race`);
+    }
+  }
+  const softdeps = uniq([
+    ...chosen.filter((d) => d.class.startsWith('03')).flatMap((d) => DISPLAY_DRIVERS_BY_VENDOR[d.vendor] ?? []),
+    ...blacklist,
+    ...chosen.flatMap(companionDrivers),
+  ]);
+
+  // IOMMU groups.
+  const groups: GroupReport[] = [];
+  let isolated: boolean | null = null;
+  if (facts.iommu.active && chosen.length > 0) {
+    for (const g of uniq(chosen.map((d) => d.iommuGroup).filter((g): g is number => g !== null))) {
+      const members = facts.iommuGroups[String(g)] ?? [];
+      const foreign = members.filter((a) => !chosenAddrs.has(a) && byAddr.get(a)?.class !== '0604');
+      groups.push({ group: g, members, foreign, isolated: foreign.length === 0 });
+    }
+    isolated = groups.every((g) => g.isolated);
+    const ungrouped = chosen.filter((d) => d.iommuGroup === null);
+    if (ungrouped.length > 0) {
+      isolated = false;
+      notes.push(`no IOMMU group for ${ungrouped.map((d) => d.address).join(', ')}`);
+    }
+  }
+
+  const acsMode = vars.acs_override ?? 'auto';
+  const supported = kernelSupportsAcsOverride(facts, vars.acs_override_supported);
+  const needed = isolated === false;
+  const enable = acsMode === 'on' ? supported : acsMode === 'auto' ? needed && supported : false;
+  const acsReason =
+    acsMode === 'off'
+      ? 'acs_override is off'
+      : acsMode === 'on'
+        ? supported
+          ? 'acs_override is on'
+          : `acs_override is on, but kernel ${facts.kernelRelease} does not carry the ACS override patch`
+        : needed
+          ? supported
+            ? `group ${groups.filter((g) => !g.isolated).map((g) => `${g.group} also holds ${g.foreign.join(', ')}`).join('; ')}: override needed`
+            : `override needed, but kernel ${facts.kernelRelease} does not carry the ACS override patch`
+          : isolated === null
+            ? 'groups unknown until the IOMMU is active: not enabled'
+            : 'every chosen group is isolated: not needed';
+
+  const vrMode = vars.vendor_reset ?? 'auto';
+  const vrDevices = chosen.flatMap((d) => {
+    const family = vendorResetFamily(d.id);
+    return family ? [{ address: d.address, id: d.id, family }] : [];
+  });
+  const vrEnable = vrMode === 'on' || (vrMode === 'auto' && vrDevices.length > 0);
+  const udevRules = vrDevices.length
+    ? '# Managed by passthru: vendor-reset only acts when the reset method is device_specific (kernel >= 5.15).\n' +
+      uniq(vrDevices.map((d) => d.id))
+        .map((id) => {
+          const [v, dv] = id.split(':');
+          return `ACTION=="add", SUBSYSTEM=="pci", ATTR{vendor}=="0x${v}", ATTR{device}=="0x${dv}", RUN+="/bin/sh -c 'echo device_specific > /sys$env{DEVPATH}/reset_method'"`;
+        })
+        .join('\n') +
+      '\n'
+    : '';
+
+  const modules = ['vfio', 'vfio_iommu_type1', 'vfio_pci', ...(needsVfioVirqfd(facts.kernelVersion) ? ['vfio_virqfd'] : [])];
+  const modulesAbsent = needsVfioVirqfd(facts.kernelVersion) ? [] : ['vfio_virqfd'];
+
+  const disableVga = vars.vfio_disable_vga === undefined ? true : Boolean(vars.vfio_disable_vga);
+  const vfioConf = ids.length
+    ? '# Managed by passthru: bind the chosen devices to vfio-pci before their host drivers.\n' +
+      `options vfio-pci ids=${ids.join(',')}${disableVga ? ' disable_vga=1' : ''}\n` +
+      softdeps.map((m) => `softdep ${m} pre: vfio-pci\n`).join('')
+    : '';
+  const blacklistConf = blacklist.length
+    ? '# Managed by passthru: host drivers kept off the devices passed through.\n' + blacklist.map((m) => `blacklist ${m}\n`).join('')
+    : '';
+
+  return {
+    devices: chosen.map((d) => ({
+      address: d.address,
+      id: d.id,
+      class: d.class,
+      name: d.name,
+      driver: d.driver,
+      iommuGroup: d.iommuGroup,
+      bootVga: d.bootVga,
+    })),
+    ids,
+    deviceProblems,
+    captureProblems,
+    blacklist,
+    softdeps,
+    notes,
+    groups,
+    isolated,
+    acs: { mode: acsMode, needed, supported, enable, reason: acsReason },
+    vendorReset: {
+      mode: vrMode,
+      enable: vrEnable,
+      devices: vrDevices,
+      headersPackage: headersPackage(facts),
+      udevRules,
+      reason:
+        vrMode === 'off'
+          ? 'vendor_reset is off'
+          : vrDevices.length
+            ? `${vrDevices.map((d) => `${d.address} (${d.family})`).join(', ')} need vendor-reset`
+            : vrMode === 'on'
+              ? 'vendor_reset is on (no chosen device is in its device list)'
+              : 'no chosen device is in vendor-reset\'s device list',
+    },
+    modules,
+    modulesAbsent,
+    vfioConf,
+    blacklistConf,
+  };
+}
+
+// ---------------------------------------------------------------- hugepages
+
+export const DEFAULT_HUGEPAGES_MAX_SHARE = 0.75;
+
+export interface HugepagesPlan {
+  mode: 'off' | 'runtime' | 'boot';
+  size: '2M' | '1G' | null;
+  sizeKb: number;
+  count: number;
+  requestedKb: number;
+  limitKb: number;
+  share: number;
+  /** Kernel parameters for boot-time reservation (1G). */
+  cmdline: string[];
+  problem: Problem | null;
+}
+
+export function planHugepages(facts: Facts, vars: PassthroughVars): HugepagesPlan {
+  const hp = vars.hugepages ?? {};
+  const count = Number(hp.count ?? 0);
+  const share = vars.hugepages_max_share === undefined ? DEFAULT_HUGEPAGES_MAX_SHARE : Number(vars.hugepages_max_share);
+  const limitKb = Math.floor(facts.memory.totalKb * share);
+  const rawSize = String(hp.size ?? '2M').trim().toUpperCase().replace(/B$/, '');
+  const size = rawSize === '2M' || rawSize === '2048K' ? '2M' : rawSize === '1G' || rawSize === '1024M' ? '1G' : null;
+  const base: HugepagesPlan = { mode: 'off', size, sizeKb: 0, count: 0, requestedKb: 0, limitKb, share, cmdline: [], problem: null };
+  if (!Number.isInteger(count) || count < 0) {
+    return { ...base, problem: { msg: `expected hugepages.count to be a whole number >= 0, found '${hp.count}'`, hint: 'hugepages: { size: 2M, count: 1024 }' } };
+  }
+  if (size === null) {
+    return { ...base, problem: { msg: `expected hugepages.size 2M or 1G, found '${hp.size}'`, hint: 'x86-64 hugepages are 2M (runtime) or 1G (boot time)' } };
+  }
+  if (count === 0) return base;
+  const sizeKb = size === '2M' ? 2048 : 1048576;
+  const requestedKb = sizeKb * count;
+  const plan: HugepagesPlan = {
+    ...base,
+    mode: size === '1G' ? 'boot' : 'runtime',
+    sizeKb,
+    count,
+    requestedKb,
+    cmdline: size === '1G' ? ['default_hugepagesz=1G', 'hugepagesz=1G', `hugepages=${count}`] : [],
+  };
+  if (!(share > 0 && share <= 1)) {
+    plan.problem = { msg: `expected hugepages_max_share between 0 and 1, found '${vars.hugepages_max_share}'`, hint: 'the default is 0.75' };
+  } else if (facts.memory.totalKb === 0) {
+    plan.problem = { msg: 'expected MemTotal in /proc/meminfo, found none', hint: 'the probe could not read /proc/meminfo' };
+  } else if (requestedKb > limitKb) {
+    const gib = (kb: number) => (kb / 1048576).toFixed(1);
+    plan.problem = {
+      msg: `expected at most ${gib(limitKb)} GiB of hugepages (${Math.round(share * 100)}% of MemTotal ${gib(facts.memory.totalKb)} GiB), found a request for ${count} x ${size} = ${gib(requestedKb)} GiB`,
+      hint: `lower hugepages.count to at most ${Math.floor(limitKb / sizeKb)}, or raise hugepages_max_share knowingly: reserved pages are lost to the host`,
+    };
+  }
+  return plan;
+}

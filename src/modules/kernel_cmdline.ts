@@ -1,0 +1,301 @@
+/**
+ * kernel_cmdline: add, replace or remove kernel parameters by key, in the file the host's
+ * bootloader actually reads: `GRUB_CMDLINE_LINUX_DEFAULT` in /etc/default/grub (or in the last
+ * drop-in of /etc/default/grub.d that sets it, since drop-ins are sourced after it and win), or
+ * the single line of /etc/kernel/cmdline for systemd-boot (proxmox-boot-tool).
+ *
+ * Everything else in the file stays byte for byte: other parameters, their order, the quoting
+ * style, comments. Replacing is by key (`hugepages=8` replaces `hugepages=4`); removing takes a
+ * key (all its occurrences) or an exact `key=value`. A GRUB defaults file is sourced by
+ * update-grub as shell, so the edited text is checked twice before it is written: here (quotes
+ * and command substitutions balanced, so check mode already refuses a broken result) and on
+ * the host with `sh -n` fed the new text on stdin, as the action right before the atomic write
+ * (no temp file on the host; a failure stops the write). The old file is kept as a backup.
+ * Pair it with a handler running `update-grub` or `proxmox-boot-tool refresh`.
+ */
+import type { Facts } from '../facts/types.ts';
+import { fileDiff, type Module, type Plan, type Read } from './contract.ts';
+
+export interface KernelCmdlineArgs {
+  add: string[];
+  remove: string[];
+  bootloader: 'auto' | 'grub' | 'grub-bios' | 'grub-uefi' | 'systemd-boot';
+  grub_file: string;
+  cmdline_file: string;
+}
+
+export interface CmdlineEdit {
+  add?: string[];
+  remove?: string[];
+}
+
+/** The key of a parameter: what is left of the first `=`. */
+export const paramKey = (p: string): string => {
+  const i = p.indexOf('=');
+  return i < 0 ? p : p.slice(0, i);
+};
+
+interface Tok {
+  text: string;
+  /** Whitespace before it. */
+  sep: string;
+}
+
+function tokenize(line: string): { toks: Tok[]; tail: string } {
+  const toks: Tok[] = [];
+  const re = /(\s*)((?:[^\s"]+|"[^"]*")+)/gy;
+  let m: RegExpExecArray | null;
+  let last = 0;
+  while ((m = re.exec(line))) {
+    toks.push({ sep: m[1], text: m[2] });
+    last = re.lastIndex;
+  }
+  return { toks, tail: line.slice(last) };
+}
+
+/**
+ * Edit one kernel command line. Idempotent: applying the result again changes nothing, and a
+ * line that already holds every wanted parameter comes back identical (same spacing).
+ */
+export function editCmdline(line: string, edit: CmdlineEdit): string {
+  const { toks, tail } = tokenize(line);
+  let list = toks.slice();
+  for (const r of edit.remove ?? []) {
+    const exact = r.includes('=');
+    list = list.filter((t) => (exact ? t.text !== r : paramKey(t.text) !== r));
+  }
+  for (const a of edit.add ?? []) {
+    if (list.some((t) => t.text === a)) continue;
+    const key = paramKey(a);
+    let idx = -1;
+    list.forEach((t, i) => {
+      if (paramKey(t.text) === key) idx = i;
+    });
+    if (idx >= 0) list[idx] = { ...list[idx], text: a };
+    else list.push({ sep: list.length === 0 ? '' : ' ', text: a });
+  }
+  if (list.length === toks.length && list.every((t, i) => t === toks[i])) return line;
+  // The first parameter keeps the line's leading whitespace; removed ones take theirs along.
+  const lead = toks[0]?.sep ?? '';
+  return list.map((t, i) => (i === 0 ? lead : t.sep || ' ') + t.text).join('') + tail;
+}
+
+const ASSIGN = (name: string) => new RegExp(`^([ \\t]*(?:export[ \\t]+)?${name}=)`, 'gm');
+
+/** Does this shell text assign the variable (at the start of a line)? */
+export function setsVar(text: string, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): boolean {
+  return ASSIGN(name).test(text);
+}
+
+/**
+ * Edit the value of `GRUB_CMDLINE_LINUX_DEFAULT` (the last assignment, which wins) inside a
+ * GRUB defaults file, keeping its quoting style (`"…"`, `'…'` or bare) and the rest of the file
+ * byte for byte. A file without the assignment gets one appended.
+ */
+export function editGrubDefault(text: string, edit: CmdlineEdit, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): string {
+  const matches = [...text.matchAll(ASSIGN(name))];
+  if (matches.length === 0) {
+    const value = editCmdline('', edit);
+    if (value === '') return text;
+    const sep = text === '' || text.endsWith('\n') ? '' : '\n';
+    return `${text}${sep}${name}="${value}"\n`;
+  }
+  const m = matches[matches.length - 1];
+  const start = (m.index ?? 0) + m[1].length;
+  const q = text[start];
+  let end: number; // index just past the value (closing quote included)
+  let inner: string;
+  let open = '';
+  let close = '';
+  if (q === '"' || q === "'") {
+    let i = start + 1;
+    while (i < text.length && text[i] !== q) i += q === '"' && text[i] === '\\' ? 2 : 1;
+    if (i >= text.length) throw new Error(`${name}: unterminated ${q === '"' ? 'double' : 'single'} quote`);
+    inner = text.slice(start + 1, i);
+    end = i + 1;
+    open = close = q;
+  } else {
+    const rest = /^[^\s;#]*/.exec(text.slice(start))![0];
+    inner = rest;
+    end = start + rest.length;
+  }
+  const edited = editCmdline(inner, edit);
+  if (edited === inner) return text;
+  if (open === '' && /\s/.test(edited)) open = close = '"';
+  return text.slice(0, start) + open + edited + close + text.slice(end);
+}
+
+/**
+ * A cheap POSIX sh lexer: are quotes, `$(…)`, `${…}` and backquotes balanced? Returns an error
+ * message or null. Not a parser: `sh -n` on the host has the last word.
+ */
+export function checkShellSyntax(text: string): string | null {
+  let state: 'none' | 'single' | 'double' | 'back' = 'none';
+  const stack: string[] = [];
+  let line = 1;
+  let openLine = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') line++;
+    if (state === 'single') {
+      if (c === "'") state = 'none';
+      continue;
+    }
+    if (c === '\\') {
+      i++;
+      if (text[i] === '\n') line++;
+      continue;
+    }
+    if (state === 'double') {
+      if (c === '"') state = 'none';
+      else if (c === '$' && (text[i + 1] === '(' || text[i + 1] === '{')) {
+        stack.push(text[i + 1] === '(' ? ')' : '}');
+        i++;
+      } else if (stack.length > 0 && c === stack[stack.length - 1]) stack.pop();
+      continue;
+    }
+    if (c === '#' && (i === 0 || /[\s;&|()]/.test(text[i - 1]))) {
+      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
+      continue;
+    }
+    if (c === "'") {
+      state = 'single';
+      openLine = line;
+    } else if (c === '"') {
+      state = 'double';
+      openLine = line;
+    } else if (c === '`') {
+      if (state === 'back') state = 'none';
+      else {
+        state = 'back';
+        openLine = line;
+      }
+    } else if (c === '$' && (text[i + 1] === '(' || text[i + 1] === '{')) {
+      stack.push(text[i + 1] === '(' ? ')' : '}');
+      i++;
+    } else if (stack.length > 0 && c === stack[stack.length - 1]) stack.pop();
+  }
+  if (state === 'single') return `unterminated single quote opened on line ${openLine}`;
+  if (state === 'double') return `unterminated double quote opened on line ${openLine}`;
+  if (state === 'back') return `unterminated backquote opened on line ${openLine}`;
+  if (stack.length > 0) return `unbalanced '$${stack[stack.length - 1] === ')' ? '(' : '{'}'`;
+  return null;
+}
+
+const SAFE_PARAM = /^[A-Za-z0-9_.,:\/+@=-]+$/;
+
+export function resolveBootloader(arg: KernelCmdlineArgs['bootloader'], facts: Facts): 'grub' | 'systemd-boot' | 'unknown' {
+  const b = arg === 'auto' ? facts.bootloader : arg;
+  if (b === 'systemd-boot') return 'systemd-boot';
+  if (b === 'grub' || b === 'grub-bios' || b === 'grub-uefi') return 'grub';
+  return 'unknown';
+}
+
+/** The read that lists the GRUB drop-ins (one path a line, in the order the shell sources them). */
+export function dropInListCommand(grubFile: string): string {
+  const dir = `${grubFile}.d`;
+  return `for f in ${dir.replace(/[^A-Za-z0-9_./-]/g, '')}/*.cfg; do [ -f "$f" ] && printf '%s\\n' "$f"; done; true`;
+}
+
+export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
+  name: 'kernel_cmdline',
+  doc:
+    'Add, replace (by key) or remove kernel parameters in the file the bootloader in use reads: GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub ' +
+    '(or the last /etc/default/grub.d/*.cfg drop-in that sets it) for GRUB, /etc/kernel/cmdline for systemd-boot. Keeps every other parameter, ' +
+    'the quoting and the rest of the file; checks the GRUB file as shell (here and with `sh -n` on the host) before the atomic write; keeps a backup.',
+  schema: {
+    add: { type: 'list', items: 'string', default: [], doc: 'Parameters to have: `key=value` or a bare flag. An existing parameter with the same key is replaced.' },
+    remove: { type: 'list', items: 'string', default: [], doc: 'Parameters to drop: a key (every occurrence) or an exact `key=value`.' },
+    bootloader: {
+      type: 'string',
+      default: 'auto',
+      choices: ['auto', 'grub', 'grub-bios', 'grub-uefi', 'systemd-boot'],
+      doc: 'Which file to edit; auto = the bootloader detected by the facts probe.',
+    },
+    grub_file: { type: 'string', default: '/etc/default/grub', doc: 'The GRUB defaults file; its drop-ins are in `<grub_file>.d/*.cfg`.' },
+    cmdline_file: { type: 'string', default: '/etc/kernel/cmdline', doc: 'The systemd-boot command line file (proxmox-boot-tool).' },
+  },
+  validate(args) {
+    for (const p of [...args.add, ...args.remove]) {
+      if (!SAFE_PARAM.test(p)) return `kernel_cmdline: '${p}' is not a plain kernel parameter (letters, digits and _ . , : / + @ = - only)`;
+    }
+    const keys = args.add.map(paramKey);
+    const dup = keys.find((k, i) => keys.indexOf(k) !== i);
+    if (dup) return `kernel_cmdline: add lists the key '${dup}' twice`;
+    const clash = args.remove.find((r) => keys.includes(paramKey(r)) && !r.includes('='));
+    if (clash) return `kernel_cmdline: '${clash}' is both added and removed`;
+    return undefined;
+  },
+  reads(args, facts) {
+    const reads: Read[] = [];
+    const b = resolveBootloader(args.bootloader, facts);
+    if (b === 'systemd-boot') reads.push({ kind: 'file', path: args.cmdline_file });
+    if (b === 'grub') reads.push({ kind: 'file', path: args.grub_file }, { kind: 'cmd', command: dropInListCommand(args.grub_file) });
+    return reads;
+  },
+  async plan(args, ctx): Promise<Plan> {
+    const b = resolveBootloader(args.bootloader, ctx.facts);
+    const edit = { add: args.add, remove: args.remove };
+    const summary = [...args.add.map((a) => `+${a}`), ...args.remove.map((r) => `-${r}`)].join(' ');
+    if (b === 'unknown') {
+      return {
+        kind: 'fail',
+        msg: `expected a known bootloader (grub or systemd-boot), found '${ctx.facts.bootloader}'`,
+        hint: `evidence: ${ctx.facts.bootloaderEvidence.join('; ') || 'none'}. Check \`proxmox-boot-tool status\` / \`efibootmgr -v\`, then set the host variable bootloader: grub | systemd-boot`,
+      };
+    }
+    let path: string;
+    let before: string;
+    let after: string;
+    if (b === 'systemd-boot') {
+      path = args.cmdline_file;
+      const f = await ctx.observe.file(path);
+      if (!f.exists) {
+        return {
+          kind: 'fail',
+          msg: `expected ${path} (systemd-boot reads the kernel command line from it), found no such file`,
+          hint: 'on a proxmox-boot-tool host it holds e.g. `root=ZFS=rpool/ROOT/pve-1 boot=zfs`; if the host boots GRUB, set bootloader: grub',
+        };
+      }
+      before = f.content;
+      const nl = before.indexOf('\n');
+      const first = nl < 0 ? before : before.slice(0, nl);
+      const edited = editCmdline(first, edit);
+      after = edited === first ? before : edited + (nl < 0 ? '\n' : before.slice(nl));
+    } else {
+      const main = await ctx.observe.file(args.grub_file);
+      const list = await ctx.observe.cmd(dropInListCommand(args.grub_file));
+      const dropIns = list.stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
+      path = args.grub_file;
+      before = main.content;
+      for (const d of dropIns) {
+        const f = await ctx.observe.file(d);
+        if (f.exists && setsVar(f.content)) {
+          path = d;
+          before = f.content;
+        }
+      }
+      if (path === args.grub_file && !main.exists) {
+        return { kind: 'fail', msg: `expected ${path} (GRUB reads GRUB_CMDLINE_LINUX_DEFAULT from it), found no such file`, hint: 'install grub, or set bootloader: systemd-boot if the host boots systemd-boot' };
+      }
+      try {
+        after = editGrubDefault(before, edit);
+      } catch (e) {
+        return { kind: 'fail', msg: `expected ${path} to be valid shell, found: ${(e as Error).message}`, hint: `fix ${path} by hand (it is sourced by update-grub)` };
+      }
+      if (after !== before) {
+        const bad = checkShellSyntax(after);
+        if (bad) return { kind: 'fail', msg: `expected the edited ${path} to parse as shell, found ${bad}`, hint: `nothing was written; check ${path} by hand` };
+      }
+    }
+    const data = { file: path, bootloader: b, running: ctx.facts.cmdlineRunning, params: args.add };
+    if (after === before) {
+      return { kind: 'noop', reason: `${path} already has ${summary || 'nothing to change'}`, data };
+    }
+    const actions = [
+      ...(b === 'grub' ? [{ kind: 'exec' as const, command: 'sh -n', stdin: after }] : []),
+      { kind: 'write' as const, path, content: after, backup: true },
+    ];
+    return { kind: 'change', msg: `${path}: ${summary}`, diff: [fileDiff(path, before, after)], actions, data };
+  },
+};

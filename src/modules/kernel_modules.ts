@@ -1,0 +1,82 @@
+/**
+ * kernel_modules: modules loaded at boot from a modules-load list (`/etc/modules` by default,
+ * or a file in /etc/modules-load.d). Keeps comments, blank lines and order; appends missing
+ * modules at the end; removes the lines of modules that must not be listed (e.g. `vfio_virqfd`
+ * on kernels >= 6.2, where it makes systemd-modules-load fail). `-` and `_` in names are the
+ * same module, as for modprobe. Pair it with an `update-initramfs -u -k all` handler.
+ */
+import { fileDiff, type Module, type Plan } from './contract.ts';
+
+export interface KernelModulesArgs {
+  path: string;
+  present: string[];
+  absent: string[];
+}
+
+const norm = (m: string) => m.trim().replace(/-/g, '_');
+
+/** The module named on a line, or null for comments and blank lines. */
+export function moduleOfLine(line: string): string | null {
+  const t = line.trim();
+  if (t === '' || t.startsWith('#') || t.startsWith(';')) return null;
+  return t.split(/\s+/)[0];
+}
+
+/** Pure edit of a modules list. Idempotent. */
+export function editModulesList(text: string, present: string[], absent: string[]): string {
+  const hadNl = text === '' || text.endsWith('\n');
+  let lines = text === '' ? [] : (hadNl ? text.slice(0, -1) : text).split('\n');
+  const drop = new Set(absent.map(norm));
+  lines = lines.filter((l) => {
+    const m = moduleOfLine(l);
+    return m === null || !drop.has(norm(m));
+  });
+  const listed = new Set(lines.map(moduleOfLine).filter((m): m is string => m !== null).map(norm));
+  for (const m of present) {
+    if (!listed.has(norm(m))) {
+      lines.push(m);
+      listed.add(norm(m));
+    }
+  }
+  const out = lines.length ? `${lines.join('\n')}\n` : '';
+  // Unchanged content keeps its exact bytes (a missing final newline stays missing).
+  const same = lines.join('\n') === (text === '' ? '' : hadNl ? text.slice(0, -1) : text);
+  return same ? text : out;
+}
+
+export const kernelModulesModule: Module<KernelModulesArgs> = {
+  name: 'kernel_modules',
+  doc:
+    'Modules to load at boot, listed one a line in /etc/modules (or a modules-load.d file): appends the missing ones, removes the ones ' +
+    'that must not be listed, keeps comments and order. `-` and `_` are the same name.',
+  schema: {
+    path: { type: 'string', default: '/etc/modules', doc: 'The modules-load list.' },
+    present: { type: 'list', items: 'string', default: [], doc: 'Modules that must be listed.' },
+    absent: { type: 'list', items: 'string', default: [], doc: 'Modules that must not be listed.' },
+  },
+  validate(args) {
+    for (const m of [...args.present, ...args.absent]) {
+      if (!/^[A-Za-z0-9_-]+$/.test(m)) return `kernel_modules: '${m}' is not a module name`;
+    }
+    const both = args.present.find((m) => args.absent.map(norm).includes(norm(m)));
+    if (both) return `kernel_modules: '${both}' is both present and absent`;
+    return undefined;
+  },
+  reads: (args) => [{ kind: 'file', path: args.path }],
+  async plan(args, ctx): Promise<Plan> {
+    const f = await ctx.observe.file(args.path);
+    const before = f.exists ? f.content : '';
+    const after = editModulesList(before, args.present, args.absent);
+    if (after === before && (f.exists || args.present.length === 0)) {
+      return { kind: 'noop', reason: `${args.path} already lists ${args.present.join(', ') || 'what it should'}${args.absent.length ? ` and not ${args.absent.join(', ')}` : ''}` };
+    }
+    const added = args.present.filter((m) => !before.split('\n').map(moduleOfLine).filter(Boolean).map((x) => norm(x!)).includes(norm(m)));
+    const removed = args.absent.filter((m) => before.split('\n').map(moduleOfLine).filter(Boolean).map((x) => norm(x!)).includes(norm(m)));
+    return {
+      kind: 'change',
+      msg: `${args.path}: ${[...added.map((m) => `+${m}`), ...removed.map((m) => `-${m}`)].join(' ')}`,
+      diff: [fileDiff(args.path, before, after)],
+      actions: [{ kind: 'write', path: args.path, content: after, mode: f.exists ? undefined : 0o644 }],
+    };
+  },
+};

@@ -1,0 +1,287 @@
+/**
+ * passthrough_check: the preflight checks (before anything changes) and the gates (after the
+ * reboot, on the booted kernel) of GPU passthrough. Read-only: it judges the host's facts and
+ * variables (`passthrough_slots`, `vfio_ids`, `acs_override`, `vendor_reset`, `hugepages`, …),
+ * and passes with what it proved (`noop`, its data registered for the role's later tasks) or
+ * fails with "expected …, found …" and the likely cause and fix.
+ */
+import type { Facts } from '../facts/types.ts';
+import { planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
+import type { Module, Plan, PlanContext } from './contract.ts';
+
+export const CHECKS = [
+  'preflight-cpu',
+  'preflight-bootloader',
+  'preflight-devices',
+  'preflight-isolation',
+  'preflight-acs',
+  'preflight-vendor-reset',
+  'preflight-hugepages',
+  'preflight-container-toolkit',
+  'gate-cmdline',
+  'gate-iommu',
+  'gate-vfio',
+  'gate-blacklist',
+  'gate-vendor-reset',
+  'gate-hugepages',
+  'gate-container-toolkit',
+] as const;
+
+export type CheckName = (typeof CHECKS)[number];
+
+export interface PassthroughCheckArgs {
+  check: CheckName;
+  /** gate-cmdline: parameters that must be on the running kernel's command line. */
+  params: string[];
+}
+
+const pass = (reason: string, data?: unknown): Plan => ({ kind: 'noop', reason, data });
+const fail = (msg: string, hint: string, data?: unknown): Plan => ({ kind: 'fail', msg, hint, data });
+const norm = (m: string) => m.replace(/-/g, '_');
+const tokens = (line: string) => line.split(/\s+/).filter(Boolean);
+
+function pvars(ctx: PlanContext): PassthroughVars {
+  return ctx.vars as PassthroughVars;
+}
+
+function bootFile(facts: Facts): string {
+  return facts.bootloader === 'systemd-boot' ? '/etc/kernel/cmdline' : '/etc/default/grub (GRUB_CMDLINE_LINUX_DEFAULT)';
+}
+
+export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: PassthroughVars & Record<string, unknown>, extra: { nvidiaSmi?: { code: number; stdout: string; stderr: string }; nvidiaCtk?: { code: number; stdout: string; stderr: string } } = {}): Plan {
+  const f = facts;
+  switch (args.check) {
+    case 'preflight-cpu': {
+      const required = vars.cpu_virtualization_required === undefined ? true : Boolean(vars.cpu_virtualization_required);
+      if (f.cpuVendor === 'other') {
+        return fail('expected an Intel or AMD CPU, found another vendor', 'VT-d/AMD-Vi passthrough as set up here needs an x86 Intel or AMD host');
+      }
+      if (!f.cpuVirtualization && required) {
+        return fail(
+          `expected the ${f.cpuVendor === 'intel' ? 'vmx' : 'svm'} flag in /proc/cpuinfo, found none`,
+          `enable ${f.cpuVendor === 'intel' ? 'Intel VT-x' : 'AMD SVM'} in the firmware setup (a nested host needs it exposed by its hypervisor); set cpu_virtualization_required: false only for a test host that never runs VMs`,
+        );
+      }
+      const iommu = f.iommu.active ? 'IOMMU active' : f.iommu.present ? 'IOMMU unit present, translation not on yet' : 'IOMMU not visible yet (the iommu role turns it on; the gate checks after the reboot)';
+      return pass(`${f.cpuVendor} CPU, virtualization ${f.cpuVirtualization ? 'on' : 'not exposed (allowed)'}, ${iommu}`, {
+        vendor: f.cpuVendor,
+        virtualization: f.cpuVirtualization,
+        iommuActive: f.iommu.active,
+      });
+    }
+    case 'preflight-bootloader': {
+      const override = typeof vars.bootloader === 'string' && vars.bootloader !== 'auto' ? vars.bootloader : null;
+      if (override) return pass(`bootloader ${override} (set by the host variable; detected ${f.bootloader})`, { bootloader: override });
+      if (f.bootloader === 'unknown') {
+        return fail(
+          'expected to know which bootloader the host boots from, found no proof',
+          `evidence: ${f.bootloaderEvidence.join('; ') || 'none'}. Check \`proxmox-boot-tool status\` and \`efibootmgr -v\`, then set the host variable bootloader: grub | systemd-boot`,
+        );
+      }
+      return pass(`boots ${f.bootloader} (${f.bootloaderEvidence.join('; ')})`, { bootloader: f.bootloader, evidence: f.bootloaderEvidence });
+    }
+    case 'preflight-devices': {
+      const p = planDevices(f, vars);
+      const problems = [...p.deviceProblems, ...p.captureProblems];
+      if (problems.length > 0) return fail(problems.map((x) => x.msg).join('; '), problems.map((x) => x.hint).join(' '), p);
+      return pass(
+        `${p.devices.map((d) => `${d.address} ${d.id}${d.driver ? ` (${d.driver})` : ''}`).join(', ')}; ids=${p.ids.join(',')}${p.notes.length ? `; ${p.notes.join('; ')}` : ''}`,
+        p,
+      );
+    }
+    case 'preflight-isolation': {
+      const p = planDevices(f, vars);
+      if (p.isolated === null) return pass('IOMMU groups unknown until the IOMMU is active: checked again after the reboot', p);
+      if (p.isolated) return pass(`isolated: ${p.groups.map((g) => `group ${g.group} = ${g.members.join(' ')}`).join('; ')}`, p);
+      if (p.acs.enable) return pass(`not isolated, ACS override will split it: ${p.acs.reason}`, p);
+      const bad = p.groups.filter((g) => !g.isolated);
+      return fail(
+        `expected each chosen device's IOMMU group to hold only its own functions and PCI bridges, found ${bad.map((g) => `group ${g.group} also holding ${g.foreign.join(', ')}`).join('; ')}`,
+        `a group is passed through whole: move the card to another slot, pass the whole group, or set acs_override: auto|on (${p.acs.supported ? 'this kernel supports it' : `kernel ${f.kernelRelease} lacks the ACS override patch; the Proxmox kernel has it`}; it weakens isolation between those devices)`,
+        p,
+      );
+    }
+    case 'preflight-acs': {
+      const p = planDevices(f, vars);
+      if (p.acs.mode === 'on' && !p.acs.supported) {
+        return fail(
+          `expected a kernel carrying the ACS override patch (acs_override: on), found ${f.kernelRelease}`,
+          'pcie_acs_override= is ignored by kernels without the out-of-tree patch (stock Debian); boot a Proxmox (-pve) kernel, or set acs_override_supported: true if your kernel carries it',
+          p.acs,
+        );
+      }
+      return pass(`ACS override ${p.acs.enable ? 'enabled' : 'not enabled'}: ${p.acs.reason}`, p.acs);
+    }
+    case 'preflight-vendor-reset': {
+      const p = planDevices(f, vars);
+      return pass(`vendor-reset ${p.vendorReset.enable ? 'wanted' : 'not wanted'}: ${p.vendorReset.reason}`, p.vendorReset);
+    }
+    case 'preflight-hugepages': {
+      const h = planHugepages(f, vars);
+      if (h.problem) return fail(h.problem.msg, h.problem.hint, h);
+      if (h.mode === 'off') return pass('no hugepages asked (hugepages.count is 0)', h);
+      return pass(`${h.count} x ${h.size} = ${(h.requestedKb / 1048576).toFixed(1)} GiB fits under ${Math.round(h.share * 100)}% of MemTotal`, h);
+    }
+    case 'preflight-container-toolkit': {
+      if (!f.docker.installed) {
+        return fail('expected docker on this host (the toolkit configures its runtime), found no docker command', 'install Docker Engine in the guest first; the NVIDIA driver must run here too (nvidia-smi)');
+      }
+      return pass(`docker present, runtimes: ${f.docker.runtimes.join(', ') || 'none listed'}`, f.docker);
+    }
+    case 'gate-cmdline': {
+      const running = tokens(f.cmdlineRunning);
+      const configured = tokens(f.cmdlineConfigured);
+      const missing = args.params.filter((p) => !running.includes(p));
+      if (missing.length === 0) return pass(`/proc/cmdline has ${args.params.join(' ') || 'nothing to check'}`);
+      const pending = missing.filter((p) => configured.includes(p));
+      const absent = missing.filter((p) => !configured.includes(p));
+      const parts = [];
+      if (pending.length) parts.push(`${pending.join(' ')} configured but not booted (reboot pending)`);
+      if (absent.length) parts.push(`${absent.join(' ')} neither booted nor in ${bootFile(f)}`);
+      return fail(
+        `expected ${missing.join(' ')} in /proc/cmdline, found ${parts.join('; ')}`,
+        absent.length
+          ? `the host boots ${f.bootloader} (${f.bootloaderEvidence.join('; ')}): was the other bootloader's file edited, or the refresh (update-grub / proxmox-boot-tool refresh) not run?`
+          : 'reboot the host (run without --no-reboot), then run the gates again with --tags verify',
+        { running: f.cmdlineRunning, configured: f.cmdlineConfigured, missing },
+      );
+    }
+    case 'gate-iommu': {
+      if (f.iommu.active) {
+        return pass(`IOMMU active: ${Object.keys(f.iommuGroups).length} groups${f.iommu.irqRemapping ? ', interrupt remapping on' : ''}`, f.iommu);
+      }
+      const asked = tokens(f.cmdlineRunning).some((t) => t === 'intel_iommu=on' || t.startsWith('iommu=') || t.startsWith('amd_iommu'));
+      return fail(
+        `expected IOMMU groups in /sys/kernel/iommu_groups, found none${asked ? ` although the kernel booted with ${tokens(f.cmdlineRunning).filter((t) => /iommu/.test(t)).join(' ')}` : ''}`,
+        asked
+          ? `the firmware has the IOMMU off or the CPU/board lacks it: enable ${f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d'} in the firmware setup. No software setting can fix this.`
+          : 'the IOMMU parameters are not on the running command line: run the iommu role and reboot',
+        f.iommu,
+      );
+    }
+    case 'gate-vfio': {
+      const p = planDevices(f, vars);
+      if (p.devices.length === 0) return fail(p.deviceProblems.map((x) => x.msg).join('; ') || 'expected chosen devices, found none', p.deviceProblems.map((x) => x.hint).join(' '));
+      const wrong = p.devices.filter((d) => d.driver !== 'vfio-pci');
+      if (wrong.length === 0) return pass(`vfio-pci drives ${p.devices.map((d) => d.address).join(', ')}`, p.devices);
+      const loaded = f.modules.includes('vfio_pci');
+      return fail(
+        `expected vfio-pci in use for ${wrong.map((d) => d.address).join(', ')}, found ${wrong.map((d) => d.driver ?? 'no driver').join(', ')}`,
+        !loaded
+          ? 'vfio_pci is not loaded: check /etc/modules, then update-initramfs -u -k all and reboot'
+          : `a host driver claimed the device first: check the softdep/blacklist lines in /etc/modprobe.d, run update-initramfs -u -k all, reboot (lspci -nnk -s ${wrong[0].address} shows the driver)`,
+        p.devices,
+      );
+    }
+    case 'gate-blacklist': {
+      const p = planDevices(f, vars);
+      const loaded = new Set(f.modules.map(norm));
+      const bad = p.blacklist.filter((m) => loaded.has(norm(m)));
+      if (bad.length === 0) return pass(`not loaded: ${p.blacklist.join(', ') || '(nothing blacklisted)'}`);
+      return fail(
+        `expected ${bad.join(', ')} not loaded, found ${bad.length === 1 ? 'it' : 'them'} in /proc/modules`,
+        'the blacklist is read from the initramfs too: run update-initramfs -u -k all and reboot; a module pulled in as a dependency needs `install <name> /bin/false`',
+      );
+    }
+    case 'gate-vendor-reset': {
+      const p = planDevices(f, vars);
+      const vr = p.vendorReset;
+      if (!vr.enable) return pass(`vendor-reset not needed: ${vr.reason}`);
+      const dkms = f.dkms['vendor-reset'] ?? [];
+      if (!dkms.includes(f.kernelRelease)) {
+        return fail(
+          `expected vendor-reset built by DKMS for the running kernel ${f.kernelRelease}, found ${dkms.length ? `builds for ${dkms.join(', ')}` : 'no build'}`,
+          `its DKMS build often breaks on new kernels: install ${vr.headersPackage}, run \`dkms autoinstall -k ${f.kernelRelease}\` and read /var/lib/dkms/vendor-reset/*/build/make.log`,
+        );
+      }
+      if (!f.modules.includes('vendor_reset')) {
+        return fail('expected the vendor_reset module loaded, found it missing from /proc/modules', 'list vendor-reset in /etc/modules and reboot; `modprobe vendor-reset` shows the error (e.g. a rejected key under Secure Boot)');
+      }
+      const byAddr = new Map(f.pci.map((d) => [d.address, d]));
+      const wrong = vr.devices.filter((d) => !(byAddr.get(d.address)?.resetMethod ?? []).includes('device_specific'));
+      if (wrong.length > 0) {
+        return fail(
+          `expected reset_method device_specific for ${wrong.map((d) => d.address).join(', ')}, found ${wrong.map((d) => byAddr.get(d.address)?.resetMethod.join(' ') || 'none').join(', ')}`,
+          'on kernels >= 5.15 vendor-reset only acts through the device_specific reset method: check /etc/udev/rules.d/99-vendor-reset.rules and reboot',
+        );
+      }
+      return pass(`vendor-reset loaded for ${f.kernelRelease}; device_specific reset on ${vr.devices.map((d) => d.address).join(', ')}`);
+    }
+    case 'gate-hugepages': {
+      const h = planHugepages(f, vars);
+      if (h.problem) return fail(h.problem.msg, h.problem.hint);
+      if (h.mode === 'off') return pass('no hugepages asked');
+      const m = f.memory;
+      if (m.hugepageSizeKb !== h.sizeKb) {
+        return fail(
+          `expected the default hugepage size ${h.size}, found ${m.hugepageSizeKb} kB`,
+          h.size === '1G' ? 'default_hugepagesz=1G must be on the booted command line: check gate-cmdline, reboot' : 'remove default_hugepagesz= from the kernel command line',
+        );
+      }
+      if (m.hugepagesTotal !== h.count) {
+        return fail(
+          `expected HugePages_Total ${h.count} (${h.size}), found ${m.hugepagesTotal}`,
+          m.hugepagesTotal < h.count
+            ? h.mode === 'runtime'
+              ? 'memory too fragmented to reserve them at runtime: reboot (sysctl.d applies early), or use 1G pages reserved at boot'
+              : 'not enough contiguous memory at boot, or the hugepages= parameter did not boot: check /proc/cmdline'
+            : 'something else reserves hugepages (another sysctl.d file or kernel parameter)',
+        );
+      }
+      return pass(`HugePages_Total ${m.hugepagesTotal} x ${h.size} (${m.hugepagesFree} free)`);
+    }
+    case 'gate-container-toolkit': {
+      const problems: string[] = [];
+      const hints: string[] = [];
+      const ctk = extra.nvidiaCtk;
+      if (!f.packages['nvidia-container-toolkit'] && !(ctk && ctk.code === 0)) {
+        problems.push('nvidia-container-toolkit not installed');
+        hints.push('check the apt source /etc/apt/sources.list.d/nvidia-container-toolkit.list and its keyring');
+      }
+      if (!f.docker.runtimes.includes('nvidia')) {
+        problems.push(`docker runtimes ${f.docker.runtimes.join(', ') || 'none'} (no nvidia)`);
+        hints.push('run `nvidia-ctk runtime configure --runtime=docker` and restart docker');
+      }
+      const smi = extra.nvidiaSmi;
+      if (smi && smi.code !== 0) {
+        problems.push(`nvidia-smi failed (${(smi.stderr || smi.stdout).trim().split('\n')[0] || `exit ${smi.code}`})`);
+        hints.push('the NVIDIA driver does not run in this guest: install it, check the GPU is passed through (lspci)');
+      }
+      if (problems.length) return fail(`expected nvidia-ctk, docker's nvidia runtime and a working nvidia-smi, found ${problems.join('; ')}`, hints.join('; '));
+      return pass(`nvidia-container-toolkit ${f.packages['nvidia-container-toolkit'] ?? ''} with docker runtime nvidia${smi ? ', nvidia-smi works' : ''}`.trim());
+    }
+    default: {
+      const never: never = args.check;
+      return fail(`unknown check ${String(never)}`, `one of: ${CHECKS.join(', ')}`);
+    }
+  }
+}
+
+export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
+  name: 'passthrough_check',
+  readOnly: true,
+  doc:
+    'GPU passthrough preflight checks (before changes) and gates (after the reboot): CPU, bootloader, chosen devices and the ids= capture of ' +
+    'the boot display, IOMMU group isolation and ACS override, vendor-reset, hugepages fit; then the booted command line, IOMMU, vfio-pci ' +
+    'binding, blacklist, vendor-reset, hugepages and the container toolkit. Passes with what it proved (registered as data), fails with ' +
+    '"expected …, found …" and a hint.',
+  schema: {
+    check: { type: 'string', required: true, choices: CHECKS, doc: 'Which check to run.' },
+    params: { type: 'list', items: 'string', default: [], doc: 'gate-cmdline: parameters that must be on /proc/cmdline.' },
+  },
+  reads(args) {
+    return args.check === 'gate-container-toolkit'
+      ? [
+          { kind: 'cmd', command: 'nvidia-smi -L' },
+          { kind: 'cmd', command: 'nvidia-ctk --version' },
+        ]
+      : [];
+  },
+  async plan(args, ctx) {
+    const extra =
+      args.check === 'gate-container-toolkit'
+        ? { nvidiaSmi: await ctx.observe.cmd('nvidia-smi -L'), nvidiaCtk: await ctx.observe.cmd('nvidia-ctk --version') }
+        : {};
+    return runCheck(args, ctx.facts, pvars(ctx) as PassthroughVars & Record<string, unknown>, extra);
+  },
+};
