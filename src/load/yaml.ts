@@ -41,6 +41,20 @@ export class YamlFile {
   }
 }
 
+/**
+ * A "did you mean" suggestion: the closest name by edit distance, else a known name that
+ * starts with the given one (or the reverse), e.g. `accept` → `accept-new`.
+ */
+export function suggest(name: string, known: Iterable<string>): string | undefined {
+  const list = [...known];
+  const near = closest(name, list);
+  if (near) return near;
+  const n = name.toLowerCase();
+  if (n.length < 3) return undefined;
+  return list.find((k) => k.toLowerCase().startsWith(n)) ?? list.find((k) => n.startsWith(k.toLowerCase()) && k.length >= 4)
+    ?? list.find((k) => k.length >= 5 && n.slice(0, 5) === k.toLowerCase().slice(0, 5));
+}
+
 /** Collects ConfigErrors of one load; `throwIfAny()` raises them all at once. */
 export class Errors {
   readonly list: ConfigError[] = [];
@@ -82,9 +96,13 @@ export function parseYaml(text: string, file: string): YamlFile {
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
   const yf = new YamlFile(file, doc, lc);
   if (doc.errors.length) {
-    const errs = doc.errors.map(
-      (e) => new ConfigError(`invalid YAML: ${cleanMessage(e.message)}`, yf.at(e.pos[0]), yamlHint(e.code)),
-    );
+    const errs = doc.errors.map((e) => {
+      // an unclosed quote is detected at the end of the file: point at where it opens instead
+      const q = /closing (["'])quote/.exec(e.message);
+      const open = q ? text.lastIndexOf(q[1]!, e.pos[0] - 1) : -1;
+      if (open >= 0) return new ConfigError(`invalid YAML: this ${q![1]}quoted string is never closed`, yf.at(open), `add the closing ${q![1]}`);
+      return new ConfigError(`invalid YAML: ${cleanMessage(e.message)}`, yf.at(e.pos[0]), yamlHint(e.code));
+    });
     throw errs.length === 1 ? errs[0]! : new ConfigErrors(errs);
   }
   return yf;
@@ -182,7 +200,7 @@ export function mapEntries(
     const valueNode = pair.value as YNode;
     const pos = valueNode && (valueNode as { range?: unknown }).range ? yf.pos(valueNode) : keyPos;
     if (opts.allowed && !opts.allowed.includes(key)) {
-      const near = closest(key, opts.allowed);
+      const near = suggest(key, opts.allowed);
       errs.add(
         `unknown key '${key}' in ${what}`,
         keyPos,
@@ -252,7 +270,7 @@ export function getChoice<T extends string>(
   const n = e.node;
   const v = isScalar(n) ? n.value : undefined;
   if (typeof v === 'string' && (choices as readonly string[]).includes(v)) return v as T;
-  const near = typeof v === 'string' ? closest(v, choices) : undefined;
+  const near = typeof v === 'string' ? suggest(v, choices) : undefined;
   errs.add(
     `'${what}' must be one of ${choices.join(', ')}; found ${describe(n)}`,
     e.pos,
