@@ -364,7 +364,16 @@ export class SshConnection implements Connection {
   }
 
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const w = this.wrap(command, opts.stdin);
+    const timeoutMs = opts.timeoutMs ?? this.opts.commandTimeoutMs;
+    let line = command;
+    if (timeoutMs !== undefined) {
+      // OpenSSH does not deliver signals to root sessions and keeps a closed channel's command
+      // running: the host kills a command that overruns (the whole process group, via timeout(1)).
+      const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
+      const q = shq(command);
+      line = `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${secs} sh -c ${q}; else exec sh -c ${q}; fi`;
+    }
+    const w = this.wrap(line, opts.stdin);
     const r = await this.rawExec(w.line, { ...opts, stdin: w.stdin }, command);
     const refused = this.sudoMode !== 'none' && r.code === 1 ? SUDO_FAILURE.exec(r.stderr) : null;
     if (refused) {
@@ -391,13 +400,25 @@ export class SshConnection implements Connection {
     for (let attempt = 1; ; attempt++) {
       const r = await this.channelLimit.run(async () => {
         const client = this.liveClient(shown);
-        let stream: ClientChannel;
         try {
-          stream = await new Promise<ClientChannel>((resolve, reject) =>
-            client.exec(line, (err, s) => (err ? reject(err) : resolve(s))),
+          // The channel's listeners must be attached in the exec callback itself: a fast command's
+          // exit status can arrive in the same read as the channel confirmation.
+          const running = await new Promise<Promise<ExecResult & { signal?: string }>>((resolve, reject) =>
+            client.exec(line, (err, stream) => {
+              if (err) return reject(err);
+              this.openChannels++;
+              const p = this.runChannel(stream, opts, shown, started);
+              p.then(
+                () => this.openChannels--,
+                () => this.openChannels--,
+              );
+              resolve(p);
+            }),
           );
+          return await running;
         } catch (e) {
-          const msg = (e as Error).message;
+          if (!(e instanceof Error) || e instanceof UnreachableError || e instanceof CommandError) throw e;
+          const msg = e.message;
           if (this.lost || this.link?.client !== client) throw this.lostError(shown);
           if (/Channel open failure/i.test(msg) && Date.now() - started < 120_000) {
             const open = this.openChannels;
@@ -409,12 +430,6 @@ export class SshConnection implements Connection {
           }
           if (/No response from server|Not connected/i.test(msg)) throw this.lostError(shown);
           throw new UnreachableError(`${this.host}: cannot open a channel: ${msg}`, this.host);
-        }
-        this.openChannels++;
-        try {
-          return await this.runChannel(stream, opts, shown, started);
-        } finally {
-          this.openChannels--;
         }
       });
       if (r) return r;
@@ -434,16 +449,27 @@ export class SshConnection implements Connection {
       const err: Buffer[] = [];
       let code: number | undefined;
       let signal: string | undefined;
-      let timedOut = false;
       const timeoutMs = opts.timeoutMs ?? this.opts.commandTimeoutMs;
+      let settled = false;
       const timer =
         timeoutMs !== undefined
           ? setTimeout(() => {
-              timedOut = true;
-              try {
-                stream.signal('KILL');
-              } catch {}
+              // The remote side kills the command (see exec's `timeout` wrapper); do not wait for it.
+              settled = true;
               stream.close();
+              reject(
+                new CommandTimeoutError(
+                  this.host,
+                  {
+                    command: shown,
+                    code: 124,
+                    stdout: Buffer.concat(out).toString('utf8'),
+                    stderr: Buffer.concat(err).toString('utf8'),
+                    durationMs: Date.now() - started,
+                  },
+                  timeoutMs,
+                ),
+              );
             }, timeoutMs)
           : undefined;
       stream.on('data', (d: Buffer) => out.push(d));
@@ -455,6 +481,7 @@ export class SshConnection implements Connection {
       stream.on('error', () => {});
       stream.on('close', () => {
         if (timer) clearTimeout(timer);
+        if (settled) return;
         const result: ExecResult = {
           command: shown,
           code: code ?? (signal ? 128 + (signalNumbers[signal] ?? 0) : -1),
@@ -462,7 +489,6 @@ export class SshConnection implements Connection {
           stderr: Buffer.concat(err).toString('utf8'),
           durationMs: Date.now() - started,
         };
-        if (timedOut) return reject(new CommandTimeoutError(this.host, { ...result, code: 124 }, timeoutMs!));
         if (code === undefined && !signal) {
           // Closed without an exit status: the connection went away under the command.
           // The client's close event may come just after the channel's: give it a moment.
