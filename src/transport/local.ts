@@ -13,6 +13,7 @@ import {
   type Connection,
   type ExecOptions,
   type ExecResult,
+  type ReconnectOptions,
   type WriteOptions,
   type WriteResult,
 } from './connection.ts';
@@ -115,7 +116,8 @@ export class LocalConnection implements Connection {
     return result;
   }
 
-  async reconnect(): Promise<void> {}
+  /** Nothing to re-open: the control machine is always there. */
+  async reconnect(_opts?: ReconnectOptions): Promise<void> {}
 
   async close(): Promise<void> {}
 }
