@@ -5,10 +5,14 @@
 import { createTwoFilesPatch } from 'diff';
 import type { FileDiff } from '../model/types.ts';
 
-/** A unified diff with `a/<path>` and `b/<path>` labels; '' when before and after are equal. */
+/**
+ * A unified diff labelled like git's (`a/etc/default/grub`, `b/etc/default/grub`: the
+ * absolute path without its leading slash); '' when before and after are equal.
+ */
 export function unifiedDiff(d: FileDiff, context = 3): string {
   if (d.before === d.after) return '';
-  const patch = createTwoFilesPatch(`a/${d.path}`, `b/${d.path}`, d.before, d.after, undefined, undefined, {
+  const rel = d.path.replace(/^\/+/, '');
+  const patch = createTwoFilesPatch(`a/${rel}`, `b/${rel}`, d.before, d.after, undefined, undefined, {
     context,
   });
   // jsdiff starts with a line of '=' (its Index: header without the Index); drop it.

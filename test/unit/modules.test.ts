@@ -100,7 +100,7 @@ test('parseDpkg: only status installed counts', (t) => {
 test('unifiedDiff has a/ b/ labels and hunks; diffStat counts', (t) => {
   const d = { path: '/etc/x', before: 'a\nb\nc\n', after: 'a\nB\nc\nd\n' };
   const u = unifiedDiff(d);
-  t.true(u.startsWith('--- a//etc/x\n+++ b//etc/x\n@@ '), u);
+  t.true(u.startsWith('--- a/etc/x\n+++ b/etc/x\n@@ '), u);
   t.true(u.includes('\n-b\n+B\n'));
   t.deepEqual(diffStat(d), { added: 2, removed: 1, text: '+2 -1' });
   t.is(unifiedDiff({ path: '/x', before: 'same', after: 'same' }), '');
