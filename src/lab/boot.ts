@@ -1,0 +1,471 @@
+/**
+ * The boot logic of a lab node, pure: what a node looks like after a boot derives only from
+ * what was configured AND applied (bootloader config as last generated, the initramfs snapshot
+ * as last built, sysctl.d, udev rules/units, DKMS builds) plus the hardware profile.
+ * A setting written but not applied has no effect.
+ */
+import type { Profile, ProfileDevice } from './profile.ts';
+
+/** Read-only view of a node's files, by the path the node sees (`/etc/modules`). */
+export interface NodeView {
+  read(path: string): string | null;
+  /** Entry names of a directory, [] when absent. */
+  list(dir: string): string[];
+}
+
+export interface BootDevice {
+  address: string;
+  vendor: string;
+  device: string;
+  class: string;
+  bootVga: boolean;
+  driver: string | null;
+  group: number | null;
+  resetMethod: string[];
+}
+
+export interface BootResult {
+  kernelRelease: string;
+  cmdline: string;
+  iommu: { present: boolean; active: boolean; acsOverride: boolean };
+  devices: BootDevice[];
+  groups: Record<string, string[]>;
+  modules: string[];
+  hugepages: { defaultSizeKb: number; pools: Record<string, number> };
+  failedUnits: string[];
+  dockerRuntimes: string[] | null;
+  /** Kernel log lines (without timestamps). */
+  log: string[];
+}
+
+// ---------- helpers ----------
+
+export const norm = (m: string): string => m.trim().replace(/-/g, '_');
+
+/** `6.8.12-4-pve` → [6, 8, 12]. */
+export function kernelTuple(release: string): [number, number, number] {
+  const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release);
+  if (!m) return [0, 0, 0];
+  return [Number(m[1]), Number(m[2]), Number(m[3] ?? 0)];
+}
+
+export function kernelAtLeast(release: string, major: number, minor: number): boolean {
+  const [a, b] = kernelTuple(release);
+  return a > major || (a === major && b >= minor);
+}
+
+export function compareKernels(a: string, b: string): number {
+  const ta = kernelTuple(a);
+  const tb = kernelTuple(b);
+  for (let i = 0; i < 3; i++) if (ta[i] !== tb[i]) return ta[i]! - tb[i]!;
+  const ra = Number(/-(\d+)/.exec(a)?.[1] ?? 0);
+  const rb = Number(/-(\d+)/.exec(b)?.[1] ?? 0);
+  return ra - rb;
+}
+
+function stripComments(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.replace(/#.*$/, '').trim())
+    .filter(Boolean);
+}
+
+/** Parse `size` suffixes of hugepagesz= (`2M`, `1G`, `2048k`) to kB. */
+export function sizeKb(s: string): number | null {
+  const m = /^(\d+)([kKmMgG]?)$/.exec(s.trim());
+  if (!m) return null;
+  const n = Number(m[1]);
+  const u = m[2]!.toLowerCase();
+  return u === 'g' ? n * 1048576 : u === 'm' ? n * 1024 : u === 'k' ? n : Math.floor(n / 1024);
+}
+
+// ---------- bootloader ----------
+
+export interface LoaderState {
+  kernel: string;
+  cmdline: string;
+}
+
+/** The default entry of a grub.cfg written by update-grub: first `linux` line. */
+export function parseGrubCfg(text: string): LoaderState | null {
+  for (const line of text.split('\n')) {
+    const m = /^\s*linux\s+(\/boot\/vmlinuz-(\S+))\s*(.*)$/.exec(line);
+    if (m) {
+      const args = m[3]!.trim().split(/\s+/).filter(Boolean).join(' ');
+      return { kernel: m[2]!, cmdline: `BOOT_IMAGE=${m[1]}${args ? ' ' + args : ''}` };
+    }
+  }
+  return null;
+}
+
+/** systemd-boot: newest `proxmox-*.conf` loader entry on the ESP (or loader.conf's default). */
+export function parseLoaderEntries(view: NodeView, esp = '/boot/efi'): LoaderState | null {
+  const entries = view.list(`${esp}/loader/entries`).filter((f) => f.endsWith('.conf'));
+  const parsed: Array<{ version: string; options: string; initrd: string }> = [];
+  for (const f of entries) {
+    const text = view.read(`${esp}/loader/entries/${f}`) ?? '';
+    const get = (k: string) => new RegExp(`^${k}\\s+(.*)$`, 'm').exec(text)?.[1]?.trim() ?? '';
+    const version = get('version');
+    if (version) parsed.push({ version, options: get('options'), initrd: get('initrd') });
+  }
+  if (parsed.length === 0) return null;
+  parsed.sort((a, b) => compareKernels(b.version, a.version));
+  const e = parsed[0]!;
+  const initrd = e.initrd.replace(/\//g, '\\');
+  return { kernel: e.version, cmdline: `initrd=${initrd} ${e.options}`.trim() };
+}
+
+// ---------- initramfs snapshot ----------
+
+export const SNAPSHOT_HEADER = 'passthru-lab initramfs snapshot';
+
+/** The snapshot file: `--- <path>` sections holding the file contents when update-initramfs ran. */
+export function parseSnapshot(text: string | null): Map<string, string> {
+  const files = new Map<string, string>();
+  if (!text || !text.startsWith(SNAPSHOT_HEADER)) return files;
+  let cur: string | null = null;
+  let buf: string[] = [];
+  for (const line of text.split('\n').slice(1)) {
+    const m = /^--- (\/\S+)$/.exec(line);
+    if (m) {
+      if (cur) files.set(cur, buf.join('\n'));
+      cur = m[1]!;
+      buf = [];
+    } else if (cur) buf.push(line);
+  }
+  if (cur) files.set(cur, buf.join('\n'));
+  return files;
+}
+
+export interface ModConfig {
+  /** Modules listed to load at boot. */
+  load: string[];
+  blacklist: Set<string>;
+  /** module → modules that must load before it. */
+  softdepPre: Map<string, string[]>;
+  /** module → options string. */
+  options: Map<string, string[]>;
+  /** Addresses with `driver_override` set to vfio-pci by an early script. */
+  overrides: Set<string>;
+}
+
+function modulesListFile(text: string): string[] {
+  return stripComments(text).map((l) => norm(l.split(/\s+/)[0]!));
+}
+
+/** modprobe.d semantics over a set of files: path → contents. */
+export function parseModConfig(files: Map<string, string>): ModConfig {
+  const cfg: ModConfig = { load: [], blacklist: new Set(), softdepPre: new Map(), options: new Map(), overrides: new Set() };
+  const paths = [...files.keys()].sort();
+  for (const p of paths) {
+    const text = files.get(p)!;
+    if (p === '/etc/modules' || p === '/etc/initramfs-tools/modules' || (p.startsWith('/etc/modules-load.d/') && p.endsWith('.conf'))) {
+      cfg.load.push(...modulesListFile(text));
+    } else if (p.startsWith('/etc/modprobe.d/') && p.endsWith('.conf')) {
+      for (const line of stripComments(text)) {
+        const [kw, mod, ...rest] = line.split(/\s+/);
+        if (!mod) continue;
+        const m = norm(mod);
+        if (kw === 'blacklist') cfg.blacklist.add(m);
+        else if (kw === 'install' && /\/bin\/(false|true)/.test(rest.join(' '))) cfg.blacklist.add(m);
+        else if (kw === 'options') cfg.options.set(m, [...(cfg.options.get(m) ?? []), ...rest]);
+        else if (kw === 'softdep') {
+          const pre: string[] = [];
+          let inPre = false;
+          for (const t of rest) {
+            if (t === 'pre:') inPre = true;
+            else if (t === 'post:') inPre = false;
+            else if (inPre) pre.push(norm(t));
+          }
+          cfg.softdepPre.set(m, [...(cfg.softdepPre.get(m) ?? []), ...pre]);
+        }
+      }
+    } else if (p.startsWith('/etc/initramfs-tools/scripts/')) {
+      const re = /vfio-pci\s*>\s*\/sys\/bus\/pci\/devices\/([0-9a-fA-F:.]+)\/driver_override/g;
+      for (const m of text.matchAll(re)) cfg.overrides.add(m[1]!.toLowerCase());
+    }
+  }
+  return cfg;
+}
+
+export function vfioIds(cfg: ModConfig): Set<string> {
+  const ids = new Set<string>();
+  for (const opt of cfg.options.get('vfio_pci') ?? []) {
+    const m = /^ids=(.*)$/.exec(opt);
+    if (m) for (const id of m[1]!.split(',')) if (id.trim()) ids.add(id.trim().toLowerCase());
+  }
+  return ids;
+}
+
+/** Files a snapshot (and systemd-modules-load) consider, read from the live view. */
+export function liveModFiles(view: NodeView): Map<string, string> {
+  const files = new Map<string, string>();
+  const add = (p: string) => {
+    const t = view.read(p);
+    if (t !== null) files.set(p, t);
+  };
+  add('/etc/modules');
+  add('/etc/initramfs-tools/modules');
+  for (const d of ['/etc/modules-load.d', '/etc/modprobe.d']) for (const f of view.list(d)) add(`${d}/${f}`);
+  for (const d of ['/etc/initramfs-tools/scripts/init-top', '/etc/initramfs-tools/scripts/init-premount'])
+    for (const f of view.list(d)) add(`${d}/${f}`);
+  return files;
+}
+
+// ---------- cmdline ----------
+
+export function cmdlineTokens(cmdline: string): string[] {
+  return cmdline.split(/\s+/).filter(Boolean);
+}
+
+export function cmdlineParam(cmdline: string, key: string): string | null {
+  let v: string | null = null;
+  for (const t of cmdlineTokens(cmdline)) {
+    if (t === key) v = '';
+    else if (t.startsWith(key + '=')) v = t.slice(key.length + 1);
+  }
+  return v;
+}
+
+export function hugepagesFromCmdline(cmdline: string): { defaultSizeKb: number; pools: Record<string, number> } {
+  let defaultSizeKb = 2048;
+  const d = cmdlineParam(cmdline, 'default_hugepagesz');
+  if (d) defaultSizeKb = sizeKb(d) ?? 2048;
+  const pools: Record<string, number> = {};
+  let cur: number | null = null;
+  for (const t of cmdlineTokens(cmdline)) {
+    if (t.startsWith('hugepagesz=')) cur = sizeKb(t.slice(11));
+    else if (t.startsWith('hugepages=')) {
+      const n = Number(t.slice(10));
+      if (Number.isFinite(n)) pools[String(cur ?? defaultSizeKb)] = n;
+    }
+  }
+  return { defaultSizeKb, pools };
+}
+
+/** `vm.nr_hugepages` as systemd-sysctl applies it at boot (/etc/sysctl.d/*.conf, /etc/sysctl.conf; later wins). */
+export function sysctlFromFiles(view: NodeView): Map<string, string> {
+  const out = new Map<string, string>();
+  const files: string[] = [];
+  for (const f of view.list('/etc/sysctl.d').sort()) if (f.endsWith('.conf')) files.push(`/etc/sysctl.d/${f}`);
+  files.push('/etc/sysctl.conf');
+  for (const p of files) {
+    for (const line of stripComments(view.read(p) ?? '')) {
+      const m = /^-?\s*([\w./-]+)\s*=\s*(.*)$/.exec(line);
+      if (m) out.set(m[1]!.replace(/\//g, '.'), m[2]!.trim());
+    }
+  }
+  return out;
+}
+
+// ---------- boot ----------
+
+export function driverModule(d: ProfileDevice): string | null {
+  if (!d.driver) return null;
+  const mods = (d.modules ?? []).map(norm);
+  const drv = norm(d.driver);
+  if (mods.includes(drv)) return drv;
+  return mods[mods.length - 1] ?? drv;
+}
+
+/** DKMS-provided kernel modules: kernel module name → dkms module name. */
+const DKMS_MODULES: Record<string, string> = { vendor_reset: 'vendor-reset' };
+
+/** DKMS modules installed for a kernel: /var/lib/dkms/<mod>/<ver>/<kver>/<arch>/module/*.ko */
+export function dkmsBuilt(view: NodeView, kernel: string): Set<string> {
+  const built = new Set<string>();
+  for (const mod of view.list('/var/lib/dkms')) {
+    for (const ver of view.list(`/var/lib/dkms/${mod}`)) {
+      if (ver === 'source' || ver.startsWith('kernel-')) continue;
+      const kos = view.list(`/var/lib/dkms/${mod}/${ver}/${kernel}/x86_64/module`);
+      for (const ko of kos) if (ko.endsWith('.ko') || ko.endsWith('.ko.xz')) built.add(norm(ko.replace(/\.ko(\.xz)?$/, '')));
+    }
+  }
+  return built;
+}
+
+function resetRuleActive(view: NodeView): boolean {
+  const sets = (t: string) => /reset_method/.test(t) && /device_specific/.test(t);
+  for (const f of view.list('/etc/udev/rules.d')) if (f.endsWith('.rules') && sets(view.read(`/etc/udev/rules.d/${f}`) ?? '')) return true;
+  const units = view.list('/etc/systemd/system').filter((f) => f.endsWith('.service'));
+  const wants = view.list('/etc/systemd/system').filter((f) => f.endsWith('.wants'));
+  for (const u of units) {
+    if (!sets(view.read(`/etc/systemd/system/${u}`) ?? '')) continue;
+    if (wants.some((w) => view.list(`/etc/systemd/system/${w}`).includes(u))) return true;
+  }
+  return false;
+}
+
+export function isInstalled(view: NodeView, pkg: string): boolean {
+  const status = view.read('/var/lib/dpkg/status') ?? '';
+  return new RegExp(`^Package: ${pkg.replace(/[.+]/g, '\\$&')}\\n(?:[^\\n]+\\n)*?Status: install ok installed`, 'm').test(status);
+}
+
+export function boot(profile: Profile, view: NodeView): BootResult {
+  const log: string[] = [];
+  const failedUnits: string[] = [];
+
+  // 1. bootloader: only the one this board boots with counts.
+  let loader: LoaderState | null;
+  if (profile.bootloader === 'systemd-boot') loader = parseLoaderEntries(view);
+  else loader = parseGrubCfg(view.read('/boot/grub/grub.cfg') ?? '');
+  if (!loader) {
+    loader = { kernel: profile.kernel.release, cmdline: `BOOT_IMAGE=/boot/vmlinuz-${profile.kernel.release} root=${profile.root.device} ro` };
+    log.push('lab: no bootloader configuration found, booted the fallback entry');
+  }
+  const kernel = loader.kernel;
+  const cmdline = loader.cmdline;
+  log.push(`Linux version ${kernel} (build@lab) #1 SMP PREEMPT_DYNAMIC`);
+  log.push(`Command line: ${cmdline}`);
+
+  // 2. IOMMU.
+  const vendor = profile.cpu.vendor;
+  const present = profile.firmware.iommu;
+  const intelParam = cmdlineParam(cmdline, 'intel_iommu');
+  const amdParam = cmdlineParam(cmdline, 'amd_iommu');
+  let active = false;
+  if (present) {
+    if (vendor === 'intel') {
+      const on = intelParam?.split(',').includes('on') ?? false;
+      const off = intelParam?.split(',').includes('off') ?? false;
+      active = !off && (on || kernelAtLeast(kernel, 6, 8));
+      if (on) log.push('DMAR: IOMMU enabled');
+      if (active) log.push('DMAR-IR: Enabled IRQ remapping in x2apic mode');
+    } else {
+      active = amdParam !== 'off';
+      if (active) log.push('AMD-Vi: Interrupt remapping enabled');
+    }
+  } else if (profile.kind === 'pve') {
+    log.push(vendor === 'intel' ? 'DMAR: IOMMU not found (disabled in firmware)' : 'AMD-Vi: AMD IOMMUv2 functionality not available on this system');
+  }
+  const pt = cmdlineParam(cmdline, 'iommu') === 'pt';
+  if (active) log.push(`iommu: Default domain type: ${pt ? 'Passthrough' : 'Translated'}${pt ? ' (set via kernel command line)' : ''}`);
+  const acsOverride = active && profile.kernel.acs_patch && cmdlineParam(cmdline, 'pcie_acs_override') !== null;
+  if (acsOverride) log.push('Warning: PCIe ACS overrides enabled; This may allow non-IOMMU protected peer-to-peer DMA');
+  if (cmdlineParam(cmdline, 'pcie_acs_override') !== null && !profile.kernel.acs_patch)
+    log.push(`Unknown kernel command line parameters "pcie_acs_override=${cmdlineParam(cmdline, 'pcie_acs_override')}", will be passed to user space.`);
+
+  // 3. Modules: binding per the initramfs snapshot of the booted kernel.
+  const initrdPath = profile.bootloader === 'systemd-boot' ? `/boot/efi/EFI/proxmox/${kernel}/initrd.img-${kernel}` : `/boot/initrd.img-${kernel}`;
+  const snap = parseModConfig(parseSnapshot(view.read(initrdPath)));
+  const live = parseModConfig(liveModFiles(view));
+  const ids = vfioIds(snap);
+  const dkms = dkmsBuilt(view, kernel);
+  const exists = (m: string): boolean => {
+    if (m === 'vfio_virqfd') return !kernelAtLeast(kernel, 6, 2);
+    if (m in DKMS_MODULES) return dkms.has(m);
+    return true;
+  };
+  const earlyVfio =
+    snap.load.includes('vfio_pci') ||
+    snap.overrides.size > 0 ||
+    [...snap.softdepPre.values()].some((pre) => pre.includes('vfio_pci'));
+
+  const loaded = new Set<string>((profile.modules ?? []).map(norm));
+  const devices: BootDevice[] = [];
+  for (const d of profile.pci) {
+    const id = `${d.vendor}:${d.device}`.toLowerCase();
+    const hostMod = driverModule(d);
+    const blacklisted = hostMod !== null && snap.blacklist.has(hostMod);
+    const softdep = hostMod !== null && (snap.softdepPre.get(hostMod) ?? []).includes('vfio_pci');
+    const override = snap.overrides.has(d.address.toLowerCase());
+    let driver: string | null = d.driver ?? null;
+    const wantsVfio = (ids.has(id) && (blacklisted || softdep)) || override;
+    if (earlyVfio && wantsVfio && active) {
+      driver = 'vfio-pci';
+      log.push(`vfio-pci ${d.address}: enabling device`);
+      if (d.class.startsWith('03')) log.push(`vfio-pci ${d.address}: vgaarb: deactivate vga console`);
+      if (d.boot_vga) log.push(`vfio-pci ${d.address}: boot display claimed by vfio-pci: host console lost`);
+    } else if (earlyVfio && wantsVfio && !active) {
+      driver = blacklisted ? null : driver;
+      log.push(`vfio-pci: probe of ${d.address} failed with error -22`);
+    } else if (blacklisted) {
+      driver = null;
+    }
+    if (driver && driver !== 'vfio-pci' && hostMod) loaded.add(hostMod);
+    if (driver === 'vfio-pci') for (const m of ['vfio', 'vfio_iommu_type1', 'vfio_pci', 'vfio_pci_core']) loaded.add(m);
+    const group = active ? ((acsOverride ? (d.acs_group ?? d.group) : d.group) ?? null) : null;
+    devices.push({
+      address: d.address,
+      vendor: d.vendor,
+      device: d.device,
+      class: d.class,
+      bootVga: !!d.boot_vga,
+      driver,
+      group,
+      resetMethod: d.reset ?? (d.class.startsWith('03') ? ['bus'] : ['flr', 'bus']),
+    });
+  }
+  if (earlyVfio) for (const m of ['vfio', 'vfio_iommu_type1', 'vfio_pci', 'vfio_pci_core']) loaded.add(m);
+
+  // systemd-modules-load: live /etc/modules and modules-load.d, after the root fs is mounted.
+  const missing: string[] = [];
+  for (const m of new Set([...live.load, ...snap.load])) {
+    if (exists(m)) loaded.add(m);
+    else missing.push(m);
+  }
+  for (const m of missing) log.push(`systemd-modules-load[312]: Failed to find module '${m}'`);
+  if (missing.length) failedUnits.push('systemd-modules-load.service');
+
+  // vendor-reset: module loaded and a rule/unit sets the reset method.
+  if (loaded.has('vendor_reset')) {
+    log.push('vendor_reset_hook: enabled');
+    if (resetRuleActive(view)) {
+      for (const dev of devices) {
+        const pd = profile.pci.find((p) => p.address === dev.address);
+        if (pd?.vendor_reset) dev.resetMethod = ['device_specific'];
+      }
+    }
+  }
+
+  // 4. Hugepages.
+  const hp = hugepagesFromCmdline(cmdline);
+  const sysctl = sysctlFromFiles(view);
+  const nr = sysctl.get('vm.nr_hugepages');
+  if (nr !== undefined && hp.defaultSizeKb === 2048 && /^\d+$/.test(nr)) hp.pools['2048'] = Number(nr);
+  for (const [k, n] of Object.entries(hp.pools)) {
+    const maxPages = Math.floor((profile.memory_kb * 0.9) / Number(k));
+    if (n > maxPages) {
+      hp.pools[k] = maxPages;
+      log.push(`HugeTLB: allocating ${n} of page size ${Number(k) >= 1048576 ? '1.00 GiB' : '2.00 MiB'} failed.  Only allocated ${maxPages} hugepages.`);
+    }
+  }
+
+  // 5. IOMMU groups.
+  const groups: Record<string, string[]> = {};
+  for (const dev of devices) {
+    if (dev.group === null) continue;
+    (groups[String(dev.group)] ??= []).push(dev.address);
+    log.push(`pci ${dev.address}: Adding to iommu group ${dev.group}`);
+  }
+
+  // 6. docker reads daemon.json when it starts at boot.
+  let dockerRuntimes: string[] | null = null;
+  const dockerInstalled = isInstalled(view, 'docker-ce') || isInstalled(view, 'docker.io') || !!profile.docker?.installed;
+  if (dockerInstalled) dockerRuntimes = dockerRuntimesFrom(view.read('/etc/docker/daemon.json'));
+
+  return {
+    kernelRelease: kernel,
+    cmdline,
+    iommu: { present, active, acsOverride },
+    devices,
+    groups,
+    modules: [...loaded].sort(),
+    hugepages: hp,
+    failedUnits,
+    dockerRuntimes,
+    log,
+  };
+}
+
+export function dockerRuntimesFrom(json: string | null): string[] {
+  const rts = ['io.containerd.runc.v2', 'runc'];
+  if (!json) return rts;
+  try {
+    const j = JSON.parse(json) as { runtimes?: Record<string, unknown> };
+    for (const k of Object.keys(j.runtimes ?? {})) if (!rts.includes(k)) rts.push(k);
+  } catch {
+    /* docker would refuse to start; keep defaults */
+  }
+  return rts;
+}

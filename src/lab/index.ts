@@ -1,0 +1,500 @@
+/**
+ * `passthru lab`: simulated Proxmox VE nodes, each a real OpenSSH server in its own mount
+ * namespace on its own loopback address, with stub tools and a hardware profile.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, readlinkSync } from 'node:fs';
+import { connect } from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { bootNode, initNode, type NodeMeta } from './node.ts';
+import { LAB_ROOT, listProfiles, loadProfile, MAIN_PROFILES, type Profile } from './profile.ts';
+
+export { listProfiles, loadProfile, MAIN_PROFILES } from './profile.ts';
+export { boot } from './boot.ts';
+
+const SRC_DIR = dirname(fileURLToPath(import.meta.url));
+const REPO = resolve(SRC_DIR, '../..');
+const STUBS = join(LAB_ROOT, 'stubs', 'bin');
+const SSHD = '/usr/sbin/sshd';
+
+export interface LabNode {
+  name: string;
+  address: string;
+  profile: string;
+}
+
+export interface LabInfo {
+  dir: string;
+  inventoryPath: string;
+  nodes: LabNode[];
+}
+
+export interface LabUpOptions {
+  dir: string;
+  /** N nodes cycling through the main profiles. */
+  nodes?: number;
+  /** Profile names; a cluster profile stands for all its members. */
+  scenarios?: string[];
+  /** Seconds a rebooting node stays down before its boot (default 3). */
+  rebootDelayS?: number;
+  /** `127.0.N` or `127.0.N.M` (first address; default `127.0.1.1`). */
+  baseAddr?: string;
+}
+
+export interface NodeStatus extends LabNode {
+  state: 'up' | 'down' | 'rebooting';
+  bootId: string | null;
+  cluster: string | null;
+}
+
+export class LabError extends Error {
+  override name = 'LabError';
+}
+
+export function requireRoot(): void {
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new LabError(
+      'passthru lab needs root: each node is an sshd in its own mount namespace (unshare -m and mount need CAP_SYS_ADMIN) ' +
+        'and listens on port 22 of its own loopback address (a privileged port).\n' +
+        'Run it as root, e.g. `sudo npx passthru lab up` (or `sudo -E npm start`).',
+    );
+  }
+}
+
+export function ensureSshd(log: (msg: string) => void = (m) => process.stderr.write(m + '\n')): void {
+  if (existsSync(SSHD)) return;
+  log('passthru lab: /usr/sbin/sshd is missing; installing openssh-server with apt-get (needed: every lab node is a real OpenSSH server)...');
+  try {
+    execFileSync('apt-get', ['install', '-y', '--no-install-recommends', 'openssh-server'], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+    });
+  } catch (e) {
+    throw new LabError(`could not install openssh-server (apt-get install -y openssh-server failed: ${(e as Error).message}). Install it by hand and retry.`);
+  }
+  if (!existsSync(SSHD)) throw new LabError('openssh-server was installed but /usr/sbin/sshd is still missing');
+  // The Debian package starts the machine's own sshd on 0.0.0.0:22, which would take the nodes' port.
+  try {
+    execFileSync('systemctl', ['disable', '--now', 'ssh.service', 'ssh.socket'], { stdio: 'ignore' });
+  } catch {
+    /* not systemd, or not running */
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function readPid(file: string): number | null {
+  try {
+    const n = Number(readFileSync(file, 'utf8').trim());
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch {
+    return null;
+  }
+}
+
+function addresses(base: string | undefined, n: number): string[] {
+  const b = base ?? '127.0.1.1';
+  const parts = b.split('.').map(Number);
+  if (parts.length < 3 || parts.length > 4 || parts[0] !== 127 || parts.some((x) => !Number.isInteger(x) || x < 0 || x > 255))
+    throw new LabError(`baseAddr '${b}' must be a loopback address like 127.0.2 or 127.0.2.10`);
+  let start = parts.length === 4 ? parts[3]! : 1;
+  if (start === 0) start = 1;
+  const out: string[] = [];
+  let third = parts[2]!;
+  for (let i = 0; i < n; i++) {
+    let last = start + i;
+    let t = third + Math.floor((last - 1) / 254);
+    last = ((last - 1) % 254) + 1;
+    if (t > 255) throw new LabError('too many nodes for the address range');
+    out.push(`127.${parts[1]}.${t}.${last}`);
+  }
+  return out;
+}
+
+interface Planned {
+  profile: Profile;
+  name: string;
+  cluster: string | null;
+}
+
+function plan(opts: LabUpOptions): Planned[] {
+  const out: Planned[] = [];
+  const used = new Map<string, number>();
+  const nameFor = (p: Profile, member?: number) => {
+    const base = member !== undefined ? `${p.hostname}${member}` : p.hostname;
+    const n = (used.get(base) ?? 0) + 1;
+    used.set(base, n);
+    return n === 1 ? base : `${base}-${n}`;
+  };
+  const add = (p: Profile, whole: boolean, idx: number) => {
+    const count = whole ? (p.count ?? 1) : 1;
+    for (let i = 0; i < count; i++) {
+      const member = p.cluster ? (whole ? i + 1 : idx) : undefined;
+      out.push({ profile: p, name: nameFor(p, member), cluster: p.cluster?.name ?? null });
+    }
+  };
+  if (opts.scenarios?.length) {
+    for (const s of opts.scenarios) add(loadProfile(s), true, 1);
+  } else if (opts.nodes !== undefined) {
+    if (!Number.isInteger(opts.nodes) || opts.nodes < 1) throw new LabError('nodes must be a positive integer');
+    const pros = MAIN_PROFILES.map(loadProfile);
+    const seen = new Map<string, number>();
+    for (let i = 0; i < opts.nodes; i++) {
+      const p = pros[i % pros.length]!;
+      const k = (seen.get(p.name) ?? 0) + 1;
+      seen.set(p.name, k);
+      add(p, false, k);
+    }
+  } else {
+    for (const s of MAIN_PROFILES) add(loadProfile(s), true, 1);
+  }
+  return out;
+}
+
+function waitPort(addr: string, port: number, timeoutMs: number): Promise<boolean> {
+  const until = Date.now() + timeoutMs;
+  return new Promise((res) => {
+    const attempt = () => {
+      const s = connect({ host: addr, port });
+      s.setTimeout(1000);
+      s.once('data', (d) => {
+        s.destroy();
+        if (d.toString().startsWith('SSH-')) res(true);
+        else retry();
+      });
+      const retry = () => {
+        s.destroy();
+        if (Date.now() > until) res(false);
+        else setTimeout(attempt, 50);
+      };
+      s.once('error', retry);
+      s.once('timeout', retry);
+    };
+    attempt();
+  });
+}
+
+function sshdConfig(nodeDir: string, labDir: string, address: string, name: string): string {
+  return [
+    `ListenAddress ${address}:22`,
+    `HostKey ${nodeDir}/ssh/ssh_host_ed25519_key`,
+    `PidFile ${nodeDir}/sshd.pid`,
+    `AuthorizedKeysFile ${labDir}/ssh/authorized_keys`,
+    'PermitRootLogin prohibit-password',
+    'PasswordAuthentication no',
+    'KbdInteractiveAuthentication no',
+    'UsePAM no',
+    'StrictModes no',
+    'UseDNS no',
+    'PrintMotd no',
+    'MaxStartups 200:30:400',
+    'MaxSessions 64',
+    'LogLevel ERROR',
+    'Subsystem sftp internal-sftp',
+    `SetEnv LAB_NODE=${nodeDir} LAB_DIR=${labDir} LAB_NODE_NAME=${name} LAB_LIB=${join(LAB_ROOT, 'stubs', 'lib')}`,
+    '',
+  ].join('\n');
+}
+
+function hostVars(p: Profile, address: string, labDir: string): Record<string, unknown> {
+  return {
+    host: address,
+    user: 'root',
+    identity_file: join(labDir, 'ssh', 'id_ed25519'),
+    known_hosts: join(labDir, 'ssh', 'known_hosts'),
+    host_key_checking: 'strict',
+    lab_profile: p.name,
+    ...(p.vars ?? {}),
+  };
+}
+
+export function labNodes(dir: string): LabNode[] {
+  const f = join(resolve(dir), 'lab.json');
+  if (!existsSync(f)) return [];
+  return (JSON.parse(readFileSync(f, 'utf8')) as { nodes: LabNode[] }).nodes;
+}
+
+function labIsUp(dir: string): boolean {
+  const nd = join(dir, 'nodes');
+  if (!existsSync(nd)) return false;
+  return readdirSync(nd).some((n) => {
+    const pid = readPid(join(nd, n, 'supervisor.pid'));
+    return pid !== null && alive(pid);
+  });
+}
+
+export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
+  requireRoot();
+  ensureSshd();
+  const dir = resolve(opts.dir);
+  if (labIsUp(dir)) throw new LabError(`a lab is already up in ${dir}: run \`passthru lab down --dir ${dir}\` first (or use another --dir)`);
+  const planned = plan(opts);
+  const addrs = addresses(opts.baseAddr, planned.length);
+  rmSync(join(dir, 'nodes'), { recursive: true, force: true });
+  rmSync(join(dir, 'clusters'), { recursive: true, force: true });
+  mkdirSync(join(dir, 'ssh'), { recursive: true });
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+  const key = join(dir, 'ssh', 'id_ed25519');
+  if (!existsSync(key)) execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'passthru-lab', '-f', key]);
+  writeFileSync(join(dir, 'ssh', 'authorized_keys'), readFileSync(key + '.pub'));
+  const delay = opts.rebootDelayS ?? 3;
+  const knownHosts: string[] = [];
+  const nodes: LabNode[] = [];
+  const clusters = new Map<string, string[]>();
+  for (let i = 0; i < planned.length; i++) {
+    const { profile, name, cluster } = planned[i]!;
+    const address = addrs[i]!;
+    const nodeDir = join(dir, 'nodes', name);
+    mkdirSync(join(nodeDir, 'ssh'), { recursive: true });
+    const meta: NodeMeta = { name, address, profile: profile.name, cluster, labDir: dir };
+    initNode(nodeDir, profile, meta);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', `root@${name}`, '-f', join(nodeDir, 'ssh', 'ssh_host_ed25519_key')]);
+    const pub = readFileSync(join(nodeDir, 'ssh', 'ssh_host_ed25519_key.pub'), 'utf8').trim().split(' ');
+    knownHosts.push(`${address} ${pub[0]} ${pub[1]}`);
+    writeFileSync(join(nodeDir, 'sshd_config'), sshdConfig(nodeDir, dir, address, name));
+    writeFileSync(
+      join(nodeDir, 'lab.env'),
+      [
+        `NODE_NAME='${name}'`,
+        `NODE_ADDR='${address}'`,
+        `LAB_DIR='${dir}'`,
+        `LAB_STUBS='${STUBS}'`,
+        `LAB_SRC='${SRC_DIR}'`,
+        `REPO='${REPO}'`,
+        `NODE_BIN='${process.execPath}'`,
+        `REBOOT_DELAY='${delay}'`,
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(join(nodeDir, 'boots.log'), '');
+    writeFileSync(
+      join(nodeDir, 'root/etc/passthru-lab/env'),
+      `LAB_NODE='${nodeDir}'\nLAB_DIR='${dir}'\nLAB_NODE_NAME='${name}'\nLAB_LIB='${join(LAB_ROOT, 'stubs', 'lib')}'\n`,
+    );
+    bootNode(nodeDir);
+    if (cluster) clusters.set(cluster, [...(clusters.get(cluster) ?? []), name]);
+    nodes.push({ name, address, profile: profile.name });
+  }
+  for (const [c, members] of clusters) {
+    mkdirSync(join(dir, 'clusters', c), { recursive: true });
+    writeFileSync(join(dir, 'clusters', c, 'members'), members.join('\n') + '\n');
+    for (const m of members) writeFileSync(join(dir, 'nodes', m, 'cluster'), c + '\n');
+  }
+  writeFileSync(join(dir, 'ssh', 'known_hosts'), knownHosts.join('\n') + '\n');
+  writeFileSync(join(dir, 'lab.json'), JSON.stringify({ nodes, rebootDelayS: delay, startedAt: new Date().toISOString() }, null, 2) + '\n');
+  const inventoryPath = join(dir, 'inventory.yaml');
+  writeFileSync(inventoryPath, inventoryYaml(dir, planned, addrs));
+
+  for (const n of nodes) {
+    const nodeDir = join(dir, 'nodes', n.name);
+    const child = spawn('sh', [join(SRC_DIR, 'supervisor.sh'), nodeDir], { detached: true, stdio: 'ignore' });
+    child.unref();
+  }
+  const results = await Promise.all(nodes.map((n) => waitPort(n.address, 22, 20000)));
+  const failed = nodes.filter((_, i) => !results[i]);
+  if (failed.length) {
+    const why = failed
+      .map((n) => {
+        const log = (() => {
+          try {
+            return readFileSync(join(dir, 'nodes', n.name, 'sshd.log'), 'utf8').trim().split('\n').slice(-2).join(' / ');
+          } catch {
+            return '';
+          }
+        })();
+        return `${n.name} (${n.address}:22)${log ? ': ' + log : ''}`;
+      })
+      .join('; ');
+    await labDown(dir);
+    throw new LabError(`lab nodes did not come up: ${why}`);
+  }
+  return { dir, inventoryPath, nodes };
+}
+
+function inventoryYaml(dir: string, planned: Planned[], addrs: string[]): string {
+  const proxmoxHosts: Record<string, unknown> = {};
+  const guests: Record<string, unknown> = {};
+  const clusterGroups: Record<string, { hosts: Record<string, unknown>; vars: Record<string, unknown> }> = {};
+  planned.forEach((pl, i) => {
+    const vars = hostVars(pl.profile, addrs[i]!, dir);
+    if (pl.profile.kind === 'guest') guests[pl.name] = vars;
+    else if (pl.cluster) {
+      const g = (clusterGroups[`cluster_${pl.cluster}`] ??= { hosts: {}, vars: { cluster_name: pl.cluster } });
+      g.hosts[pl.name] = vars;
+    } else proxmoxHosts[pl.name] = vars;
+  });
+  const proxmox: Record<string, unknown> = { hosts: proxmoxHosts };
+  if (Object.keys(clusterGroups).length) proxmox['children'] = clusterGroups;
+  const doc = {
+    all: {
+      children: {
+        proxmox,
+        gpu_guests: { hosts: guests },
+      },
+    },
+  };
+  return '# Generated by `passthru lab up`: simulated nodes on loopback addresses.\n' + stringify(doc);
+}
+
+function nsInode(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/mnt`);
+  } catch {
+    return null;
+  }
+}
+
+/** Processes inside a node's namespace (the sshd the supervisor started, its sessions). */
+function pidsInNs(ns: string): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    if (nsInode(Number(e)) === ns) out.push(Number(e));
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export async function labDown(dir: string): Promise<void> {
+  const d = resolve(dir);
+  const nd = join(d, 'nodes');
+  if (!existsSync(nd)) return;
+  const own = nsInode(process.pid);
+  const names = readdirSync(nd);
+  const namespaces: string[] = [];
+  for (const n of names) {
+    const ndir = join(nd, n);
+    writeFileSync(join(ndir, 'stop'), '');
+    const nsPid = readPid(join(ndir, 'ns.pid'));
+    if (nsPid !== null && alive(nsPid)) {
+      const ns = nsInode(nsPid);
+      if (ns && ns !== own) namespaces.push(ns);
+    }
+    const sup = readPid(join(ndir, 'supervisor.pid'));
+    if (sup !== null && alive(sup)) process.kill(sup, 'SIGTERM');
+  }
+  // Everything left in the nodes' namespaces: their sshd and its sessions.
+  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+    let any = false;
+    for (const ns of namespaces) for (const pid of pidsInNs(ns)) {
+      any = true;
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* gone */
+      }
+    }
+    if (!any) break;
+    await sleep(200);
+  }
+  // Supervisors exit on TERM; make sure.
+  for (let i = 0; i < 25; i++) {
+    const left = names.filter((n) => {
+      const sup = readPid(join(nd, n, 'supervisor.pid'));
+      return sup !== null && alive(sup);
+    });
+    if (!left.length) break;
+    if (i === 24) for (const n of left) process.kill(readPid(join(nd, n, 'supervisor.pid'))!, 'SIGKILL');
+    await sleep(100);
+  }
+  for (const n of names) {
+    for (const f of ['supervisor.pid', 'ns.pid', 'sshd.pid']) rmSync(join(nd, n, f), { force: true });
+    writeFileSync(join(nd, n, 'state'), 'down\n');
+  }
+}
+
+export async function labStatus(dir: string): Promise<NodeStatus[]> {
+  const d = resolve(dir);
+  return labNodes(d).map((n) => {
+    const ndir = join(d, 'nodes', n.name);
+    const sup = readPid(join(ndir, 'supervisor.pid'));
+    let state: NodeStatus['state'] = 'down';
+    if (sup !== null && alive(sup)) {
+      const s = (() => {
+        try {
+          return readFileSync(join(ndir, 'state'), 'utf8').trim();
+        } catch {
+          return 'down';
+        }
+      })();
+      state = s === 'up' ? 'up' : s === 'rebooting' || s === 'booting' ? 'rebooting' : 'down';
+    }
+    let bootId: string | null = null;
+    try {
+      bootId = readFileSync(join(ndir, 'gen', 'proc', 'boot_id'), 'utf8').trim();
+    } catch {
+      /* never booted */
+    }
+    let cluster: string | null = null;
+    try {
+      cluster = readFileSync(join(ndir, 'cluster'), 'utf8').trim();
+    } catch {
+      /* standalone */
+    }
+    return { ...n, state, bootId, cluster };
+  });
+}
+
+/**
+ * A node's file as the node sees it (`/etc/modprobe.d/vfio.conf`, `/proc/cmdline`, ...).
+ * With `content`, writes it (the node sees it at once). Returns the content (null when absent).
+ */
+export function nodeFile(dir: string, node: string, path: string, content?: string): string | null {
+  if (!path.startsWith('/') || path.split('/').includes('..')) throw new LabError(`node path must be absolute without '..': ${path}`);
+  const ndir = join(resolve(dir), 'nodes', node);
+  if (!existsSync(ndir)) throw new LabError(`no lab node '${node}' in ${dir}`);
+  const genMap: Record<string, string> = {
+    '/proc/cmdline': 'gen/proc/cmdline',
+    '/proc/meminfo': 'gen/proc/meminfo',
+    '/proc/cpuinfo': 'gen/proc/cpuinfo',
+    '/proc/modules': 'gen/proc/modules',
+    '/proc/sys/kernel/random/boot_id': 'gen/proc/boot_id',
+  };
+  let file: string;
+  if (genMap[path]) file = join(ndir, genMap[path]!);
+  else if (path.startsWith('/sys/')) file = join(ndir, 'gen', path);
+  else file = join(ndir, 'root', path);
+  if (content !== undefined) {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+    return content;
+  }
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    if (path.startsWith('/etc/') && !path.startsWith('/etc/passthru-lab')) {
+      // Not the node's own: the node sees the machine's file through the overlay.
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        return null;
+      }
+    }
+    return null;
+  }
+}
+
+/** Lines of `<dir>/nodes/<name>/boots.log`: down/up events written by the node side. */
+export function bootLog(dir: string, node: string): Array<{ event: 'up' | 'down'; at: number; bootId?: string }> {
+  const f = join(resolve(dir), 'nodes', node, 'boots.log');
+  if (!existsSync(f)) return [];
+  return readFileSync(f, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const [ev, at, id] = l.split(' ');
+      return { event: ev as 'up' | 'down', at: Number(at), ...(id ? { bootId: id } : {}) };
+    });
+}
+
+export { listProfiles as scenarios };
