@@ -146,12 +146,16 @@ function pathOf(n: Ast): string {
 class Evaluator {
   constructor(readonly vars: Vars) {}
 
+  defined(name: string): boolean {
+    return Object.prototype.hasOwnProperty.call(this.vars, name) && this.vars[name] !== undefined;
+  }
+
   ev(n: Ast, lenient = false): unknown {
     switch (n.t) {
       case 'lit':
         return n.v;
       case 'var': {
-        if (Object.prototype.hasOwnProperty.call(this.vars, n.name) && this.vars[n.name] !== undefined) return this.vars[n.name];
+        if (this.defined(n.name)) return this.vars[n.name];
         if (lenient) return UNDEF;
         const near = closest(n.name, Object.keys(this.vars));
         throw new ValueError(
@@ -161,6 +165,18 @@ class Evaluator {
       }
       case 'attr':
       case 'index': {
+        if (!lenient) {
+          // an undefined variable at the root of a chain: name the whole path
+          let root: Ast = n;
+          while (root.t === 'attr' || root.t === 'index') root = root.obj;
+          if (root.t === 'var' && !this.defined(root.name)) {
+            const near = closest(root.name, Object.keys(this.vars));
+            throw new ValueError(
+              `'${pathOf(n)}' is undefined: undefined variable '${root.name}'`,
+              near ? `did you mean '${near}'?` : `define '${root.name}' (role defaults, vars, inventory or -e), or use \`${pathOf(n)} | default(...)\``,
+            );
+          }
+        }
         const obj = this.ev(n.obj, lenient);
         if (obj === UNDEF) return UNDEF;
         const key = n.t === 'attr' ? n.name : this.ev(n.index);

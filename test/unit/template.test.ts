@@ -135,7 +135,9 @@ test('default and is defined do not throw on undefined', (t) => {
 test('undefined variable: error at the position with the closest name', (t) => {
   const e = t.throws(() => ev('fact.cpuVendor'), { instanceOf: TemplateError });
   t.true(e instanceof ConfigError);
-  t.is(e!.format(), "roles/x/tasks.yaml:7:11: undefined variable 'fact' in `fact.cpuVendor`\n  hint: did you mean 'facts'?");
+  t.is(e!.format(), "roles/x/tasks.yaml:7:11: 'fact.cpuVendor' is undefined: undefined variable 'fact' in `fact.cpuVendor`\n  hint: did you mean 'facts'?");
+  const e1 = t.throws(() => ev('fact'), { instanceOf: TemplateError });
+  t.is(e1!.format(), "roles/x/tasks.yaml:7:11: undefined variable 'fact' in `fact`\n  hint: did you mean 'facts'?");
   const e2 = t.throws(() => ev('zzzzzzzz'), { instanceOf: TemplateError });
   t.regex(e2!.hint!, /default/);
 });
