@@ -11,6 +11,9 @@ import { lineModule } from './line.ts';
 import { rebootModule } from './reboot.ts';
 import { serviceModule } from './service.ts';
 import { sysctlModule } from './sysctl.ts';
+import { kernelCmdlineModule } from './kernel_cmdline.ts';
+import { kernelModulesModule } from './kernel_modules.ts';
+import { passthroughCheckModule } from './passthrough_check.ts';
 
 export const modules: Map<string, Module<any>> = new Map<string, Module<any>>([
   [fileModule.name, fileModule],
@@ -21,4 +24,7 @@ export const modules: Map<string, Module<any>> = new Map<string, Module<any>>([
   [serviceModule.name, serviceModule],
   [assertModule.name, assertModule],
   [rebootModule.name, rebootModule],
+  [kernelCmdlineModule.name, kernelCmdlineModule],
+  [kernelModulesModule.name, kernelModulesModule],
+  [passthroughCheckModule.name, passthroughCheckModule],
 ]);

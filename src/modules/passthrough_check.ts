@@ -20,6 +20,7 @@ export const CHECKS = [
   'preflight-container-toolkit',
   'gate-cmdline',
   'gate-iommu',
+  'gate-isolation',
   'gate-vfio',
   'gate-blacklist',
   'gate-vendor-reset',
@@ -91,6 +92,7 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
     }
     case 'preflight-isolation': {
       const p = planDevices(f, vars);
+      if (p.devices.length === 0) return fail(p.deviceProblems.map((x) => x.msg).join('; ') || 'expected chosen devices, found none', p.deviceProblems.map((x) => x.hint).join(' '));
       if (p.isolated === null) return pass('IOMMU groups unknown until the IOMMU is active: checked again after the reboot', p);
       if (p.isolated) return pass(`isolated: ${p.groups.map((g) => `group ${g.group} = ${g.members.join(' ')}`).join('; ')}`, p);
       if (p.acs.enable) return pass(`not isolated, ACS override will split it: ${p.acs.reason}`, p);
@@ -157,6 +159,22 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
           ? `the firmware has the IOMMU off or the CPU/board lacks it: enable ${f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d'} in the firmware setup. No software setting can fix this.`
           : 'the IOMMU parameters are not on the running command line: run the iommu role and reboot',
         f.iommu,
+      );
+    }
+    case 'gate-isolation': {
+      const p = planDevices(f, vars);
+      if (p.devices.length === 0) return fail(p.deviceProblems.map((x) => x.msg).join('; ') || 'expected chosen devices, found none', p.deviceProblems.map((x) => x.hint).join(' '));
+      if (p.isolated === true) return pass(`isolated: ${p.groups.map((g) => `group ${g.group} = ${g.members.join(' ')}`).join('; ')}`);
+      if (p.isolated === null) return fail('expected IOMMU groups for the chosen devices, found the IOMMU off', 'see gate-iommu: the IOMMU must be active before groups exist');
+      const bad = p.groups.filter((g) => !g.isolated);
+      const acsBooted = tokens(f.cmdlineRunning).some((t) => t.startsWith('pcie_acs_override='));
+      return fail(
+        `expected each chosen device's IOMMU group to hold only its own functions and PCI bridges, found ${bad.map((g) => `group ${g.group} also holding ${g.foreign.join(', ')}`).join('; ')}`,
+        acsBooted
+          ? `pcie_acs_override is on the command line but did not split the group: kernel ${f.kernelRelease} may lack the patch, or the devices sit behind one bridge without ACS; use another slot`
+          : p.acs.enable
+            ? 'the ACS override is wanted now that the groups are known: run apply again (acs-override role), then reboot'
+            : 'move the card to another slot, pass the whole group, or set acs_override: auto|on',
       );
     }
     case 'gate-vfio': {
