@@ -224,3 +224,25 @@ test('gates: every gate is a read-only passthrough_check and renders on lab fact
   }
   t.true(Object.values(results).every((k) => k === 'noop'), JSON.stringify(results));
 });
+
+test('handlers render: the refresh matches the bootloader, initramfs is guarded, reboots have reasons', async (t) => {
+  const pb = await load();
+  const seen: Record<string, unknown> = {};
+  for (const [facts, label] of [[labFacts(), 'lab'], [pveNvidiaFacts(), 'pve']] as const) {
+    for (const name of [...STAGE1, 'nvidia-container-toolkit']) {
+      const role = pb.roles.get(name)!;
+      for (const h of role.handlers) {
+        const mod = modules.get(h.module)!;
+        const args = checkArgs(mod.schema, render(h.args, { ...role.defaults, facts }, h.pos) as Record<string, unknown>, { pos: h.pos, module: mod.name });
+        t.is(mod.validate?.(args), undefined, `${name}: ${h.name}`);
+        seen[`${label} ${name}/${h.name}`] = args.cmd ?? args.reason ?? args.name;
+      }
+    }
+  }
+  t.is(seen['lab iommu/refresh bootloader'], 'update-grub');
+  t.is(seen['pve iommu/refresh bootloader'], 'proxmox-boot-tool refresh');
+  t.is(seen['pve hugepages/refresh bootloader'], 'proxmox-boot-tool refresh');
+  t.is(seen['lab vfio/update initramfs'], 'update-initramfs -u -k all');
+  t.is(seen['lab vfio/reboot'], 'vfio-pci binding changed');
+  t.is(seen['lab nvidia-container-toolkit/restart docker'], 'docker');
+});
