@@ -48,7 +48,7 @@ export function planRun(pb: Playbook, inv: Inventory, limit?: string): StagePlan
   const limited = limit ? new Set(matchHosts(inv, limit)) : null;
   return pb.stages.map((stage) => ({
     stage,
-    hosts: matchHosts(inv, stage.hosts, stage.pos).filter((h) => !limited || limited.has(h)),
+    hosts: matchHosts(inv, stage.hosts, stage.pos, { allowEmpty: true }).filter((h) => !limited || limited.has(h)),
   }));
 }
 
@@ -154,7 +154,12 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
       if (o.signal?.aborted || aborted) break;
       const active = hosts.filter((h) => !out.has(h));
       if (!active.length) {
-        bus.emit({ type: 'warning', msg: `stage "${stage.name}": no hosts left to run on; skipped` });
+        bus.emit({
+          type: 'warning',
+          msg: hosts.length
+            ? `stage "${stage.name}": every host failed earlier; skipped`
+            : `stage "${stage.name}": no host matches '${stage.hosts}'${o.limit ? ` within --limit ${o.limit}` : ''}; skipped`,
+        });
         continue;
       }
       const s = await runStage(ctx, stage, active);

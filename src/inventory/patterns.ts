@@ -83,14 +83,21 @@ function term(inv: Inventory, t: string, pattern: string, pos?: Pos): string[] {
     for (const g of inv.groups.keys()) if (re.test(g)) for (const h of hostsOfGroup(inv, g)) out.add(h);
   } else {
     if (inv.hosts.has(t)) out.add(t);
-    if (inv.groups.has(t)) for (const h of hostsOfGroup(inv, t)) out.add(h);
+    if (inv.groups.has(t)) {
+      for (const h of hostsOfGroup(inv, t)) out.add(h);
+      return [...out]; // a known group may be empty: that is not a typo
+    }
   }
   if (!out.size) throw noMatch(inv, t, pattern, pos);
   return [...out];
 }
 
-/** Host names matched by `pattern`, in inventory order. Throws ConfigError (at `pos`) when nothing matches. */
-export function matchHosts(inv: Inventory, pattern: string, pos?: Pos): string[] {
+/**
+ * Host names matched by `pattern`, in inventory order. Throws ConfigError (at `pos`) when a
+ * term names no host or group, and, unless `allowEmpty`, when the whole pattern matches no host
+ * (a stage whose pattern is a known but empty group is skipped by the engine instead).
+ */
+export function matchHosts(inv: Inventory, pattern: string, pos?: Pos, opts: { allowEmpty?: boolean } = {}): string[] {
   const parts = pattern
     .split(/[,:]/)
     .map((p) => p.trim())
@@ -113,7 +120,7 @@ export function matchHosts(inv: Inventory, pattern: string, pos?: Pos): string[]
   }
   for (const e of excls) for (const h of term(inv, e, pattern, pos)) set.delete(h);
   const out = [...inv.hosts.keys()].filter((h) => set.has(h));
-  if (!out.length) {
+  if (!out.length && !opts.allowEmpty) {
     throw new ConfigError(
       `host pattern '${pattern}' matches no host`,
       pos,
