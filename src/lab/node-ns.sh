@@ -15,6 +15,8 @@ mount -t overlay lab-varlib -o "lowerdir=/var/lib,upperdir=$R/var/lib,workdir=$N
 mount --bind "$R/var/lib/dpkg" /var/lib/dpkg
 mount --bind "$R/var/lib/dkms" /var/lib/dkms
 mount --bind "$R/boot" /boot
+# root's home is the node's own (its dotfiles, not the machine's)
+mount --bind "$R/root" /root
 # Read-only views the node's last boot generated. A target this machine's kernel lacks (e.g.
 # /proc/modules on a kernel without module support) cannot be created: the stubs read gen/ then.
 bind() { if [ -e "$2" ]; then mount --bind "$1" "$2"; else echo "$2" >> "$N/unbound"; fi; }

@@ -167,6 +167,10 @@ export function initNode(nodeDir: string, p: Profile, meta: NodeMeta): void {
     ].join('\n'),
   );
   put(join(r, 'etc/hostname'), `${meta.name}\n`);
+  // root's home as on a fresh Debian/Proxmox install (not the machine's dotfiles)
+  put(join(r, 'root/.bashrc'), "# ~/.bashrc: executed by bash(1) for non-login shells.\nexport LS_OPTIONS='--color=auto'\nalias ls='ls $LS_OPTIONS'\n");
+  put(join(r, 'root/.profile'), '# ~/.profile: executed by Bourne-compatible login shells.\nif [ "$BASH" ]; then\n  if [ -f ~/.bashrc ]; then\n    . ~/.bashrc\n  fi\nfi\nmesg n 2> /dev/null || true\n');
+  mkdirSync(join(r, 'root/.ssh'), { recursive: true, mode: 0o700 });
   put(join(r, 'etc/hosts'), `127.0.0.1 localhost\n${meta.address} ${meta.name}.lab ${meta.name}\n`);
   put(join(r, 'etc/modules'), '# /etc/modules: kernel modules to load at boot time.\n#\n# This file contains the names of kernel modules that should be loaded\n# at boot time, one per line. Lines beginning with "#" are ignored.\n# Parameters can be specified after the module name.\n\n');
   put(join(r, 'etc/sysctl.conf'), '#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#\n');
