@@ -6,6 +6,7 @@
  * - the mount namespace lets a server have extra users (test users, a sudoers drop-in) by
  *   bind-mounting copies of /etc/passwd, /etc/shadow, /etc/group and /etc/sudoers.d over the
  *   real ones inside that namespace only: the machine's own /etc is never changed;
+ * - root's home is an empty dir of the server's own (bind-mounted over /root there);
  * - the pid namespace makes sshd its pid 1, so killing the one process we started (by pid) ends
  *   the server and every session it spawned, like a host going down.
  * Missing tools (sshd, sudo, unshare) are installed by scripts/install-test-deps.sh.
@@ -186,7 +187,11 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
   mkdirSync(join(dir, 'authorized_keys'), { recursive: true, mode: 0o755 });
   if (!reuse || !existsSync(join(dir, 'ssh_host_ed25519_key'))) genHostKey(dir);
   writeFileSync(join(dir, 'authorized_keys', 'root'), (opts.rootKeys ?? []).join('\n') + '\n', { mode: 0o644 });
-  const binds = setupUsers(dir, opts.users ?? []);
+  // root's home inside the namespace: an empty dir of ours, so sessions never run (or write to)
+  // the machine's own /root dotfiles (a shell rc there can be slow, or hang on a lock).
+  const rootHome = join(dir, 'root-home');
+  mkdirSync(rootHome, { recursive: true, mode: 0o700 });
+  const binds = [`mount --bind ${rootHome} /root`, ...setupUsers(dir, opts.users ?? [])];
   const cfg = join(dir, 'sshd_config');
   writeFileSync(
     cfg,

@@ -354,7 +354,6 @@ test('injection attempts reach the host as data, also through sudo', async (t) =
   t.teardown(() => sshd.stop());
   writeFileSync(join(dir, 'kh'), knownHostsLine(sshd));
   const marker = join(dir, 'pwned');
-  t.false(existsSync('/root/pwned-by-name'));
   const base: ConnSpec = {
     host: sshd.host, port: sshd.port, user: 'root', identityFile: key.path, become: false,
     hostKeyChecking: 'strict', knownHostsFile: join(dir, 'kh'), transport: 'ssh',
@@ -379,8 +378,8 @@ test('injection attempts reach the host as data, also through sudo', async (t) =
     await c.close();
   }
   t.false(existsSync(marker));
-  t.false(existsSync('/root/pwned-by-name'));
-  t.false(existsSync(join(dir, 'home', 'passthru-test', 'pwned-by-name')));
+  t.false(existsSync(join(sshd.dir, 'root-home', 'pwned-by-name')));
+  t.false(existsSync(join(sshd.dir, 'home', 'passthru-test', 'pwned-by-name')));
   t.is(readdirSync(dir).filter((f) => f.startsWith('f-')).length, values.length);
 });
 
