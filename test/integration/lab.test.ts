@@ -152,6 +152,35 @@ rootTest('stubs: apt-get, dpkg-query, sysctl, modprobe', async (t) => {
   await t.throwsAsync(ssh('pve-amd', 'modprobe vfio_virqfd'), { message: /Module vfio_virqfd not found/ });
 });
 
+
+/** Line shapes of real outputs (fixtures with their source in test/fixtures/lab). */
+const SHAPES = {
+  lspciDev: /^([0-9a-f]{2}:[0-9a-f]{2}\.[0-7]) (.+) \[([0-9a-f]{4})\]: (.+) \[([0-9a-f]{4}):([0-9a-f]{4})\]( \(rev [0-9a-f]{2}\))?$/,
+  lspciSub: /^\t(Subsystem|Kernel driver in use|Kernel modules): .+$/,
+  dkms: /^([\w.-]+)\/([\w.-]+), ([\w.-]+), x86_64: installed$/,
+  pveversion: /^pve-manager\/([\d.-]+)\/([0-9a-f]{16}) \(running kernel: ([\w.-]+)\)$/,
+  uname: /^Linux (\S+) (\S+) #1 SMP PREEMPT_DYNAMIC PMX \S+ \(\S+\) x86_64 GNU\/Linux$/,
+};
+const fixture = (f: string) => readFileSync(join(import.meta.dirname, '../fixtures/lab', f), 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+function shapeOf(lines: string[]): string[] {
+  return lines.map((l) => Object.entries(SHAPES).find(([, re]) => re.test(l))?.[0] ?? `unparsed: ${l}`);
+}
+
+rootTest('stub outputs parse like the real tools (fixtures)', async (t) => {
+  const real = shapeOf(fixture('lspci-nnk.txt'));
+  const stub = shapeOf((await ssh('pve-intel', 'lspci -nnk -s 01:00')).split('\n').filter(Boolean));
+  t.deepEqual(stub, real);
+  const [pv, un] = fixture('pveversion.txt');
+  t.deepEqual(shapeOf([pv!, un!]), ['pveversion', 'uname']);
+  t.deepEqual(shapeOf([(await ssh('pve-intel', 'pveversion')).trim(), (await ssh('pve-intel', 'uname -a')).trim()]), ['pveversion', 'uname']);
+  t.true(shapeOf(fixture('dkms-status.txt')).every((s) => s === 'dkms'));
+  await ssh('pve-amd', 'apt-get install -y dkms proxmox-headers-$(uname -r) >/dev/null && cd /root && git clone https://github.com/gnif/vendor-reset 2>/dev/null && dkms install /root/vendor-reset >/dev/null');
+  const st = (await ssh('pve-amd', 'dkms status')).split('\n').filter(Boolean);
+  t.deepEqual(shapeOf(st), ['dkms']);
+  t.is(st[0], 'vendor-reset/0.1.1, 6.8.12-4-pve, x86_64: installed');
+});
+
+
 rootTest('lab down leaves no process behind', async (t) => {
   t.true(nsPids().length > 0);
   await labDown(dir);
