@@ -36,6 +36,8 @@ export async function demo(o: { dir: string; keep: boolean }, io: Io): Promise<n
     progress: 'auto',
     color: true,
     commandTimeout: '600',
+    // The lab's nodes run guests, as real ones do: shut them down cleanly for the reboot.
+    guests: 'shutdown',
   };
   let code: number = EXIT.ok;
   try {

@@ -6,7 +6,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { EXIT, type RunReport } from '../model/types.ts';
+import { EXIT, type GuestPolicy, type RunReport } from '../model/types.ts';
 import { ConfigError, ConfigErrors } from '../model/errors.ts';
 import { EventBus } from '../engine/events.ts';
 import { planRun, runPlaybook } from '../engine/run.ts';
@@ -40,6 +40,7 @@ export interface RunFlags {
   color: boolean;
   commandTimeout: string;
   failedHosts?: string;
+  guests?: GuestPolicy;
 }
 
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
@@ -78,7 +79,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       .addOption(new Option('--progress <mode>', 'live tree, plain lines, or quiet').choices(['auto', 'tree', 'plain', 'quiet']).default('auto'))
       .option('--no-color', 'no ANSI colours')
       .option('--command-timeout <s>', 'per-command timeout in seconds', '600')
-      .option('--failed-hosts <file>', 'where to write failed/unreachable hosts for --limit @file');
+      .option('--failed-hosts <file>', 'where to write failed/unreachable hosts for --limit @file')
+      .addOption(new Option('--guests <policy>', "running guests on a host to reboot, for every stage (overrides the playbook's guests:)").choices(['refuse', 'shutdown', 'ignore']));
 
   runOptions(program.command('apply <playbook>').description('run a playbook: change what differs, reboot what needs it, verify'))
     .option('--check', 'check mode: change nothing, report what would change')
@@ -168,6 +170,7 @@ interface Loaded {
 async function load(pbPath: string, flags: RunFlags, io: Io): Promise<Loaded> {
   const inv = await loadInventory(flags.inventory!);
   const pb = await loadPlaybook(pbPath, { modules });
+  if (flags.guests) pb.stages = pb.stages.map((st) => ({ ...st, guestPolicy: flags.guests! }));
   const extra = loadExtraVars(flags.extraVars ?? [], process.cwd());
   planRun(pb, inv, flags.limit); // every pattern resolves, or ConfigError before connecting
   const asked = [...(list(flags.tags) ?? []), ...(list(flags.skipTags) ?? [])];

@@ -115,35 +115,39 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
 }
 
 /**
- * Gates: read-only checks on the (re)booted host. When the host still has a reboot or a
- * change pending (check mode, --no-reboot), a failed gate is reported as `pending`.
+ * Gates: read-only checks on the (re)booted host. When the host still has a reboot pending
+ * (`pendingReason`: --no-reboot, guests under `refuse`, check mode with changes), or a gate
+ * itself finds configuration not yet booted, the failed gates are reported as `pending`.
+ * Results are emitted after that decision, so every reporter sees the final status.
  */
 export async function runHostGates(
   o: HostRunOptions,
   registered: Vars,
   pendingReason: string | null,
-): Promise<{ status: 'ok' | 'failed' | 'unreachable'; results: TaskResult[] }> {
+): Promise<{ status: 'ok' | 'failed' | 'unreachable'; results: TaskResult[]; pending: string | null }> {
   const observer = new HostObserver(o.conn);
   const steps = selectedSteps(o.playbook, o.stage, 'gates', o);
   const results: TaskResult[] = [];
   await prefetch(o, observer, steps, registered);
-  let status: 'ok' | 'failed' | 'unreachable' = 'ok';
+  let pending = pendingReason;
   for (const step of steps) {
     if (o.signal?.aborted) break;
-    const r = await runStep(o, observer, step, registered);
-    const res = r.result;
-    if (res.status === 'failed' && pendingReason) {
-      res.status = 'pending';
-      res.msg = `${res.msg} (pending: ${pendingReason})`;
-    }
-    results.push(res);
-    if (res.status === 'failed') status = 'failed';
-    if (res.status === 'unreachable') {
-      status = 'unreachable';
-      break;
-    }
+    const r = await runStep(o, observer, step, registered, { emit: false });
+    if (r.pendingBoot && !pending) pending = 'configured but not booted yet';
+    results.push(r.result);
+    if (r.result.status === 'unreachable') break;
   }
-  return { status, results };
+  let status: 'ok' | 'failed' | 'unreachable' = 'ok';
+  for (const res of results) {
+    if (res.status === 'failed' && pending) {
+      res.status = 'pending';
+      res.msg = `${res.msg} (pending: ${pending})`;
+    }
+    if (res.status === 'failed' && status === 'ok') status = 'failed';
+    if (res.status === 'unreachable') status = 'unreachable';
+    o.bus.emit({ type: 'task-result', result: res });
+  }
+  return { status, results, pending };
 }
 
 /** One batched read for every task whose arguments can be rendered before the run. */
@@ -190,7 +194,8 @@ async function runStep(
   observer: HostObserver,
   step: Step,
   registered: Vars,
-): Promise<{ result: TaskResult; rebootReasons: string[] }> {
+  opts: { emit: boolean } = { emit: true },
+): Promise<{ result: TaskResult; rebootReasons: string[]; pendingBoot?: boolean }> {
   const { task } = step;
   const started = Date.now();
   const base = {
@@ -204,7 +209,7 @@ async function runStep(
   type Outcome = Omit<TaskResult, keyof typeof base | 'durationMs'>;
   const finish = (r: Outcome, rebootReasons: string[] = [], data: unknown = null) => {
     const result: TaskResult = { ...base, ...r, durationMs: Date.now() - started };
-    o.bus.emit({ type: 'task-result', result });
+    if (opts.emit) o.bus.emit({ type: 'task-result', result });
     if (task.register) {
       registered[task.register] = {
         changed: result.changed,
@@ -240,7 +245,8 @@ async function runStep(
     return finish({ status: 'ok', changed: false, diff: [], msg: plan.reason }, [], plan.data);
   }
   if (plan.kind === 'fail') {
-    return finish({ status: 'failed', changed: false, diff: [], msg: plan.msg, hint: plan.hint }, [], plan.data);
+    const failed = finish({ status: 'failed', changed: false, diff: [], msg: plan.msg, hint: plan.hint }, [], plan.data);
+    return { ...failed, pendingBoot: plan.pending === true };
   }
   const rebootReasons = plan.actions.flatMap((a) => (a.kind === 'request-reboot' ? [a.reason] : []));
   if (!o.check) {

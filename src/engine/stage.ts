@@ -160,6 +160,7 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
       const reason = pending.get(w.host.name) ?? (ctx.check && w.changed > 0 ? 'check mode: changes not applied' : null);
       const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason);
       for (const res of g.results) ctx.record(res);
+      if (g.pending && !pending.has(w.host.name)) ctx.markRebootPending(w.host.name);
       w.state = g.status;
       ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
     },

@@ -7,7 +7,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { closest, ConfigError, ConfigErrors } from '../model/errors.ts';
 import type { Pos } from '../model/types.ts';
 
@@ -105,6 +105,13 @@ export function parseYaml(text: string, file: string): YamlFile {
     });
     throw errs.length === 1 ? errs[0]! : new ConfigErrors(errs);
   }
+  // Replace each alias (`*name`) by a copy of its anchored node, so readers never meet one.
+  visit(doc, {
+    Alias: (_key, node) => {
+      const target = node.resolve(doc);
+      return target ? ((target as Node).clone() as Node) : undefined;
+    },
+  });
   return yf;
 }
 

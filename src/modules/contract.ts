@@ -78,7 +78,12 @@ export type Action =
 
 export type Plan =
   | { kind: 'noop'; reason: string; data?: unknown }
-  | { kind: 'fail'; msg: string; hint?: string; data?: unknown }
+  /**
+   * `pending` (gates): the check failed only because the host has not booted what is configured
+   * yet (e.g. parameters written but not on /proc/cmdline). The engine reports the gate, and the
+   * host's other failed gates, as `pending` and the host as "reboot pending", not failed.
+   */
+  | { kind: 'fail'; msg: string; hint?: string; data?: unknown; pending?: boolean }
   | {
       kind: 'change';
       msg: string;

@@ -140,13 +140,14 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
       const parts = [];
       if (pending.length) parts.push(`${pending.join(' ')} configured but not booted (reboot pending)`);
       if (absent.length) parts.push(`${absent.join(' ')} neither booted nor in ${bootFile(f)}`);
-      return fail(
+      const plan = fail(
         `expected ${missing.join(' ')} in /proc/cmdline, found ${parts.join('; ')}`,
         absent.length
           ? `the host boots ${f.bootloader} (${f.bootloaderEvidence.join('; ')}): was the other bootloader's file edited, or the refresh (update-grub / proxmox-boot-tool refresh) not run?`
           : 'reboot the host (run without --no-reboot), then run the gates again with --tags verify',
         { running: f.cmdlineRunning, configured: f.cmdlineConfigured, missing },
       );
+      return absent.length || plan.kind !== 'fail' ? plan : { ...plan, pending: true };
     }
     case 'gate-iommu': {
       if (f.iommu.active) {

@@ -1,6 +1,6 @@
 /**
  * Plain lines, one per event worth a line: for CI logs, pipes and `--progress plain`.
- * Unchanged tasks are shown only with -v.
+ * Unchanged and skipped tasks are shown only with -v.
  */
 import type { EventBus, RunEvent } from '../engine/events.ts';
 import { diffText, failureBlock, paint, resultLine, type Style } from './format.ts';
@@ -25,7 +25,7 @@ export function plainReporter(bus: EventBus, o: ReporterOptions): () => void {
       case 'task-result': {
         const r = e.result;
         if (r.status === 'failed' || r.status === 'unreachable') say(failureBlock(o, r));
-        else if (r.status !== 'ok' || o.verbose) say(resultLine(o, r, o.check));
+        else if ((r.status !== 'ok' && r.status !== 'skipped') || o.verbose) say(resultLine(o, r, o.check));
         if (o.diff && r.diff.length) o.write(diffText(o, r));
         break;
       }
