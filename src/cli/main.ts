@@ -268,7 +268,7 @@ async function listCommand(pbPath: string, flags: RunFlags, io: Io): Promise<num
   const sel = { tags: list(flags.tags), skipTags: list(flags.skipTags) };
   for (const { stage, hosts } of planRun(loaded.pb, loaded.inv, flags.limit)) {
     io.out(`stage: ${stage.name}  (hosts: ${stage.hosts}; reboot: ${stage.reboot}${stage.serial ? `; serial: ${stage.serial.join(',')}` : ''})\n`);
-    io.out(`  hosts (${hosts.length}): ${hosts.join(', ') || '(none after --limit)'}\n`);
+    io.out(`  hosts (${hosts.length}): ${hosts.join(', ') || (flags.limit ? '(none within --limit)' : '(no host matches)')}\n`);
     for (const part of ['tasks', 'gates'] as const) {
       const steps = selectedSteps(loaded.pb, stage, part, sel);
       if (!steps.length) continue;

@@ -15,6 +15,7 @@ interface Row {
   done: (err?: Error) => void;
   counts: { changed: number; failed: number; ok: number; skipped: number };
   downSince?: number;
+  rebooted?: boolean;
   ended: boolean;
 }
 
@@ -26,6 +27,7 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): () => void {
 
   const startBatch = (stage: string, hosts: string[], label: string) => {
     rows = new Map();
+    width = Math.max(...hosts.map((h) => h.length));
     const list = new Listr(
       hosts.map((h) => ({
         title: h,
@@ -60,7 +62,9 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): () => void {
     if (!r || r.ended) return;
     r.ended = true;
     const c = r.counts;
-    const summary = `${h}  ok=${c.ok} ${o.check ? 'drift' : 'changed'}=${c.changed} failed=${c.failed} skipped=${c.skipped}`;
+    const summary =
+      `${h.padEnd(width)}  ok=${c.ok} ${o.check ? 'drift' : 'changed'}=${c.changed} failed=${c.failed} skipped=${c.skipped}` +
+      (r.rebooted ? ' rebooted' : '');
     if (r.task) r.task.title = summary;
     if (status === 'ok') r.done();
     else r.done(new Error(`${h}: ${status}`));
@@ -86,6 +90,7 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): () => void {
   };
 
   let stageName = '';
+  let width = 0;
   return bus.on((e: RunEvent) => {
     switch (e.type) {
       case 'stage-start':
@@ -118,6 +123,7 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): () => void {
         const r = rows.get(e.host);
         if (r) {
           r.downSince = undefined;
+          r.rebooted = true;
           if (r.task) r.task.output = `back after ${(e.downForMs / 1000).toFixed(1)} s; running gates`;
         }
         break;
