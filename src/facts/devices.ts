@@ -258,7 +258,9 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
     }
   }
 
-  const acsMode = vars.acs_override ?? 'auto';
+  // YAML `acs_override: true/false` (and `yes`/`no` read as booleans by YAML 1.1 habits) mean on/off.
+  const acsRaw = vars.acs_override as unknown;
+  const acsMode = acsRaw === true ? 'on' : acsRaw === false ? 'off' : ((acsRaw as string | undefined) ?? 'auto');
   const supported = kernelSupportsAcsOverride(facts, vars.acs_override_supported);
   const needed = isolated === false;
   const enable = acsMode === 'on' ? supported : acsMode === 'auto' ? needed && supported : false;

@@ -5,6 +5,7 @@
  * and passes with what it proved (`noop`, its data registered for the role's later tasks) or
  * fails with "expected …, found …" and the likely cause and fix.
  */
+import semver from 'semver';
 import type { Facts } from '../facts/types.ts';
 import { planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
 import type { Module, Plan, PlanContext } from './contract.ts';
@@ -61,6 +62,17 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
         return fail(
           `expected the ${f.cpuVendor === 'intel' ? 'vmx' : 'svm'} flag in /proc/cpuinfo, found none`,
           `enable ${f.cpuVendor === 'intel' ? 'Intel VT-x' : 'AMD SVM'} in the firmware setup (a nested host needs it exposed by its hypervisor); set cpu_virtualization_required: false only for a test host that never runs VMs`,
+        );
+      }
+      // No IOMMU unit registered although this kernel turns it on by itself (Intel from 6.8, AMD
+      // always) or the running command line asks for it: the firmware has it off. Nothing to change
+      // on the host would help, so refuse before changing anything.
+      const defaultOn = f.cpuVendor === 'amd' || (semver.coerce(f.kernelVersion) !== null && semver.gte(semver.coerce(f.kernelVersion)!, '6.8.0'));
+      const askedNow = tokens(f.cmdlineRunning).some((t) => t === 'intel_iommu=on' || t.startsWith('amd_iommu='));
+      if (!f.iommu.active && !f.iommu.present && (defaultOn || askedNow)) {
+        return fail(
+          `expected an IOMMU unit (/sys/class/iommu), found none on kernel ${f.kernelRelease}${askedNow ? ' booted with the IOMMU asked on' : ' that turns the IOMMU on by default'}`,
+          `the firmware has the IOMMU off or the CPU/board lacks it: enable ${f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d'} in the firmware setup. No software setting can fix this; nothing was changed.`,
         );
       }
       const iommu = f.iommu.active ? 'IOMMU active' : f.iommu.present ? 'IOMMU unit present, translation not on yet' : 'IOMMU not visible yet (the iommu role turns it on; the gate checks after the reboot)';
