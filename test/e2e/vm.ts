@@ -153,6 +153,8 @@ export class Vm {
       '-drive', `file=${overlay},if=virtio,format=qcow2`,
       '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${this.port}-:22`,
       '-device', 'virtio-net-pci,netdev=n0',
+      // No default VGA: it would be a second 1234:1111 device (and the boot display).
+      '-vga', 'none',
       '-display', 'none',
       '-monitor', 'none',
       '-serial', `file:${this.consoleLog}`,
