@@ -28,7 +28,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labDown, labStatus, labUp, type NodeStatus } from '../src/lab/index.ts';
+import { bootLog, labDown, labStatus, labUp, type NodeStatus } from '../src/lab/index.ts';
 import { main, type Io } from '../src/cli/main.ts';
 import { EventBus, type RunEvent } from '../src/engine/events.ts';
 import type { RunReport } from '../src/model/types.ts';
@@ -147,10 +147,11 @@ interface Row {
   afterReboot: number;
   downFor: number;
   memberCycle: number;
+  detectLag: number;
   failed: string[];
 }
 
-function analyse(n: number, nodes: NodeStatus[], conv: Run): Omit<Row, 'noop' | 'noopCode' | 'noopChanged' | 'check' | 'checkCode' | 'rssMiB' | 'failed'> {
+function analyse(n: number, labDir: string, nodes: NodeStatus[], conv: Run): Omit<Row, 'noop' | 'noopCode' | 'noopChanged' | 'check' | 'checkCode' | 'rssMiB' | 'failed'> {
   const recap = conv.report?.recap ?? {};
   const rebooted = new Set(Object.entries(recap).filter(([, r]) => r.rebooted).map(([h]) => h));
   const clusterOf = new Map(nodes.map((x) => [x.name, x.cluster]));
@@ -185,8 +186,18 @@ function analyse(n: number, nodes: NodeStatus[], conv: Run): Omit<Row, 'noop' | 
   }
   for (const ts of byCluster.values()) for (let i = 1; i < ts.length; i++) cycles.push(ts[i]! - ts[i - 1]!);
 
+  // Node side: the boot's `up` line (the node's sshd is about to listen) → the controller's
+  // reboot-up (new boot_id proven): reconnect back-off, probe, test command.
+  const lags: number[] = [];
+  for (const { e } of ev) {
+    if (e.type !== 'reboot-up') continue;
+    const up = bootLog(labDir, e.host).find((b) => b.event === 'up' && b.bootId === e.bootId);
+    if (up) lags.push(e.at - up.at);
+  }
+
   return {
     n,
+    detectLag: median(lags),
     standalone: nodes.filter((x) => !x.cluster).length,
     clusters: [...perCluster].map(([c, v]) => `${c}:${v.rebooted}/${v.members}`).join(' ') || '-',
     rebooted: rebooted.size,
@@ -203,16 +214,15 @@ function analyse(n: number, nodes: NodeStatus[], conv: Run): Omit<Row, 'noop' | 
   };
 }
 
+/** The temp directory of the lab this run started (the lab itself is in `<dir>/lab`). */
 let liveDir: string | null = null;
 async function cleanup(): Promise<void> {
   const d = liveDir;
   liveDir = null;
   if (!d) return;
-  try {
-    await labDown(d);
-  } finally {
-    rmSync(d, { recursive: true, force: true });
-  }
+  // Only once the lab is down: a lab's files must outlive its processes (its stop files).
+  await labDown(join(d, 'lab'));
+  rmSync(d, { recursive: true, force: true });
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
@@ -243,7 +253,7 @@ async function runN(n: number): Promise<Row> {
     if (chk.code !== 0) failed.push(...failures(chk).map((f) => `(check) ${f}`));
     const rssMiB = process.resourceUsage().maxRSS / 1024;
     return {
-      ...analyse(n, nodes, conv),
+      ...analyse(n, info.dir, nodes, conv),
       noop: noop.wallMs,
       noopCode: noop.code,
       noopChanged: Object.values(noop.report?.recap ?? {}).reduce((a, r) => a + r.changed + (r.rebooted ? 1 : 0), 0),
@@ -298,6 +308,7 @@ if (rows.length) {
     ['after last up', (r) => s(r.afterReboot)],
     ['node down (mean)', (r) => (Number.isNaN(r.downFor) ? '-' : s(r.downFor))],
     ['member cycle p50', (r) => (Number.isNaN(r.memberCycle) ? '-' : s(r.memberCycle))],
+    ['node up → seen p50', (r) => (Number.isNaN(r.detectLag) ? '-' : s(r.detectLag))],
     ['no-op changed+rebooted', (r) => String(r.noopChanged)],
   ];
   const w2 = cols2.map(([h, f]) => Math.max(h.length, ...rows.map((r) => f(r).length)));
@@ -306,7 +317,7 @@ if (rows.length) {
   console.log(
     `\nreboot delay ${DELAY_S} s; unavoidable = max(${DELAY_S} s if a standalone node rebooted, max over clusters of rebooted members × ${DELAY_S} s); ` +
       'overhead = converge − unavoidable. facts p50 = median per host of run start → its first facts (connect + probe); probe p50 = the probe alone. ' +
-      'node down = reboot sent → new boot proven; member cycle = one cluster member\'s reboot-start → the next one\'s. Peak RSS is this process (cumulative over the run).',
+      'node down = reboot sent → new boot proven; member cycle = one cluster member\'s reboot-start → the next one\'s; node up → seen = the node\'s boot (boots.log) → the run has proven the new boot. Peak RSS is this process (cumulative over the run).',
   );
   for (const r of rows) {
     if (!r.failed.length) continue;
