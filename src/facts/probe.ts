@@ -59,7 +59,9 @@ const SECTIONS: Array<[string, string]> = [
       `"$(cat "$d/boot_vga" 2>/dev/null)" "$(cat "$d/reset_method" 2>/dev/null)" "$drv" "$mod"; done`,
   ],
   ['lspci', `command -v lspci >/dev/null 2>&1 && lspci -Dnn 2>/dev/null`],
-  ['modules', `cat /proc/modules 2>/dev/null`],
+  // lsmod when /proc/modules cannot be read (it reads the same table; a container or a lab node
+  // on a kernel without module support has no /proc/modules).
+  ['modules', `cat /proc/modules 2>/dev/null || lsmod 2>/dev/null`],
   ['meminfo', `cat /proc/meminfo`],
   ['dpkg', `command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='\${Package}\\t\${Version}\\t\${db:Status-Status}\\n' 2>/dev/null`],
   ['dkms', `command -v dkms >/dev/null 2>&1 && dkms status 2>/dev/null`],
