@@ -148,6 +148,7 @@ interface Row {
   downFor: number;
   memberCycle: number;
   detectLag: number;
+  labDown: number;
   failed: string[];
 }
 
@@ -188,16 +189,23 @@ function analyse(n: number, labDir: string, nodes: NodeStatus[], conv: Run): Omi
 
   // Node side: the boot's `up` line (the node's sshd is about to listen) → the controller's
   // reboot-up (new boot_id proven): reconnect back-off, probe, test command.
+  // And the node's own `down` (written by its reboot command) → `up`: what the lab costs.
   const lags: number[] = [];
+  const labDowns: number[] = [];
   for (const { e } of ev) {
     if (e.type !== 'reboot-up') continue;
-    const up = bootLog(labDir, e.host).find((b) => b.event === 'up' && b.bootId === e.bootId);
-    if (up) lags.push(e.at - up.at);
+    const log = bootLog(labDir, e.host);
+    const i = log.findIndex((b) => b.event === 'up' && b.bootId === e.bootId);
+    if (i < 0) continue;
+    lags.push(e.at - log[i]!.at);
+    const down = log.slice(0, i).reverse().find((b) => b.event === 'down');
+    if (down) labDowns.push(log[i]!.at - down.at);
   }
 
   return {
     n,
     detectLag: median(lags),
+    labDown: median(labDowns),
     standalone: nodes.filter((x) => !x.cluster).length,
     clusters: [...perCluster].map(([c, v]) => `${c}:${v.rebooted}/${v.members}`).join(' ') || '-',
     rebooted: rebooted.size,
@@ -308,6 +316,7 @@ if (rows.length) {
     ['after last up', (r) => s(r.afterReboot)],
     ['node down (mean)', (r) => (Number.isNaN(r.downFor) ? '-' : s(r.downFor))],
     ['member cycle p50', (r) => (Number.isNaN(r.memberCycle) ? '-' : s(r.memberCycle))],
+    ['lab down→up p50', (r) => (Number.isNaN(r.labDown) ? '-' : s(r.labDown))],
     ['node up → seen p50', (r) => (Number.isNaN(r.detectLag) ? '-' : s(r.detectLag))],
     ['no-op changed+rebooted', (r) => String(r.noopChanged)],
   ];
@@ -317,7 +326,7 @@ if (rows.length) {
   console.log(
     `\nreboot delay ${DELAY_S} s; unavoidable = max(${DELAY_S} s if a standalone node rebooted, max over clusters of rebooted members × ${DELAY_S} s); ` +
       'overhead = converge − unavoidable. facts p50 = median per host of run start → its first facts (connect + probe); probe p50 = the probe alone. ' +
-      'node down = reboot sent → new boot proven; member cycle = one cluster member\'s reboot-start → the next one\'s; node up → seen = the node\'s boot (boots.log) → the run has proven the new boot. Peak RSS is this process (cumulative over the run).',
+      'node down = reboot sent → new boot proven; member cycle = one cluster member\'s reboot-start → the next one\'s; lab down→up = the node\'s own reboot command → its boot (boots.log: lab cost, ≥ delay); node up → seen = that boot → the run has proven it. Peak RSS is this process (cumulative over the run).',
   );
   for (const r of rows) {
     if (!r.failed.length) continue;
