@@ -118,7 +118,8 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
  * Gates: read-only checks on the (re)booted host. When the host still has a reboot pending
  * (`pendingReason`: --no-reboot, guests under `refuse`, check mode with changes), or a gate
  * itself finds configuration not yet booted, the failed gates are reported as `pending`.
- * Results are emitted after that decision, so every reporter sees the final status.
+ * Results are returned, not emitted: the stage decides whether they are final (a host whose
+ * configuration is not booted yet is rebooted and verified again) and then emits them.
  */
 export async function runHostGates(
   o: HostRunOptions,
@@ -145,7 +146,6 @@ export async function runHostGates(
     }
     if (res.status === 'failed' && status === 'ok') status = 'failed';
     if (res.status === 'unreachable') status = 'unreachable';
-    o.bus.emit({ type: 'task-result', result: res });
   }
   return { status, results, pending };
 }

@@ -182,15 +182,19 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const anyFailed = [...recap.values()].some((r) => r.failed > 0);
   const anyUnreachable = [...recap.values()].some((r) => r.unreachable > 0);
   const anyChanged = [...recap.values()].some((r) => r.changed > 0);
+  // Failed beats unreachable beats an aborted run (a batch policy stop counts as a failure only
+  // when no host is to blame for it otherwise) beats drift.
   const exitCode = o.signal?.aborted
     ? EXIT.interrupted
-    : anyFailed || aborted
+    : anyFailed
       ? EXIT.hostFailed
       : anyUnreachable
         ? EXIT.unreachable
-        : o.check && anyChanged
-          ? EXIT.drift
-          : EXIT.ok;
+        : aborted
+          ? EXIT.hostFailed
+          : o.check && anyChanged
+            ? EXIT.drift
+            : EXIT.ok;
   const report: RunReport = {
     playbook: o.playbook.file,
     check: o.check,

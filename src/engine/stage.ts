@@ -87,7 +87,7 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
       const ready = await ctx.prepareHost(stage, w.host);
       if (!ready.ok) {
         w.state = ready.state;
-        ctx.record(ready.result);
+        emitAll(ctx, [ready.result]);
         ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
         return;
       }
@@ -105,17 +105,9 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
   );
 
   // 2. Reboots, coordinated across the batch (cluster quorum, guests, timeouts).
-  const live = [...work.values()].filter((w) => w.state === 'ok' && w.conn && w.facts);
-  const cands: RebootCandidate[] = live
-    .filter((w) => stage.reboot === 'always' || w.rebootReasons.length > 0)
-    .map((w) => ({
-      host: w.host.name,
-      conn: w.conn!,
-      facts: w.facts!,
-      reasons: w.rebootReasons.length ? [...new Set(w.rebootReasons)] : ['reboot: always'],
-    }));
   const pending = new Map<string, string>();
-  if (cands.length) {
+  const reboot = async (cands: RebootCandidate[]): Promise<void> => {
+    if (!cands.length) return;
     const outcomes = await coordinateReboots(cands, {
       stage,
       noReboot: ctx.noReboot,
@@ -135,39 +127,75 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
         ctx.bus.emit({ type: 'reboot-pending', stage: stage.name, host: name, reason: o.reason });
       } else {
         w.state = 'failed';
-        ctx.record(rebootFailure(stage, name, o.msg, o.hint));
+        emitAll(ctx, [rebootFailure(stage, name, o.msg, o.hint)]);
         ctx.bus.emit({ type: 'reboot-failed', stage: stage.name, host: name, msg: o.msg });
         ctx.bus.emit({ type: 'host-end', stage: stage.name, host: name, status: 'failed' });
       }
     }
-  }
-
-  // 3. Gates on the booted kernel (fresh facts when something changed without a reboot).
-  await forEachLimit(
-    [...work.values()].filter((w) => w.state === 'ok' && w.conn),
-    ctx.forks,
-    async (w) => {
-      try {
-        if (w.changed > 0 && !ctx.check && !pending.has(w.host.name) && !ctx.rebooted(w.host.name)) {
-          w.facts = await ctx.probe(w.conn!);
-        }
-      } catch (e) {
-        w.state = 'unreachable';
-        ctx.record(rebootFailure(stage, w.host.name, `could not read facts again: ${(e as Error).message}`, undefined, 'unreachable'));
-        ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
-        return;
-      }
-      const reason = pending.get(w.host.name) ?? (ctx.check && w.changed > 0 ? 'check mode: changes not applied' : null);
-      const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason);
-      for (const res of g.results) ctx.record(res);
-      if (g.pending && !pending.has(w.host.name)) ctx.markRebootPending(w.host.name);
-      w.state = g.status;
-      ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
-    },
-    ctx.signal,
+  };
+  const candidate = (w: HostWork, reasons: string[]): RebootCandidate => ({
+    host: w.host.name,
+    conn: w.conn!,
+    facts: w.facts!,
+    reasons: [...new Set(reasons)],
+  });
+  await reboot(
+    [...work.values()]
+      .filter((w) => w.state === 'ok' && w.conn && w.facts && (stage.reboot === 'always' || w.rebootReasons.length > 0))
+      .map((w) => candidate(w, w.rebootReasons.length ? w.rebootReasons : ['reboot: always'])),
   );
 
+  // 3. Gates on the booted kernel (fresh facts when something changed without a reboot).
+  const verify = async (hosts: HostWork[], final: boolean): Promise<HostWork[]> => {
+    const notBooted: HostWork[] = [];
+    await forEachLimit(
+      hosts.filter((w) => w.state === 'ok' && w.conn),
+      ctx.forks,
+      async (w) => {
+        try {
+          if (w.changed > 0 && !ctx.check && !pending.has(w.host.name) && !ctx.rebooted(w.host.name)) {
+            w.facts = await ctx.probe(w.conn!);
+          }
+        } catch (e) {
+          w.state = 'unreachable';
+          emitAll(ctx, [rebootFailure(stage, w.host.name, `could not read facts again: ${(e as Error).message}`, undefined, 'unreachable')]);
+          ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
+          return;
+        }
+        const reason = pending.get(w.host.name) ?? (ctx.check && w.changed > 0 ? 'check mode: changes not applied' : null);
+        const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason);
+        // A gate found configuration that was applied (maybe in an earlier run) but not booted:
+        // that is a reboot the host still needs. Reboot it, then verify again.
+        const bootable = !ctx.check && !ctx.noReboot && stage.reboot !== 'never' && !ctx.rebooted(w.host.name);
+        if (!final && g.pending && !reason && bootable && g.status === 'ok') {
+          w.rebootReasons = [`configured but not booted: ${g.results.find((r) => r.status === 'pending')?.task ?? 'gates'}`];
+          notBooted.push(w);
+          return;
+        }
+        emitAll(ctx, g.results);
+        if (g.pending && !pending.has(w.host.name)) ctx.markRebootPending(w.host.name);
+        w.state = g.status;
+        ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
+      },
+      ctx.signal,
+    );
+    return notBooted;
+  };
+  const notBooted = await verify([...work.values()], false);
+  if (notBooted.length) {
+    await reboot(notBooted.map((w) => candidate(w, w.rebootReasons)));
+    await verify(notBooted, true);
+  }
+
   return new Map([...work.entries()].map(([n, w]) => [n, w.state]));
+}
+
+/** Record results and tell the reporters, in that order. */
+function emitAll(ctx: RunContext, results: TaskResult[]): void {
+  for (const r of results) {
+    ctx.record(r);
+    ctx.bus.emit({ type: 'task-result', result: r });
+  }
 }
 
 function rebootFailure(stage: Stage, host: string, msg: string, hint?: string, status: TaskResult['status'] = 'failed'): TaskResult {
