@@ -301,7 +301,12 @@ export async function coordinateReboots(
     let lastErr = '';
     while (!back) {
       try {
-        await conn.reconnect({ deadlineMs: Math.max(1, deadline - now()), initialDelayMs: pollMs });
+        // Poll at a steady pace: a node that is back should be seen within a poll, not a backoff.
+        await conn.reconnect({
+          deadlineMs: Math.max(1, deadline - now()),
+          initialDelayMs: Math.min(250, pollMs),
+          maxDelayMs: pollMs,
+        });
         const f = await before(probe(conn), deadline, `${host}: probe`);
         if (f.bootId && f.bootId !== bootBefore) {
           await before(conn.exec('true'), deadline, `${host}: test command`);

@@ -51,6 +51,8 @@ export interface ReconnectOptions {
   deadlineMs: number;
   /** First wait between attempts (ms); grows with backoff. */
   initialDelayMs?: number;
+  /** Longest wait between attempts (ms); default 10 s. A reboot watcher polls at a steady pace. */
+  maxDelayMs?: number;
 }
 
 export interface Connection {

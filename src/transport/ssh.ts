@@ -604,7 +604,7 @@ export class SshConnection implements Connection {
       const left = deadline - Date.now();
       if (left <= 0) break;
       await sleep(Math.min(delay, left));
-      delay = Math.min(delay * 1.5, 10_000);
+      delay = Math.min(delay * 1.5, opts.maxDelayMs ?? 10_000);
     }
     throw new UnreachableError(
       `${this.host}: not reachable again within ${Math.round(opts.deadlineMs / 1000)} s: ${last?.message ?? ''}`,
