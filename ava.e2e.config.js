@@ -4,6 +4,8 @@ export default {
   files: ['test/e2e/**/*.e2e.test.ts'],
   extensions: { ts: 'module' },
   nodeArguments: ['--import=tsx'],
+  // tsx's --import loader does not reach worker threads on Node 20: child processes.
+  workerThreads: false,
   // AVA's timeout is the longest stretch without a test finishing: the first one may build
   // the image (minutes) and the apply includes a reboot and an initramfs rebuild.
   timeout: '60m',
