@@ -168,7 +168,7 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
         // that is a reboot the host still needs. Reboot it, then verify again.
         const bootable = !ctx.check && !ctx.noReboot && stage.reboot !== 'never' && !ctx.rebooted(w.host.name);
         if (!final && g.pending && !reason && bootable && g.status === 'ok') {
-          w.rebootReasons = [`configured but not booted: ${g.results.find((r) => r.status === 'pending')?.task ?? 'gates'}`];
+          w.rebootReasons = [`configured but not booted yet (gate: ${g.results.find((r) => r.status === 'pending')?.task ?? '?'})`];
           notBooted.push(w);
           return;
         }
