@@ -69,6 +69,12 @@ async function passthru(t: { log: (...a: unknown[]) => void }, verb: 'apply' | '
   t.log(`passthru ${verb} (${name}): exit ${r.code} in ${(r.ms / 1000).toFixed(1)} s`);
   let report: RunReport | undefined;
   if (existsSync(json)) report = JSON.parse(readFileSync(json, 'utf8')) as RunReport;
+  // Where the time went: the slow steps under emulation (initramfs rebuild, reboot, update-grub).
+  const slow = (report?.hosts[HOST]?.tasks ?? []).filter((x) => x.durationMs >= 3000);
+  for (const x of slow) {
+    timings[`${name}: ${x.kind} ${x.task}`] = x.durationMs;
+    t.log(`  ${(x.durationMs / 1000).toFixed(1)} s  ${x.kind}: ${x.role} › ${x.task} (${x.status})`);
+  }
   return { r, report };
 }
 
@@ -93,7 +99,7 @@ test.afterEach.always((t) => {
 
 test.after.always(async (t) => {
   await vm?.stop();
-  t.log(`timings (ms): ${JSON.stringify(timings)}`);
+  t.log(`timings (ms): ${JSON.stringify(timings, null, 1)}`);
   if (!runDir) return;
   if (failed || !vm) {
     const kept = keepArtifacts([join(runDir, 'console.log'), join(runDir, 'qemu.log'), inventory, ...reports]);
