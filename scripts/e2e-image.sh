@@ -65,10 +65,28 @@ started=$(date +%s)
 WORK=$(mktemp -d "$CACHE/.build-$KEY.XXXXXX")
 MNT=$WORK/mnt
 LOOP=""
+CHILD=""
+
+# Long steps run in their own process group, in the background, so a signal to this script
+# runs the cleanup at once (sh defers traps until a foreground command ends) and stops them.
+long() {
+  setsid "$@" &
+  CHILD=$!
+  wait "$CHILD"
+  rc=$?
+  CHILD=""
+  return "$rc"
+}
 
 cleanup() {
   rc=$?
   set +e
+  if [ -n "$CHILD" ]; then
+    kill -TERM "-$CHILD" 2>/dev/null
+    sleep 2
+    kill -KILL "-$CHILD" 2>/dev/null
+    wait "$CHILD" 2>/dev/null
+  fi
   for m in dev/pts dev proc sys run; do
     mountpoint -q "$MNT/$m" 2>/dev/null && umount -l "$MNT/$m"
   done
@@ -107,13 +125,13 @@ ROOTKEY=$(printf '%s\n' "$SUITE" "$MIRROR" "$PACKAGES" | sha256sum | cut -c1-16)
 ROOTTAR=$CACHE/rootfs-$ROOTKEY.tar
 if [ -f "$ROOTTAR" ]; then
   log "unpacking cached debootstrap tree $(basename "$ROOTTAR")"
-  tar -C "$MNT" --numeric-owner -xpf "$ROOTTAR"
+  long tar -C "$MNT" --numeric-owner -xpf "$ROOTTAR"
 else
   log "debootstrap $SUITE (minbase + $PACKAGES)"
-  debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$MNT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
+  long debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$MNT" "$MIRROR" >"$WORK/debootstrap.log" 2>&1 || {
     tail -n 30 "$WORK/debootstrap.log" >&2; exit 1; }
   rm -rf "$MNT/var/cache/apt/archives/"*.deb "$MNT/var/lib/apt/lists/"*_Packages
-  tar -C "$MNT" --numeric-owner -cpf "$ROOTTAR.tmp" .
+  long tar -C "$MNT" --numeric-owner -cpf "$ROOTTAR.tmp" .
   mv "$ROOTTAR.tmp" "$ROOTTAR"
 fi
 
