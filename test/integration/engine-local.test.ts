@@ -4,21 +4,13 @@
  * code, diffs), handlers, tags, registered variables, the JSON report and invalid input.
  */
 import test from 'ava';
-import { mkdtemp, mkdir, readFile, writeFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, writeFile, readdir } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import os from 'node:os';
-import { main, type Io } from '../../src/cli/main.ts';
+import { main } from '../../src/cli/main.ts';
 import { EXIT, type RunReport } from '../../src/model/types.ts';
-
-interface Captured extends Io {
-  text: () => string;
-}
-
-function capture(): Captured {
-  let buf = '';
-  return { out: (s) => void (buf += s), err: (s) => void (buf += s), isTTY: false, text: () => buf };
-}
+import { captureIo as capture, runCli, tempReportPath } from '../helpers/cli.ts';
 
 async function project(): Promise<{ dir: string; target: string; pb: string; inv: string }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'passthru-engine-'));
@@ -119,12 +111,9 @@ async function treeHash(dir: string): Promise<string> {
 }
 
 async function run(args: string[]): Promise<{ code: number; out: string; report: RunReport }> {
-  const io = capture();
-  const jsonFile = path.join(os.tmpdir(), `passthru-report-${process.pid}-${Math.random().toString(36).slice(2)}.json`);
-  const code = await main([...args, '--json', jsonFile, '--failed-hosts', `${jsonFile}.failed`], io);
-  const report = JSON.parse(await readFile(jsonFile, 'utf8')) as RunReport;
-  await rm(jsonFile, { force: true });
-  return { code, out: io.text(), report };
+  const json = tempReportPath();
+  const r = await runCli([...args, '--failed-hosts', `${json}.failed`], { json, keep: false });
+  return { code: r.code, out: r.text, report: r.report };
 }
 
 test('apply converges, the second run changes nothing, check mode changes no byte', async (t) => {

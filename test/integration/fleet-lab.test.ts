@@ -7,18 +7,14 @@
  * boots.log. Needs root (the lab does); skipped otherwise.
  */
 import test from 'ava';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { bootLog, labDown, labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
-import { main } from '../../src/cli/main.ts';
-import type { RunReport, TaskResult } from '../../src/model/types.ts';
+import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
+import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
+import { bootsSince as bootsSinceIn, downIntervals as downIntervalsIn, isRoot, labTest as lab, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const lab = isRoot ? test.serial : test.skip;
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
 const ROLES = fileURLToPath(new URL('../../roles', import.meta.url));
 /** Nothing listens here (inside this file's address range, never given to a node). */
@@ -32,8 +28,8 @@ const members = () => info!.nodes.filter((n) => n.profile === 'cluster3').map((n
 
 test.before(async () => {
   if (!isRoot) return;
-  dir = mkdtempSync(join(tmpdir(), 'passthru-fleet-lab-'));
-  tmp = mkdtempSync(join(tmpdir(), 'passthru-fleet-out-'));
+  dir = tempDir('passthru-fleet-lab-');
+  tmp = tempDir('passthru-fleet-out-');
   info = await labUp({
     dir,
     scenarios: ['intel-grub-pve8-rtx4090', 'pve7-kernel515', 'cluster3', 'debian-guest-nvidia-docker'],
@@ -43,27 +39,12 @@ test.before(async () => {
   symlinkSync(ROLES, join(tmp, 'roles'));
 });
 
-test.after.always(async () => {
-  if (dir) {
-    await labDown(dir);
-    rmSync(dir, { recursive: true, force: true });
-  }
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+test.after.always(() => tearDownLab(dir, tmp));
 
 let runNo = 0;
-async function run(cmd: 'apply' | 'check', pb: string, inventory: string, ...args: string[]): Promise<{ code: number; report: RunReport; text: string }> {
-  const json = join(tmp, `run-${++runNo}.json`);
-  let text = '';
-  const io = { out: (s: string) => void (text += s), err: (s: string) => void (text += s), isTTY: false };
-  const code = await main([cmd, pb, '-i', inventory, '--json', json, '--progress', 'quiet', '--guests', 'shutdown', ...args], io);
-  let report: RunReport;
-  try {
-    report = JSON.parse(readFileSync(json, 'utf8')) as RunReport;
-  } catch {
-    throw new Error(`no JSON report (exit ${code}):\n${text}`);
-  }
-  return { code, report, text };
+/** `passthru <cmd> <pb> -i <inventory>` with the lab's defaults; reports in `tmp`. */
+function run(cmd: 'apply' | 'check', pb: string, inventory: string, ...args: string[]): Promise<CliRun> {
+  return runCli([cmd, pb, '-i', inventory, '--progress', 'quiet', '--guests', 'shutdown', ...args], { json: join(tmp, `run-${++runNo}.json`) });
 }
 
 /** The lab's inventory with changes to some hosts' variables, written to a temp file. */
@@ -81,36 +62,9 @@ function inventoryWith(file: string, change: (hostVars: Map<string, Record<strin
   return p;
 }
 
-function tree(node: string): Map<string, string> {
-  const root = join(dir, 'nodes', node, 'root');
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      const st = statSync(p, { throwIfNoEntry: false });
-      if (st?.isDirectory()) walk(p);
-      else if (st?.isFile()) out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(root);
-  return out;
-}
-const sameTree = (a: Map<string, string>, b: Map<string, string>) => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
-const tasks = (r: RunReport, host: string): TaskResult[] => r.hosts[host]?.tasks ?? [];
-const bootsSince = (node: string, since: number) => bootLog(dir, node).filter((e) => e.at >= since);
-
-function downIntervals(node: string, since: number): Array<{ node: string; down: number; up: number }> {
-  const out: Array<{ node: string; down: number; up: number }> = [];
-  let down: number | undefined;
-  for (const e of bootsSince(node, since)) {
-    if (e.event === 'down') down = e.at;
-    else if (down !== undefined) {
-      out.push({ node, down, up: e.at });
-      down = undefined;
-    }
-  }
-  return out;
-}
+const tree = (node: string) => nodeTree(dir, node);
+const bootsSince = (node: string, since: number) => bootsSinceIn(dir, node, since);
+const downIntervals = (node: string, since: number) => downIntervalsIn(dir, node, since);
 
 const failedHostsFile = () => join(tmp, 'failed-hosts');
 let fixedInventory = '';

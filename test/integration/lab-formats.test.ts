@@ -6,11 +6,10 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { labDown, labUp, type LabInfo } from '../../src/lab/index.ts';
+import { labUp, type LabInfo } from '../../src/lab/index.ts';
 import {
   parseEfibootmgr,
   parseIommuLog,
@@ -20,10 +19,10 @@ import {
   parseProxmoxBootTool,
   parseQmList,
 } from '../../src/facts/parsers.ts';
+import { isRoot, labSshOptions, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const run = promisify(execFile);
-const isRoot = process.getuid?.() === 0;
-const dir = mkdtempSync(join(tmpdir(), 'passthru-lab-formats-'));
+const dir = tempDir('passthru-lab-formats-');
 let lab: LabInfo;
 
 test.before(async () => {
@@ -34,9 +33,7 @@ test.before(async () => {
     baseAddr: '127.0.7.1',
   });
 });
-test.after.always(async () => {
-  if (isRoot) await labDown(dir);
-});
+test.after.always(() => tearDownLab(isRoot ? dir : '', dir));
 const rootTest = isRoot ? test.serial : test.serial.skip;
 
 /** Runs a command on a lab node (stderr merged, like a terminal shows it); the exit code does not throw. */
@@ -44,10 +41,7 @@ async function sh(node: string, command: string): Promise<string> {
   const n = lab.nodes.find((x) => x.name === node);
   if (!n) throw new Error(`no lab node ${node}: ${lab.nodes.map((x) => x.name).join(', ')}`);
   try {
-    const { stdout } = await run('ssh', [
-      '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${join(dir, 'ssh/known_hosts')}`, '-o', 'StrictHostKeyChecking=yes',
-      '-o', 'ConnectTimeout=5', '-i', join(dir, 'ssh/id_ed25519'), `root@${n.address}`, `${command} 2>&1`,
-    ]);
+    const { stdout } = await run('ssh', [...labSshOptions(dir), '-o', 'ConnectTimeout=5', `root@${n.address}`, `${command} 2>&1`]);
     return stdout;
   } catch (e: any) {
     return e.stdout ?? '';

@@ -5,19 +5,16 @@
  * Needs root (the lab does); skipped otherwise with the reason.
  */
 import test from 'ava';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { labUp, labDown, bootLog, labStatus, type LabInfo } from '../../src/lab/index.ts';
+import { labUp, bootLog, labStatus, type LabInfo } from '../../src/lab/index.ts';
 import { connectSsh } from '../../src/transport/ssh.ts';
 import { gatherFacts, type Facts } from '../../src/facts/index.ts';
 import type { Connection } from '../../src/transport/connection.ts';
 import type { Stage } from '../../src/model/types.ts';
 import { EventBus, type RunEvent } from '../../src/engine/events.ts';
 import { coordinateReboots, quorumOf, type RebootCandidate } from '../../src/engine/reboot.ts';
-
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const lab = isRoot ? test.serial : test.skip;
+import { downIntervals, isRoot, labTest as lab, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 let info: LabInfo | undefined;
 let dir = '';
@@ -27,7 +24,7 @@ let fromPvecm = 0;
 
 test.before(async () => {
   if (!isRoot) return;
-  dir = mkdtempSync(join(tmpdir(), 'passthru-orch-'));
+  dir = tempDir('passthru-orch-');
   info = await labUp({
     dir,
     scenarios: ['cluster3', 'intel-grub-pve8-rtx4090'],
@@ -38,10 +35,7 @@ test.before(async () => {
 
 test.after.always(async () => {
   for (const c of conns) await c.close().catch(() => undefined);
-  if (dir) {
-    await labDown(dir);
-    rmSync(dir, { recursive: true, force: true });
-  }
+  await tearDownLab(dir);
 });
 
 function stage(over: Partial<Stage> = {}): Stage {
@@ -104,19 +98,7 @@ async function candidates(names: string[]): Promise<RebootCandidate[]> {
   );
 }
 
-function intervals(node: string, since: number): Array<{ node: string; down: number; up: number }> {
-  const out: Array<{ node: string; down: number; up: number }> = [];
-  let down: number | undefined;
-  for (const e of bootLog(dir, node)) {
-    if (e.at < since) continue;
-    if (e.event === 'down') down = e.at;
-    else if (down !== undefined) {
-      out.push({ node, down, up: e.at });
-      down = undefined;
-    }
-  }
-  return out;
-}
+const intervals = (node: string, since: number) => downIntervals(dir, node, since);
 
 lab('three-node cluster and a standalone node: members one at a time, the standalone in parallel', async (t) => {
   const members = info!.nodes.filter((n) => n.profile === 'cluster3').map((n) => n.name);

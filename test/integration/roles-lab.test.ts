@@ -9,17 +9,14 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { bootLog, labDown, labStatus, labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
-import { main } from '../../src/cli/main.ts';
-import type { RunReport, TaskResult } from '../../src/model/types.ts';
+import { bootLog, labStatus, labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
+import type { RunReport } from '../../src/model/types.ts';
+import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
+import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
-const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
-const lab = isRoot ? test.serial : test.skip;
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
 
 /** Profiles that converge, plus the ones a preflight refuses. */
@@ -35,71 +32,27 @@ const byProfile = (p: string) => info!.nodes.find((n) => n.profile === p)!.name;
 
 test.before(async () => {
   if (!isRoot) return;
-  dir = mkdtempSync(join(tmpdir(), 'passthru-roles-lab-'));
-  tmp = mkdtempSync(join(tmpdir(), 'passthru-roles-out-'));
+  dir = tempDir('passthru-roles-lab-');
+  tmp = tempDir('passthru-roles-out-');
   info = await labUp({ dir, scenarios: [...CONVERGE, ...REFUSED], baseAddr: '127.0.4.1', rebootDelayS: 1 });
   convergeHosts = info.nodes.filter((n) => !REFUSED.includes(n.profile)).map((n) => n.name);
   pveHosts = info.nodes.filter((n) => !REFUSED.includes(n.profile) && n.profile !== 'debian-guest-nvidia-docker').map((n) => n.name);
 });
 
-test.after.always(async () => {
-  if (dir) {
-    await labDown(dir);
-    rmSync(dir, { recursive: true, force: true });
-  }
-  if (tmp) rmSync(tmp, { recursive: true, force: true });
-});
+test.after.always(() => tearDownLab(dir, tmp));
 
 let runNo = 0;
-interface Run {
-  code: number;
-  report: RunReport;
-  text: string;
-}
-
-async function run(cmd: 'apply' | 'check', ...args: string[]): Promise<Run> {
-  const json = join(tmp, `run-${++runNo}.json`);
-  let text = '';
-  const io = { out: (s: string) => void (text += s), err: (s: string) => void (text += s), isTTY: false };
-  const code = await main(
-    [cmd, PLAYBOOK, '-i', info!.inventoryPath, '--json', json, '--progress', 'quiet', '--guests', 'shutdown', '--failed-hosts', join(tmp, 'failed-hosts'), ...args],
-    io,
+/** The built-in playbook on the lab's inventory; reports and the failed-hosts file in `tmp`. */
+function run(cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> {
+  return runCli(
+    [cmd, PLAYBOOK, '-i', info!.inventoryPath, '--progress', 'quiet', '--guests', 'shutdown', '--failed-hosts', join(tmp, 'failed-hosts'), ...args],
+    { json: join(tmp, `run-${++runNo}.json`) },
   );
-  let report: RunReport;
-  try {
-    report = JSON.parse(readFileSync(json, 'utf8')) as RunReport;
-  } catch {
-    throw new Error(`no JSON report (exit ${code}):\n${text}`);
-  }
-  return { code, report, text };
 }
 
 /** Every file under the node's own root (what the node wrote), path → sha256. */
-function tree(node: string): Map<string, string> {
-  const root = join(dir, 'nodes', node, 'root');
-  const out = new Map<string, string>();
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      const st = statSync(p, { throwIfNoEntry: false });
-      if (!st) continue;
-      if (st.isDirectory()) walk(p);
-      else if (st.isFile()) out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(root);
-  return out;
-}
-
-function changedFiles(a: Map<string, string>, b: Map<string, string>): string[] {
-  const out: string[] = [];
-  for (const [k, v] of b) if (a.get(k) !== v) out.push(k);
-  for (const k of a.keys()) if (!b.has(k)) out.push(k);
-  return out.sort();
-}
-
+const tree = (node: string) => nodeTree(dir, node);
 const bootId = (node: string) => nodeFile(dir, node, '/proc/sys/kernel/random/boot_id')!.trim();
-const tasks = (r: RunReport, host: string): TaskResult[] => r.hosts[host]?.tasks ?? [];
 const failedTask = (r: RunReport, host: string) => tasks(r, host).find((x) => x.status === 'failed');
 
 function gatesOk(t: ExecutionContext, r: RunReport, host: string) {
@@ -111,11 +64,7 @@ function gatesOk(t: ExecutionContext, r: RunReport, host: string) {
 
 async function sshNode(node: string, command: string): Promise<string> {
   const n = info!.nodes.find((x) => x.name === node)!;
-  return execFileSync(
-    'ssh',
-    ['-i', join(dir, 'ssh', 'id_ed25519'), '-o', `UserKnownHostsFile=${join(dir, 'ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes', `root@${n.address}`, command],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
+  return execFileSync('ssh', [...labSshOptions(dir), `root@${n.address}`, command], { encoding: 'utf8', timeout: 30_000 });
 }
 
 /** Reboot a node the way an admin would (its `reboot`), wait for a new boot_id. */

@@ -1,0 +1,92 @@
+/**
+ * Lab helpers for integration tests: which tests may use the lab (root only), temp dirs and
+ * teardown, what a node wrote (its root tree, hashed), its boots.log, and ssh options to reach it.
+ */
+import test from 'ava';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { bootLog, labDown } from '../../src/lab/index.ts';
+
+/** The lab needs root (namespaces, bind mounts). */
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** `test.serial` when the lab can run, `test.skip` otherwise. Lab tests share state, so they run in order. */
+export const labTest = isRoot ? test.serial : test.skip;
+
+/** A new empty dir in the system temp dir, its name starting with `prefix`. */
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * Lab teardown: stops the lab in `dir` (labDown) and removes it, then removes the other dirs.
+ * Empty strings are skipped (the lab was never set up, e.g. not root).
+ */
+export async function tearDownLab(dir: string, ...alsoRemove: string[]): Promise<void> {
+  if (dir) {
+    await labDown(dir);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const d of alsoRemove) if (d) rmSync(d, { recursive: true, force: true });
+}
+
+/** A node's files: path inside the node (e.g. `/etc/modules`) → sha256 of its content. */
+export type NodeTree = Map<string, string>;
+
+/** Every file under the node's own root (what the node wrote), path → sha256. */
+export function nodeTree(labDir: string, node: string): NodeTree {
+  const root = join(labDir, 'nodes', node, 'root');
+  const out: NodeTree = new Map();
+  const walk = (d: string) => {
+    for (const e of readdirSync(d)) {
+      const p = join(d, e);
+      const st = statSync(p, { throwIfNoEntry: false });
+      if (st?.isDirectory()) walk(p);
+      else if (st?.isFile()) out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** Paths whose content differs between two trees, or that exist in only one of them, sorted. */
+export function changedFiles(a: NodeTree, b: NodeTree): string[] {
+  const out: string[] = [];
+  for (const [k, v] of b) if (a.get(k) !== v) out.push(k);
+  for (const k of a.keys()) if (!b.has(k)) out.push(k);
+  return out.sort();
+}
+
+/** Same paths with the same content. */
+export const sameTree = (a: NodeTree, b: NodeTree): boolean => a.size === b.size && [...a].every(([k, v]) => b.get(k) === v);
+
+/** The node's boots.log entries (down/up, written by the node side) at or after `since` (ms). */
+export const bootsSince = (labDir: string, node: string, since: number) => bootLog(labDir, node).filter((e) => e.at >= since);
+
+/** A time a node was down: from its `down` entry to the next `up`. */
+export interface DownInterval {
+  node: string;
+  down: number;
+  up: number;
+}
+
+/** The node's down intervals since `since` (ms), from its boots.log; a `down` with no `up` yet is left out. */
+export function downIntervals(labDir: string, node: string, since: number): DownInterval[] {
+  const out: DownInterval[] = [];
+  let down: number | undefined;
+  for (const e of bootsSince(labDir, node, since)) {
+    if (e.event === 'down') down = e.at;
+    else if (down !== undefined) {
+      out.push({ node, down, up: e.at });
+      down = undefined;
+    }
+  }
+  return out;
+}
+
+/** ssh options to log in to a lab node as root with the lab's key and known_hosts (strict, batch). */
+export function labSshOptions(labDir: string): string[] {
+  return ['-i', join(labDir, 'ssh', 'id_ed25519'), '-o', `UserKnownHostsFile=${join(labDir, 'ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
+}
