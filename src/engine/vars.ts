@@ -6,6 +6,8 @@
  */
 import type { Host, Inventory, Role, RoleRef, Stage, Vars } from '../model/types.ts';
 import type { Facts } from '../facts/types.ts';
+import { ConfigError } from '../model/errors.ts';
+import { containsTemplate, render, TemplateError } from '../template/index.ts';
 
 export interface VarLayers {
   role?: Role;
@@ -22,11 +24,14 @@ export function taskVars(l: VarLayers): Vars {
   const groups: Record<string, string[]> = {};
   for (const [name] of l.inventory.groups) groups[name] = groupMembers(l.inventory, name);
   groups.all ??= [...l.inventory.hosts.keys()];
-  return {
+  const written: Vars = {
     ...(l.role?.defaults ?? {}),
     ...l.host.vars,
     ...l.stage.vars,
     ...(l.ref?.vars ?? {}),
+  };
+  const vars: Vars = {
+    ...written,
     ...l.registered,
     ...l.extra,
     facts: l.facts ?? {},
@@ -34,6 +39,35 @@ export function taskVars(l: VarLayers): Vars {
     group_names: l.host.groups.filter((g) => g !== 'all'),
     groups,
   };
+  // Values written in YAML (defaults, inventory, stage, role reference, -e) may hold templates
+  // themselves: render them when first used, as Ansible does, with the final variables.
+  for (const [k, v] of Object.entries({ ...written, ...l.extra })) {
+    if (vars[k] === v && containsTemplate(v)) lazy(vars, k, v);
+  }
+  return vars;
+}
+
+function lazy(vars: Vars, key: string, raw: unknown): void {
+  let state: 'raw' | 'busy' | 'done' = 'raw';
+  let value: unknown;
+  Object.defineProperty(vars, key, {
+    enumerable: true,
+    configurable: true,
+    get() {
+      if (state === 'done') return value;
+      if (state === 'busy') throw new TemplateError(`variable '${key}' refers to itself`, undefined, 'a variable cannot be defined from its own value');
+      state = 'busy';
+      try {
+        value = render(raw, vars);
+      } catch (e) {
+        state = 'raw';
+        if (e instanceof ConfigError) throw new TemplateError(`in variable '${key}': ${e.message}`, e.pos, e.hint);
+        throw e;
+      }
+      state = 'done';
+      return value;
+    },
+  });
 }
 
 /** Hosts of a group, its children included, in inventory order. */

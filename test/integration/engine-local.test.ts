@@ -214,3 +214,33 @@ test('a --limit pattern that matches nothing is invalid input', async (t) => {
   t.is(await main(['apply', p.pb, '-i', p.inv, '--limit', 'bx1'], io), EXIT.invalidInput);
   t.regex(io.text(), /box1/);
 });
+
+test('variables written with templates are rendered when used, with the final variables', async (t) => {
+  const p = await project();
+  await writeFile(
+    path.join(p.dir, 'playbooks/site.yaml'),
+    `- name: Demo stage
+  hosts: local
+  reboot: never
+  vars:
+    greeting: "hello"
+    message: "{{ greeting }} from {{ inventory_hostname }} (beta {{ beta_twice }})"
+    beta_twice: "{{ beta * 2 }}"
+  roles:
+    - role: demo
+      tags: [demo]
+`,
+  );
+  await writeFile(
+    path.join(p.dir, 'roles/demo/tasks.yaml'),
+    `- name: Uses a templated variable
+  file:
+    path: "{{ target }}/message"
+    content: "{{ message }}\\n"
+`,
+  );
+  await writeFile(path.join(p.dir, 'roles/demo/handlers.yaml'), '[]\n');
+  const r = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(r.code, EXIT.ok, r.out);
+  t.is(await readFile(path.join(p.target, 'message'), 'utf8'), 'hello from box1 (beta 6)\n');
+});
