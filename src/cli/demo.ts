@@ -43,6 +43,7 @@ export async function demo(o: { dir: string; keep: boolean }, io: Io): Promise<n
   try {
     io.out(`\n== passthru apply ${BUILTIN_PLAYBOOK} -i ${info.inventoryPath}\n`);
     code = await runCommand(BUILTIN_PLAYBOOK, flags, io);
+    if (code === EXIT.interrupted) return code;
     io.out(`\n== passthru check (a converged fleet shows no drift)\n`);
     const checkCode = await runCommand(BUILTIN_PLAYBOOK, { ...flags, check: true, diff: true }, io);
     if (code === EXIT.ok) code = checkCode;

@@ -19,7 +19,7 @@ import { modules } from '../modules/index.ts';
 import { openConnection } from '../transport/index.ts';
 import { Limiter } from '../transport/limiter.ts';
 import { plainReporter, type ReporterOptions } from '../report/plain.ts';
-import { liveReporter, settle } from '../report/live.ts';
+import { liveReporter, type LiveReporter } from '../report/live.ts';
 import { recapTable, paint } from '../report/format.ts';
 import { labCommand } from './lab.ts';
 import { demo } from './demo.ts';
@@ -193,6 +193,11 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
     io.err(`error: --forks must be a whole number >= 1, got '${flags.forks}'\n`);
     return EXIT.invalidInput;
   }
+  const commandTimeoutS = Number(flags.commandTimeout);
+  if (!Number.isFinite(commandTimeoutS) || commandTimeoutS <= 0) {
+    io.err(`error: --command-timeout must be a number of seconds > 0, got '${flags.commandTimeout}'\n`);
+    return EXIT.invalidInput;
+  }
   const check = Boolean(flags.check);
   const jsonToStdout = flags.json === '-';
   const human = jsonToStdout ? io.err : io.out;
@@ -205,7 +210,8 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
   };
   const bus = new EventBus();
   const mode = flags.progress === 'auto' ? (io.isTTY ? 'tree' : 'plain') : flags.progress;
-  if (mode === 'tree') liveReporter(bus, ropts);
+  let live: LiveReporter | undefined;
+  if (mode === 'tree') live = liveReporter(bus, ropts);
   else if (mode === 'plain') plainReporter(bus, ropts);
 
   const abort = new AbortController();
@@ -218,7 +224,7 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
   };
   process.on('SIGINT', onSigint);
   const handshakes = new Limiter(16);
-  const commandTimeoutMs = Number(flags.commandTimeout) * 1000;
+  const commandTimeoutMs = commandTimeoutS * 1000;
   let report: RunReport;
   try {
     report = await runPlaybook({
@@ -242,12 +248,13 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
   } finally {
     process.off('SIGINT', onSigint);
   }
-  if (mode === 'tree') await settle();
+  await live?.flush();
   if (mode !== 'quiet') human(`\n${recapTable(ropts, report)}\n`);
 
+  // Always written, so a list from an earlier run never lingers (empty when nothing failed).
   const failedPath = flags.failedHosts ?? defaultFailedHostsPath(process.cwd());
+  await writeFailedHosts(failedPath, report.failedHosts);
   if (report.failedHosts.length) {
-    await writeFailedHosts(failedPath, report.failedHosts);
     human(`${paint(ropts, 'yellow', `failed or unreachable hosts written to ${path.relative(process.cwd(), failedPath) || failedPath}`)}: rerun them with --limit @${path.relative(process.cwd(), failedPath)}\n`);
   }
   if (flags.json) {

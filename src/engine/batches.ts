@@ -71,3 +71,23 @@ export function batchFailed(
   if (maxFailPercentage === undefined) return false;
   return (failedInBatch * 100) / batchSize > maxFailPercentage;
 }
+
+/**
+ * Does a failure policy the user set (`any_errors_fatal`, `max_fail_percentage`) stop the run?
+ * Unlike {@link batchFailed} this leaves out the all-failed rule: a stage whose batch all failed
+ * stops its own remaining batches, but later stages still run for their (other) hosts.
+ * Returns the reason, or null.
+ */
+export function policyStop(
+  batchSize: number,
+  failedInBatch: number,
+  maxFailPercentage?: number,
+  anyErrorsFatal?: boolean,
+): string | null {
+  if (batchSize <= 0 || failedInBatch <= 0) return null;
+  if (anyErrorsFatal) return `${failedInBatch} of ${batchSize} hosts failed (any_errors_fatal)`;
+  if (maxFailPercentage !== undefined && (failedInBatch * 100) / batchSize > maxFailPercentage) {
+    return `${failedInBatch} of ${batchSize} hosts failed, more than max_fail_percentage ${maxFailPercentage}%`;
+  }
+  return null;
+}

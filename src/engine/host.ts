@@ -70,7 +70,7 @@ export function selectedSteps(
 }
 
 export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome> {
-  const observer = new HostObserver(o.conn);
+  const observer = new HostObserver(o.conn, { timeoutMs: o.commandTimeoutMs });
   const out: HostStageOutcome = { status: 'ok', results: [], rebootReasons: [], changed: 0, registered: {} };
   const steps = selectedSteps(o.playbook, o.stage, 'tasks', o);
   const notified = new Set<string>();
@@ -88,9 +88,13 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
     }
     if (r.result.status === 'failed' || r.result.status === 'unreachable') {
       out.status = r.result.status;
-      return out;
+      break;
     }
   }
+  // Unreachable: nothing more can run. Failed: the handlers already notified still run (as with
+  // Ansible's force_handlers), so a file written before the failure is also applied (update-grub,
+  // update-initramfs) and a rerun does not find it written but never applied. Ctrl-C: nothing new.
+  if (out.status === 'unreachable' || o.signal?.aborted) return out;
 
   // Handlers: once per host, in definition order (roles in stage order, handlers in file order).
   for (const ref of o.stage.roles) {
@@ -126,7 +130,7 @@ export async function runHostGates(
   registered: Vars,
   pendingReason: string | null,
 ): Promise<{ status: 'ok' | 'failed' | 'unreachable'; results: TaskResult[]; pending: string | null }> {
-  const observer = new HostObserver(o.conn);
+  const observer = new HostObserver(o.conn, { timeoutMs: o.commandTimeoutMs });
   const steps = selectedSteps(o.playbook, o.stage, 'gates', o);
   const results: TaskResult[] = [];
   await prefetch(o, observer, steps, registered);
@@ -248,16 +252,20 @@ async function runStep(
     const failed = finish({ status: 'failed', changed: false, diff: [], msg: plan.msg, hint: plan.hint }, [], plan.data);
     return { ...failed, pendingBoot: plan.pending === true };
   }
-  const rebootReasons = plan.actions.flatMap((a) => (a.kind === 'request-reboot' ? [a.reason] : []));
+  // Check mode: the plan is the answer. Otherwise apply exactly what the plan announced.
+  let rebootReasons = plan.actions.flatMap((a) => (a.kind === 'request-reboot' ? [a.reason] : []));
+  let msg = plan.msg;
   if (!o.check) {
     try {
-      await applyActions(o.conn, plan.actions, { timeoutMs: o.commandTimeoutMs });
+      const applied = await applyActions(o.conn, plan.actions, { timeoutMs: o.commandTimeoutMs });
+      rebootReasons = applied.rebootReasons;
+      if (applied.backups.length) msg += ` (backup: ${applied.backups.join(', ')})`;
     } catch (e) {
       return finish(errorResult(e));
     }
   }
   observer.record(plan.actions);
-  return finish({ status: 'changed', changed: true, diff: plan.diff, msg: plan.msg }, rebootReasons, plan.data);
+  return finish({ status: 'changed', changed: true, diff: plan.diff, msg }, rebootReasons, plan.data);
 }
 
 function errorResult(e: unknown): Omit<TaskResult, 'host' | 'stage' | 'role' | 'task' | 'kind' | 'durationMs'> {
@@ -274,7 +282,8 @@ function errorResult(e: unknown): Omit<TaskResult, 'host' | 'stage' | 'role' | '
     };
   }
   if (e instanceof ConfigError) {
-    return { status: 'failed', changed: false, diff: [], msg: e.format(), hint: e.hint };
+    const where = e.pos ? `${e.pos.file}:${e.pos.line}:${e.pos.col}: ` : '';
+    return { status: 'failed', changed: false, diff: [], msg: `${where}${e.message}`, hint: e.hint };
   }
   const err = e as Error & { code?: string };
   if (isConnectionLoss(err)) {
@@ -283,7 +292,7 @@ function errorResult(e: unknown): Omit<TaskResult, 'host' | 'stage' | 'role' | '
       changed: false,
       diff: [],
       msg: `connection lost: ${err.message}`,
-      hint: 'the host went away mid-run; check it is up, then rerun with --limit @.passthru/failed-hosts',
+      hint: 'the host went away mid-run; check it is up, then rerun it with --limit @<failed-hosts file>',
     };
   }
   return { status: 'failed', changed: false, diff: [], msg: err?.message ?? String(e) };

@@ -58,6 +58,11 @@ export interface RebootOptions {
   now?: () => number;
   /** Time between polls (reconnect attempts, quorum and guest checks); default 1000. */
   pollMs?: number;
+  /**
+   * Clusters halted earlier in the run (name → why), shared across calls: once a member did not
+   * come back, no further member of that cluster is rebooted in this run. Updated in place.
+   */
+  haltedClusters?: Map<string, string>;
 }
 
 export type RebootOutcome =
@@ -397,7 +402,7 @@ export async function coordinateReboots(
       }
       return;
     }
-    const lane: Lane = { name, votes, limit };
+    const lane: Lane = { name, votes, limit, halted: opts.haltedClusters?.get(name) };
     const slots = new Slots(limit);
     await Promise.all(
       members.map(async (m) => {
@@ -412,6 +417,7 @@ export async function coordinateReboots(
         }
       }),
     );
+    if (lane.halted) opts.haltedClusters?.set(name, lane.halted);
   }
 
   /** Every candidate ends with an outcome, whatever throws. */

@@ -74,7 +74,8 @@ export interface RunContext {
   record(r: TaskResult): void;
   markRebooted(host: string): void;
   markRebootPending(host: string): void;
-  rebooted(host: string): boolean;
+  /** Clusters whose rolling reboot stopped (a member did not come back): no more reboots there. */
+  haltedClusters: Map<string, string>;
 }
 
 export async function runPlaybook(o: RunOptions): Promise<RunReport> {
@@ -95,6 +96,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
     ...o,
     bus,
     probe,
+    haltedClusters: new Map(),
     async prepareHost(stage, host) {
       const fail = (status: 'failed' | 'unreachable', msg: string, hint?: string) => ({
         ok: false as const,
@@ -144,7 +146,6 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
       const rc = recap.get(h);
       if (rc) rc.rebootPending = true;
     },
-    rebooted: (h) => recap.get(h)?.rebooted ?? false,
   };
 
   bus.emit({ type: 'run-start', playbook: o.playbook.file, check: o.check, hosts: allHosts });

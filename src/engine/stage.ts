@@ -6,7 +6,7 @@
 import type { Host, Stage, TaskResult } from '../model/types.ts';
 import type { Connection } from '../transport/connection.ts';
 import type { Facts } from '../facts/types.ts';
-import { planBatches, batchFailed } from './batches.ts';
+import { planBatches, policyStop } from './batches.ts';
 import { forEachLimit } from './limit.ts';
 import { coordinateReboots, type RebootCandidate } from './reboot.ts';
 import { runHostGates, runHostStage, type HostRunOptions } from './host.ts';
@@ -28,16 +28,19 @@ export async function runStage(ctx: RunContext, stage: Stage, hostNames: string[
   for (const [index, batch] of batches.entries()) {
     if (ctx.signal?.aborted) break;
     ctx.bus.emit({ type: 'batch-start', stage: stage.name, hosts: batch, index, count: batches.length });
-    const states = await runBatch(ctx, stage, batch);
+    const { states, stop } = await runBatch(ctx, stage, batch);
     for (const [h, s] of states) outcome.hosts.set(h, s);
     const failed = [...states.values()].filter((s) => s !== 'ok').length;
-    if (batchFailed(batch.length, failed, stage.maxFailPercentage, stage.anyErrorsFatal)) {
+    const rest = batches.slice(index + 1).flat();
+    if (stop) {
       outcome.aborted = true;
+      ctx.bus.emit({ type: 'warning', msg: `stage "${stage.name}", batch ${index + 1}: ${stop}; stopping the run` });
+      break;
+    }
+    if (failed === batch.length && rest.length) {
       ctx.bus.emit({
         type: 'warning',
-        msg: `stage "${stage.name}": ${failed} of ${batch.length} hosts failed in batch ${index + 1}` +
-          (stage.anyErrorsFatal ? ' (any_errors_fatal)' : ` (max_fail_percentage ${stage.maxFailPercentage ?? 'none: all failed'})`) +
-          '; stopping the run',
+        msg: `stage "${stage.name}": every host of batch ${index + 1} failed; not starting ${rest.join(', ')} (later stages go on)`,
       });
       break;
     }
@@ -54,12 +57,18 @@ interface HostWork {
   registered: Record<string, unknown>;
   changed: number;
   rebootReasons: string[];
+  /** Rebooted in this stage (a reboot in an earlier stage says nothing about this one's changes). */
+  rebooted: boolean;
 }
 
-async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise<Map<string, HostState>> {
+async function runBatch(
+  ctx: RunContext,
+  stage: Stage,
+  batch: string[],
+): Promise<{ states: Map<string, HostState>; stop: string | null }> {
   const work = new Map<string, HostWork>();
   for (const name of batch) {
-    work.set(name, { host: ctx.inventory.hosts.get(name)!, state: 'ok', registered: {}, changed: 0, rebootReasons: [] });
+    work.set(name, { host: ctx.inventory.hosts.get(name)!, state: 'ok', registered: {}, changed: 0, rebootReasons: [], rebooted: false });
   }
   const opts = (w: HostWork): HostRunOptions => ({
     playbook: ctx.playbook,
@@ -115,11 +124,13 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
       bus: ctx.bus,
       probe: (conn) => ctx.probe(conn),
       signal: ctx.signal,
+      haltedClusters: ctx.haltedClusters,
     });
     for (const [name, o] of outcomes) {
       const w = work.get(name)!;
       if (o.status === 'rebooted') {
         w.facts = o.facts;
+        w.rebooted = true;
         ctx.markRebooted(name);
       } else if (o.status === 'pending') {
         pending.set(name, o.reason);
@@ -127,7 +138,7 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
         ctx.bus.emit({ type: 'reboot-pending', stage: stage.name, host: name, reason: o.reason });
       } else {
         w.state = 'failed';
-        emitAll(ctx, [rebootFailure(stage, name, o.msg, o.hint)]);
+        emitAll(ctx, [stageFailure(stage, name, 'reboot', o.msg, o.hint)]);
         ctx.bus.emit({ type: 'reboot-failed', stage: stage.name, host: name, msg: o.msg });
         ctx.bus.emit({ type: 'host-end', stage: stage.name, host: name, status: 'failed' });
       }
@@ -139,11 +150,21 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
     facts: w.facts!,
     reasons: [...new Set(reasons)],
   });
-  await reboot(
-    [...work.values()]
-      .filter((w) => w.state === 'ok' && w.conn && w.facts && (stage.reboot === 'always' || w.rebootReasons.length > 0))
-      .map((w) => candidate(w, w.rebootReasons.length ? w.rebootReasons : ['reboot: always'])),
+  const wanted = [...work.values()].filter(
+    (w) => w.state === 'ok' && w.conn && w.facts && (stage.reboot === 'always' || w.rebootReasons.length > 0),
   );
+  // A failure policy that trips here stops the run before anything else is rebooted.
+  const failedNow = [...work.values()].filter((w) => w.state !== 'ok').length;
+  const stop = policyStop(batch.length, failedNow, stage.maxFailPercentage, stage.anyErrorsFatal);
+  if (stop) {
+    for (const w of wanted) {
+      pending.set(w.host.name, `not rebooted: ${stop}`);
+      ctx.markRebootPending(w.host.name);
+      ctx.bus.emit({ type: 'reboot-pending', stage: stage.name, host: w.host.name, reason: `not rebooted: ${stop}` });
+    }
+  } else {
+    await reboot(wanted.map((w) => candidate(w, w.rebootReasons.length ? w.rebootReasons : ['reboot: always'])));
+  }
 
   // 3. Gates on the booted kernel (fresh facts when something changed without a reboot).
   const verify = async (hosts: HostWork[], final: boolean): Promise<HostWork[]> => {
@@ -153,12 +174,12 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
       ctx.forks,
       async (w) => {
         try {
-          if (w.changed > 0 && !ctx.check && !pending.has(w.host.name) && !ctx.rebooted(w.host.name)) {
+          if (w.changed > 0 && !ctx.check && !pending.has(w.host.name) && !w.rebooted) {
             w.facts = await ctx.probe(w.conn!);
           }
         } catch (e) {
           w.state = 'unreachable';
-          emitAll(ctx, [rebootFailure(stage, w.host.name, `could not read facts again: ${(e as Error).message}`, undefined, 'unreachable')]);
+          emitAll(ctx, [stageFailure(stage, w.host.name, 'gather facts', `could not read facts again: ${(e as Error).message}`, undefined, 'unreachable')]);
           ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
           return;
         }
@@ -166,7 +187,7 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
         const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason);
         // A gate found configuration that was applied (maybe in an earlier run) but not booted:
         // that is a reboot the host still needs. Reboot it, then verify again.
-        const bootable = !ctx.check && !ctx.noReboot && stage.reboot !== 'never' && !ctx.rebooted(w.host.name);
+        const bootable = !ctx.check && !ctx.noReboot && !stop && stage.reboot !== 'never' && !w.rebooted;
         if (!final && g.pending && !reason && bootable && g.status === 'ok') {
           w.rebootReasons = [`configured but not booted yet (gate: ${g.results.find((r) => r.status === 'pending')?.task ?? '?'})`];
           notBooted.push(w);
@@ -187,7 +208,7 @@ async function runBatch(ctx: RunContext, stage: Stage, batch: string[]): Promise
     await verify(notBooted, true);
   }
 
-  return new Map([...work.entries()].map(([n, w]) => [n, w.state]));
+  return { states: new Map([...work.entries()].map(([n, w]) => [n, w.state])), stop };
 }
 
 /** Record results and tell the reporters, in that order. */
@@ -198,12 +219,19 @@ function emitAll(ctx: RunContext, results: TaskResult[]): void {
   }
 }
 
-function rebootFailure(stage: Stage, host: string, msg: string, hint?: string, status: TaskResult['status'] = 'failed'): TaskResult {
+function stageFailure(
+  stage: Stage,
+  host: string,
+  task: string,
+  msg: string,
+  hint?: string,
+  status: TaskResult['status'] = 'failed',
+): TaskResult {
   return {
     host,
     stage: stage.name,
     role: '',
-    task: 'reboot',
+    task,
     kind: 'task',
     status,
     changed: false,

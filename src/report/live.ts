@@ -19,7 +19,13 @@ interface Row {
   ended: boolean;
 }
 
-export function liveReporter(bus: EventBus, o: ReporterOptions): () => void {
+export interface LiveReporter {
+  off: () => void;
+  /** Waits for the last frame and prints what is left (warnings, diffs): call before the recap. */
+  flush: () => Promise<void>;
+}
+
+export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
   let rows = new Map<string, Row>();
   let running: Promise<unknown> = Promise.resolve();
   let tail: string[] = [];
@@ -81,17 +87,22 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): () => void {
     if (o.diff && res.diff.length) tail.push(`${paint(o, 'yellow', `${res.host}: ${res.role} › ${res.task}`)}\n${diffText(o, res)}`);
   };
 
-  const endBatch = async () => {
+  let ending: Promise<void> = Promise.resolve();
+  const endBatch = (): Promise<void> => {
     for (const h of rows.keys()) finishHost(h, 'ok');
     if (timer) clearInterval(timer);
-    await running;
-    if (tail.length) o.write(`${tail.join('\n')}\n`);
-    tail = [];
+    const drawn = running;
+    ending = ending.then(async () => {
+      await drawn;
+      if (tail.length) o.write(`${tail.join('\n')}\n`);
+      tail = [];
+    });
+    return ending;
   };
 
   let stageName = '';
   let width = 0;
-  return bus.on((e: RunEvent) => {
+  const off = bus.on((e: RunEvent) => {
     switch (e.type) {
       case 'stage-start':
         stageName = e.stage;
@@ -144,9 +155,5 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): () => void {
         break;
     }
   });
-}
-
-/** Resolves when the live display has drawn its last frame (call before printing the recap). */
-export async function settle(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 150));
+  return { off, flush: () => endBatch() };
 }

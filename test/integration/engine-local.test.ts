@@ -244,3 +244,79 @@ test('variables written with templates are rendered when used, with the final va
   t.is(r.code, EXIT.ok, r.out);
   t.is(await readFile(path.join(p.target, 'message'), 'utf8'), 'hello from box1 (beta 6)\n');
 });
+
+test('a task failure still runs the handlers notified before it; the host is failed and exits 2', async (t) => {
+  const p = await project();
+  await writeFile(
+    path.join(p.dir, 'roles/demo/tasks.yaml'),
+    `- name: Write a templated file
+  file:
+    path: "{{ target }}/greeting.conf"
+    content: "hello\\n"
+  notify: [mark]
+- name: Fails
+  command:
+    cmd: "false"
+- name: Never reached
+  file:
+    path: "{{ target }}/never"
+    content: "x\\n"
+`,
+  );
+  const r = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(r.code, EXIT.hostFailed, r.out);
+  t.is(await readFile(path.join(p.target, 'handler-runs'), 'utf8'), 'ran\n');
+  await t.throwsAsync(readFile(path.join(p.target, 'never')));
+  t.deepEqual(
+    r.report.hosts.box1!.tasks.map((x) => [x.kind, x.task, x.status]),
+    [
+      ['task', 'Write a templated file', 'changed'],
+      ['task', 'Fails', 'failed'],
+      ['handler', 'mark', 'changed'],
+    ],
+  );
+  t.deepEqual(r.report.failedHosts, ['box1']);
+});
+
+test('--command-timeout and --forks are validated before anything runs', async (t) => {
+  const p = await project();
+  for (const bad of [['--command-timeout', 'abc'], ['--forks', '0']]) {
+    const io = capture();
+    t.is(await main(['apply', p.pb, '-i', p.inv, ...bad], io), EXIT.invalidInput, io.text());
+  }
+  t.deepEqual((await readdir(p.target)).sort(), ['existing.conf']);
+});
+
+test('a stage where every host failed does not stop a later stage on other hosts', async (t) => {
+  const p = await project();
+  await writeFile(
+    p.inv,
+    `all:
+  vars:
+    target: ${JSON.stringify(p.target)}
+    beta: 3
+    transport: local
+  children:
+    first: { hosts: { box1: {} } }
+    second: { hosts: { box2: {} } }
+`,
+  );
+  await writeFile(
+    p.pb,
+    `- name: Fails everywhere
+  hosts: first
+  reboot: never
+  roles: [demo]
+  vars: { greeting: wrong }
+- name: Runs anyway
+  hosts: second
+  reboot: never
+  roles: [demo]
+`,
+  );
+  const r = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(r.code, EXIT.hostFailed, r.out);
+  t.deepEqual(r.report.failedHosts, ['box1']);
+  t.true(r.report.recap.box2!.changed > 0, r.out);
+  t.is(r.report.recap.box2!.failed, 0);
+});

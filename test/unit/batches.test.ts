@@ -1,5 +1,5 @@
 import test from 'ava';
-import { planBatches, batchFailed, serialSize } from '../../src/engine/batches.ts';
+import { planBatches, batchFailed, serialSize, policyStop } from '../../src/engine/batches.ts';
 
 const hosts = (n: number): string[] => Array.from({ length: n }, (_, i) => `h${i + 1}`);
 const sizes = (b: string[][]): number[] => b.map((x) => x.length);
@@ -75,4 +75,12 @@ test('batchFailed: no max → never on percentage, but a batch where all hosts f
   t.true(batchFailed(3, 3, 100)); // all failed stops even with 100%
   t.false(batchFailed(3, 2, 100));
   t.false(batchFailed(0, 0));
+});
+
+test('policyStop: only the policies the user set stop the run, with the reason', (t) => {
+  t.is(policyStop(3, 3), null, 'all failed without a policy: the stage stops its batches, not the run');
+  t.is(policyStop(4, 1, 25), null, 'equal is not exceeded');
+  t.regex(policyStop(4, 2, 25) ?? '', /2 of 4 hosts failed, more than max_fail_percentage 25%/);
+  t.regex(policyStop(10, 1, undefined, true) ?? '', /any_errors_fatal/);
+  t.is(policyStop(5, 0, 0, true), null);
 });
