@@ -7,11 +7,11 @@ N="$1"
 . "$N/lab.env"
 R="$N/root"
 G="$N/gen"
-mount -t overlay lab-etc -o "lowerdir=/etc,upperdir=$R/etc,workdir=$N/work/etc" /etc
+mount -t overlay lab-etc -o "lowerdir=/etc,upperdir=$R/etc,workdir=$N/overlay-work/etc" /etc
 for d in default/grub.d kernel modprobe.d modules-load.d sysctl.d docker udev/rules.d systemd/system apt initramfs-tools passthru-lab; do
   mount --bind "$R/etc/$d" "/etc/$d"
 done
-mount -t overlay lab-varlib -o "lowerdir=/var/lib,upperdir=$R/var/lib,workdir=$N/work/varlib" /var/lib
+mount -t overlay lab-varlib -o "lowerdir=/var/lib,upperdir=$R/var/lib,workdir=$N/overlay-work/varlib" /var/lib
 mount --bind "$R/var/lib/dpkg" /var/lib/dpkg
 mount --bind "$R/var/lib/dkms" /var/lib/dkms
 mount --bind "$R/boot" /boot

@@ -142,8 +142,8 @@ export function defaultPackages(p: Profile): Record<string, string> {
 export function initNode(nodeDir: string, p: Profile, meta: NodeMeta): void {
   const r = join(nodeDir, 'root');
   for (const d of OWN_ETC_DIRS) mkdirSync(join(r, 'etc', d), { recursive: true });
-  mkdirSync(join(nodeDir, 'work', 'etc'), { recursive: true });
-  mkdirSync(join(nodeDir, 'work', 'varlib'), { recursive: true });
+  mkdirSync(join(nodeDir, 'overlay-work', 'etc'), { recursive: true });
+  mkdirSync(join(nodeDir, 'overlay-work', 'varlib'), { recursive: true });
   mkdirSync(join(r, 'var/lib/dkms'), { recursive: true });
   mkdirSync(join(r, 'var/lib/dpkg'), { recursive: true });
   mkdirSync(join(r, 'boot'), { recursive: true });
