@@ -75,6 +75,12 @@ async function passthru(t: { log: (...a: unknown[]) => void }, verb: 'apply' | '
     timings[`${name}: ${x.kind} ${x.task}`] = x.durationMs;
     t.log(`  ${(x.durationMs / 1000).toFixed(1)} s  ${x.kind}: ${x.role} › ${x.task} (${x.status})`);
   }
+  if (report?.recap[HOST]?.rebooted) {
+    // The reboot (request to the new boot's first login) is the run's time outside every task.
+    const inTasks = (report.hosts[HOST]?.tasks ?? []).reduce((a, x) => a + x.durationMs, 0);
+    timings[`${name}: reboot (outside tasks)`] = report.durationMs - inTasks;
+    t.log(`  ${((report.durationMs - inTasks) / 1000).toFixed(1)} s  reboot and boot detection (run time outside every task)`);
+  }
   return { r, report };
 }
 
