@@ -12,8 +12,17 @@ import { bootLog, labDown } from '../../src/lab/index.ts';
 /** The lab needs root (namespaces, bind mounts). */
 export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
 
-/** `test.serial` when the lab can run, `test.skip` otherwise. Lab tests share state, so they run in order. */
-export const labTest = isRoot ? test.serial : test.skip;
+/**
+ * `test.serial` when the lab can run (lab tests share state, so they run in order). Without root
+ * each lab test FAILS with the reason instead of being skipped: a run that did not exercise the
+ * lab must never look green.
+ */
+export const labTest: typeof test.serial = isRoot
+  ? test.serial
+  : (((title: string) =>
+      test.serial(title, (t) => {
+        t.fail('the lab needs root (mount namespaces, sshd on port 22 of 127.0.x.y): run the tests as root');
+      })) as unknown as typeof test.serial);
 
 /** A new empty dir in the system temp dir, its name starting with `prefix`. */
 export function tempDir(prefix: string): string {

@@ -19,7 +19,7 @@ import {
   parseProxmoxBootTool,
   parseQmList,
 } from '../../src/facts/parsers.ts';
-import { isRoot, labSshOptions, tearDownLab, tempDir } from '../helpers/lab.ts';
+import { isRoot, labTest, labSshOptions, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const run = promisify(execFile);
 const dir = tempDir('passthru-lab-formats-');
@@ -34,7 +34,7 @@ test.before(async () => {
   });
 });
 test.after.always(() => tearDownLab(isRoot ? dir : '', dir));
-const rootTest = isRoot ? test.serial : test.serial.skip;
+const rootTest = labTest;
 
 /** Runs a command on a lab node (stderr merged, like a terminal shows it); the exit code does not throw. */
 async function sh(node: string, command: string): Promise<string> {

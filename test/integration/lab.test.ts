@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { bootLog, labDown, labStatus, labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
+import { labTest } from '../helpers/lab.ts';
 
 const run = promisify(execFile);
 const isRoot = process.getuid?.() === 0;
@@ -60,7 +61,7 @@ test.after.always(async () => {
   if (isRoot) await labDown(dir);
 });
 
-const rootTest = isRoot ? test.serial : test.serial.skip;
+const rootTest = labTest;
 
 rootTest('lab up: 3 nodes, inventory with key and known_hosts, refuses a second lab in the same dir', async (t) => {
   t.is(lab.nodes.length, 3);
