@@ -22,6 +22,7 @@ import { plainReporter, type ReporterOptions } from '../report/plain.ts';
 import { liveReporter, type LiveReporter } from '../report/live.ts';
 import { recapTable, paint } from '../report/format.ts';
 import { labCommand } from './lab.ts';
+import { terminalPrompt } from './prompt.ts';
 import { demo } from './demo.ts';
 
 export interface RunFlags {
@@ -224,6 +225,8 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
   };
   process.on('SIGINT', onSigint);
   const handshakes = new Limiter(16);
+  // Passphrases of encrypted keys: from the env variable named by passphrase_env, else asked here.
+  const prompt = process.stdin.isTTY ? terminalPrompt() : undefined;
   const commandTimeoutMs = commandTimeoutS * 1000;
   let report: RunReport;
   try {
@@ -241,7 +244,7 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
       bus,
       signal: abort.signal,
       commandTimeoutMs,
-      connect: (host) => openConnection(host, { handshakes, commandTimeoutMs }),
+      connect: (host) => openConnection(host, { handshakes, commandTimeoutMs, prompt }),
     });
   } catch (e) {
     return reportError(e, io);
