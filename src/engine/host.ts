@@ -16,6 +16,7 @@ import { checkArgs } from '../load/playbook.ts';
 import { taskSelected } from '../load/tags.ts';
 import type { EventBus } from './events.ts';
 import { taskVars } from './vars.ts';
+import { parsePendingHandlers, pendingHandlersPath, savePendingHandlers } from './pending-handlers.ts';
 
 export interface HostRunOptions {
   playbook: Playbook;
@@ -75,7 +76,21 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
   const steps = selectedSteps(o.playbook, o.stage, 'tasks', o);
   const notified = new Set<string>();
 
-  await prefetch(o, observer, steps, out.registered);
+  // Handlers notified by an earlier run that was stopped before they ran (see pending-handlers.ts).
+  const stateFile = pendingHandlersPath(o.host);
+  await prefetch(o, observer, steps, out.registered, [{ kind: 'file', path: stateFile }]);
+  const stageHandlers = new Set(
+    o.stage.roles.flatMap((ref) => o.playbook.roles.get(ref.name)?.handlers.map((h) => `${ref.name}\0${h.name}`) ?? []),
+  );
+  let recorded: string[] = [];
+  try {
+    recorded = parsePendingHandlers((await observer.file(stateFile)).content);
+  } catch {
+    // unreadable state: nothing recorded
+  }
+  const carried = recorded.filter((k) => !stageHandlers.has(k)); // other stages' handlers stay recorded
+  for (const k of recorded) if (stageHandlers.has(k)) notified.add(k);
+  let saved = recorded.length;
 
   for (const step of steps) {
     if (o.signal?.aborted) break;
@@ -83,8 +98,17 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
     out.results.push(r.result);
     if (r.result.status === 'changed') {
       out.changed++;
+      const before = notified.size;
       for (const n of step.task.notify) notified.add(`${step.task.role}\0${n}`);
       out.rebootReasons.push(...r.rebootReasons);
+      if (!o.check && notified.size > before) {
+        try {
+          await savePendingHandlers(o.conn, stateFile, [...carried, ...notified]);
+          saved = carried.length + notified.size;
+        } catch {
+          // best effort: the handlers still run at the end of this stage
+        }
+      }
     }
     if (r.result.status === 'failed' || r.result.status === 'unreachable') {
       out.status = r.result.status;
@@ -111,8 +135,15 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
       }
       if (r.result.status === 'failed' || r.result.status === 'unreachable') {
         out.status = r.result.status;
-        return out;
+        return out; // the record stays: the next run runs these handlers again
       }
+    }
+  }
+  if (saved > 0 && !o.check && !o.signal?.aborted) {
+    try {
+      await savePendingHandlers(o.conn, stateFile, carried);
+    } catch {
+      // the handlers ran; a stale record only makes the next run run them once more
     }
   }
   return out;
@@ -155,8 +186,8 @@ export async function runHostGates(
 }
 
 /** One batched read for every task whose arguments can be rendered before the run. */
-async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[], registered: Vars): Promise<void> {
-  const reads: Read[] = [];
+async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[], registered: Vars, extra: Read[] = []): Promise<void> {
+  const reads: Read[] = [...extra];
   for (const step of steps) {
     const mod = o.modules.get(step.task.module);
     if (!mod?.reads) continue;

@@ -91,6 +91,7 @@ async function project(): Promise<{ dir: string; target: string; pb: string; inv
   vars:
     target: ${JSON.stringify(target)}
     beta: 3
+    passthru_state_dir: ${JSON.stringify(path.join(dir, 'state'))}
   children:
     local:
       hosts:
@@ -296,6 +297,7 @@ test('a stage where every host failed does not stop a later stage on other hosts
     target: ${JSON.stringify(p.target)}
     beta: 3
     transport: local
+    passthru_state_dir: ${JSON.stringify(path.join(p.dir, 'state'))}
   children:
     first: { hosts: { box1: {} } }
     second: { hosts: { box2: {} } }
@@ -319,4 +321,27 @@ test('a stage where every host failed does not stop a later stage on other hosts
   t.deepEqual(r.report.failedHosts, ['box1']);
   t.true(r.report.recap.box2!.changed > 0, r.out);
   t.is(r.report.recap.box2!.failed, 0);
+});
+
+test('handlers notified by a run that stopped before they ran are run by the next run (and check reports them)', async (t) => {
+  const p = await project();
+  const first = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(first.code, EXIT.ok, first.out);
+  const state = path.join(p.dir, 'state', 'pending-handlers');
+  await t.throwsAsync(readFile(state), undefined, 'no record left once the handlers ran');
+  // As an interrupted run leaves it: the task changed and notified, the handler never ran.
+  await mkdir(path.dirname(state), { recursive: true });
+  await writeFile(state, 'demo\tmark\n');
+  const check = await run(['check', p.pb, '-i', p.inv]);
+  t.is(check.code, EXIT.drift, check.out);
+  t.deepEqual(
+    check.report.hosts.box1!.tasks.filter((x) => x.changed).map((x) => [x.kind, x.task]),
+    [['handler', 'mark']],
+  );
+  t.is(await readFile(state, 'utf8'), 'demo\tmark\n', 'check mode leaves the record');
+  const again = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(again.code, EXIT.ok, again.out);
+  t.is(await readFile(path.join(p.target, 'handler-runs'), 'utf8'), 'ran\nran\n');
+  await t.throwsAsync(readFile(state));
+  t.is((await run(['apply', p.pb, '-i', p.inv])).report.recap.box1!.changed, 0);
 });
