@@ -150,6 +150,8 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
 
   bus.emit({ type: 'run-start', playbook: o.playbook.file, check: o.check, hosts: allHosts });
   let aborted = false;
+  // Stages each host still has to finish; after Ctrl-C the unfinished ones go to failedHosts too.
+  const remaining = new Map(allHosts.map((h) => [h, plan.filter((p) => p.hosts.includes(h)).length]));
   try {
     for (const { stage, hosts } of plan) {
       if (o.signal?.aborted || aborted) break;
@@ -164,7 +166,10 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         continue;
       }
       const s = await runStage(ctx, stage, active);
-      for (const [h, st] of s.hosts) if (st !== 'ok') out.add(h);
+      for (const [h, st] of s.hosts) {
+        if (st !== 'ok') out.add(h);
+        else if (!o.signal?.aborted) remaining.set(h, (remaining.get(h) ?? 1) - 1);
+      }
       aborted = s.aborted;
     }
   } finally {
@@ -179,7 +184,8 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
     );
   }
 
-  const failedHosts = order.filter((h) => out.has(h));
+  const unfinished = (h: string) => Boolean(o.signal?.aborted) && (remaining.get(h) ?? 0) > 0;
+  const failedHosts = order.filter((h) => out.has(h) || unfinished(h));
   const anyFailed = [...recap.values()].some((r) => r.failed > 0);
   const anyUnreachable = [...recap.values()].some((r) => r.unreachable > 0);
   const anyChanged = [...recap.values()].some((r) => r.changed > 0);

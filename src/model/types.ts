@@ -174,7 +174,7 @@ export interface RunReport {
   durationMs: number;
   recap: Record<string, HostRecap>;
   hosts: Record<string, { tasks: TaskResult[] }>;
-  /** Hosts that failed or were unreachable, in inventory order. */
+  /** Hosts that failed or were unreachable (after Ctrl-C: also those not finished), in inventory order. */
   failedHosts: string[];
   exitCode: number;
 }

@@ -345,3 +345,27 @@ test('handlers notified by a run that stopped before they ran are run by the nex
   await t.throwsAsync(readFile(state));
   t.is((await run(['apply', p.pb, '-i', p.inv])).report.recap.box1!.changed, 0);
 });
+
+test.serial('Ctrl-C (a serial test: the signal reaches this whole process): no new work starts, the running command finishes, exit 130, unfinished hosts listed for --limit @file', async (t) => {
+  const p = await project();
+  await writeFile(
+    path.join(p.dir, 'roles/demo/tasks.yaml'),
+    `- name: Slow
+  command:
+    cmd: "sleep 1.5; touch {{ target }}/slow-done"
+- name: After the interrupt
+  file:
+    path: "{{ target }}/never"
+    content: "x\\n"
+`,
+  );
+  const pending = run(['apply', p.pb, '-i', p.inv]);
+  await new Promise((r) => setTimeout(r, 700));
+  process.kill(process.pid, 'SIGINT');
+  const r = await pending;
+  t.is(r.code, EXIT.interrupted, r.out);
+  t.regex(r.out, /interrupted: starting no new work/);
+  t.is(await readFile(path.join(p.target, 'slow-done'), 'utf8'), '', 'the running command finished');
+  await t.throwsAsync(readFile(path.join(p.target, 'never')));
+  t.deepEqual(r.report.failedHosts, ['box1']);
+});
