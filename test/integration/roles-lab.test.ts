@@ -13,7 +13,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { bootLog, labStatus, labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
-import type { RunReport } from '../../src/model/types.ts';
+import type { RunReport, TaskResult } from '../../src/model/types.ts';
 import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
 import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
@@ -86,61 +86,49 @@ async function rebootNode(node: string): Promise<void> {
 
 // ---- Preflight refusals: before anything changes, nothing changes. ---------------------------
 
-lab('preflight: two identical GPUs, ids= would capture the boot display: refused, no file changed', async (t) => {
-  const host = byProfile('two-identical-gpus-bootvga');
+/**
+ * Runs apply on one host that a preflight must refuse, and checks what every refusal shares:
+ * exit 2, a failed preflight task, nothing changed (report and the node's files), no reboot, the
+ * host listed for a rerun. Returns the failed task for the test's own checks of the message.
+ */
+async function refused(t: ExecutionContext, host: string, ...args: string[]): Promise<TaskResult> {
   const before = tree(host);
   const boots = bootLog(dir, host).length;
-  const r = await run('apply', '--limit', host);
+  const r = await run('apply', '--limit', host, ...args);
   t.is(r.code, 2, r.text);
   const f = failedTask(r.report, host);
-  t.truthy(f, 'a task failed');
-  t.regex(f!.task, /^Preflight/);
-  t.regex(f!.msg, /would also bind the boot display 0000:01:00\.0/);
-  t.regex(f!.hint ?? '', /driver_override/);
+  if (!f) throw new Error(`no failed task on ${host}:\n${r.text}`);
+  t.regex(f.task, /^Preflight/);
   t.is(r.report.recap[host].changed, 0);
   t.deepEqual(changedFiles(before, tree(host)), []);
   t.is(bootLog(dir, host).length, boots, 'not rebooted');
   t.deepEqual(r.report.failedHosts, [host]);
+  return f;
+}
+
+lab('preflight: two identical GPUs, ids= would capture the boot display: refused, no file changed', async (t) => {
+  const f = await refused(t, byProfile('two-identical-gpus-bootvga'));
+  t.regex(f.msg, /would also bind the boot display 0000:01:00\.0/);
+  t.regex(f.hint ?? '', /driver_override/);
 });
 
 lab('preflight: IOMMU off in the firmware (kernel that turns it on by default): refused with the firmware hint, no file changed', async (t) => {
-  const host = byProfile('iommu-off-firmware');
-  const before = tree(host);
-  const r = await run('apply', '--limit', host);
-  t.is(r.code, 2, r.text);
-  const f = failedTask(r.report, host)!;
-  t.regex(f.task, /^Preflight/);
+  const f = await refused(t, byProfile('iommu-off-firmware'));
   t.regex(f.msg, /IOMMU/);
   t.regex(f.hint ?? '', /firmware/);
   t.regex(f.hint ?? '', /VT-d/);
-  t.is(r.report.recap[host].changed, 0);
-  t.deepEqual(changedFiles(before, tree(host)), []);
 });
 
 lab('preflight: shared IOMMU group on a kernel without the ACS override patch: refused, no file changed', async (t) => {
-  const host = byProfile('shared-group-usb');
-  const before = tree(host);
-  const r = await run('apply', '--limit', host, '-e', 'acs_override_supported=false');
-  t.is(r.code, 2, r.text);
-  const f = failedTask(r.report, host)!;
-  t.regex(f.task, /^Preflight/);
+  const f = await refused(t, byProfile('shared-group-usb'), '-e', 'acs_override_supported=false');
   t.regex(`${f.msg} ${f.hint ?? ''}`, /ACS override patch/);
   t.regex(`${f.msg} ${f.hint ?? ''}`, /0000:04:00\.0|group 14/);
-  t.is(r.report.recap[host].changed, 0);
-  t.deepEqual(changedFiles(before, tree(host)), []);
 });
 
 lab('preflight: hugepages above the share of MemTotal (-e): refused, no file changed', async (t) => {
-  const host = byProfile('intel-grub-pve8-rtx4090');
-  const before = tree(host);
-  const r = await run('apply', '--limit', host, '-e', '{"hugepages": {"size": "2M", "count": 30000}}');
-  t.is(r.code, 2, r.text);
-  const f = failedTask(r.report, host)!;
-  t.regex(f.task, /^Preflight/);
+  const f = await refused(t, byProfile('intel-grub-pve8-rtx4090'), '-e', '{"hugepages": {"size": "2M", "count": 30000}}');
   t.regex(f.msg, /hugepages|MemTotal/i);
   t.regex(f.hint ?? '', /hugepages\.count/);
-  t.is(r.report.recap[host].changed, 0);
-  t.deepEqual(changedFiles(before, tree(host)), []);
 });
 
 // ---- Converge every profile that should converge. --------------------------------------------
