@@ -201,10 +201,16 @@ export class HostObserver implements Observer {
     return (await this.get({ kind: 'cmd', command })) as CmdState;
   }
 
-  /** Overlay the state a plan's actions will make (writes, deletes, mode/owner changes). */
+  /**
+   * Overlay the state a plan's actions will make (writes, deletes, mode/owner changes). A command
+   * may change anything, so after one every answer read so far is forgotten and read again when
+   * asked (the overlays stay: they are what the plans announced).
+   */
   record(actions: Action[]): void {
     for (const a of actions) {
-      if (a.kind === 'write') {
+      if (a.kind === 'exec') {
+        this.cache.clear();
+      } else if (a.kind === 'write') {
         const prev = this.planned.get(a.path)?.full ?? (this.cache.get(`file:${a.path}`) as ObservedFile | undefined);
         const existed = prev?.exists ? prev : undefined;
         this.planned.set(a.path, {
@@ -229,12 +235,6 @@ export class HostObserver implements Observer {
         this.planned.set(a.path, { ...entry, patch });
       }
     }
-  }
-
-  /** Forget everything read and planned (e.g. after actions were applied and a fresh look is wanted). */
-  invalidate(): void {
-    this.cache.clear();
-    this.planned.clear();
   }
 
   private async get(r: Read): Promise<Observed> {

@@ -179,8 +179,14 @@ test('HostObserver.record overlays planned writes, deletes and chmods', async (t
   t.like(await obs.file(names.quotes), { exists: true, content: "it's\n", mode: 0o700 });
   // The host itself did not change.
   t.is((await local.exec(`cat ${JSON.stringify(names.spaces)}`)).stdout, 'one\ntwo\n');
-  obs.invalidate();
-  t.is((await obs.file(names.spaces)).content, 'one\ntwo\n');
+  // After an exec action every cached answer is read again; the planned overlays stay.
+  const counter = `${dir}/count`;
+  const count = `echo x >> '${counter}'; wc -l < '${counter}'`;
+  t.is((await obs.cmd(count)).stdout.trim(), '1');
+  t.is((await obs.cmd(count)).stdout.trim(), '1', 'answered from the cache');
+  obs.record([{ kind: 'exec', command: 'true' }]);
+  t.is((await obs.cmd(count)).stdout.trim(), '2', 'asked again after a command');
+  t.is((await obs.file(fresh)).content, 'new', 'overlay kept');
   await rm(dir, { recursive: true });
 });
 
