@@ -243,7 +243,10 @@ export function parseDkmsStatus(text: string): Facts['dkms'] {
   return out;
 }
 
-/** `dpkg-query -W -f='${Package}\t${Version}\t${db:Status-Status}\n'`: installed packages only. */
+/** Every package dpkg knows with its version and state: the probe and the `apt` module read this. */
+export const DPKG_QUERY = "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n'";
+
+/** {@link DPKG_QUERY}'s output → installed packages only (name → version). */
 export function parseDpkgQuery(text: string): Facts['packages'] {
   const out: Facts['packages'] = {};
   for (const line of nonEmpty(text)) {

@@ -6,6 +6,7 @@
 import type { Facts } from './types.ts';
 import {
   coerceKernel,
+  DPKG_QUERY,
   detectBootloader,
   parseCpuinfo,
   parseDkmsStatus,
@@ -63,7 +64,7 @@ const SECTIONS: Array<[string, string]> = [
   // on a kernel without module support has no /proc/modules).
   ['modules', `cat /proc/modules 2>/dev/null || lsmod 2>/dev/null`],
   ['meminfo', `cat /proc/meminfo`],
-  ['dpkg', `command -v dpkg-query >/dev/null 2>&1 && dpkg-query -W -f='\${Package}\\t\${Version}\\t\${db:Status-Status}\\n' 2>/dev/null`],
+  ['dpkg', `command -v dpkg-query >/dev/null 2>&1 && ${DPKG_QUERY} 2>/dev/null`],
   ['dkms', `command -v dkms >/dev/null 2>&1 && dkms status 2>/dev/null`],
   [
     'docker',

@@ -1,5 +1,6 @@
 import type { Action, Module, Plan } from './contract.ts';
 import { cmd } from '../transport/connection.ts';
+import { DPKG_QUERY, parseDpkgQuery } from '../facts/parsers.ts';
 
 export interface AptArgs {
   /** One package, a comma-separated string, or a list; `name=version` pins a version. */
@@ -9,24 +10,11 @@ export interface AptArgs {
   update_cache?: boolean;
 }
 
-/** The one read: every package dpkg knows, with its version and status. */
-export const DPKG_QUERY = "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n'";
-
 const NAME = /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/;
 
 export function packageList(name: string | string[]): string[] {
   const list = Array.isArray(name) ? name : [name];
   return list.flatMap((n) => String(n).split(',')).map((n) => n.trim()).filter(Boolean);
-}
-
-/** Parse dpkg-query output into installed package → version (status `installed` only). */
-export function parseDpkg(stdout: string): Map<string, string> {
-  const installed = new Map<string, string>();
-  for (const line of stdout.split('\n')) {
-    const [pkg, version, status] = line.split('\t');
-    if (pkg && status?.trim() === 'installed') installed.set(pkg, version ?? '');
-  }
-  return installed;
 }
 
 /**
@@ -66,7 +54,7 @@ export const aptModule: Module<AptArgs> = {
         hint: 'the apt module needs a Debian-based host (Proxmox VE is one)',
       };
     }
-    const installed = parseDpkg(q.stdout);
+    const installed = new Map(Object.entries(parseDpkgQuery(q.stdout)));
     const state = args.state ?? 'present';
     const todo: string[] = [];
     for (const w of wanted) {

@@ -3,7 +3,7 @@ import { assertModule } from '../../src/modules/assert.ts';
 import { parseMode } from '../../src/modules/file.ts';
 import { editLines, splitLines, joinLines } from '../../src/modules/line.ts';
 import { setKey, fileValue } from '../../src/modules/sysctl.ts';
-import { parseDpkg } from '../../src/modules/apt.ts';
+import { parseDpkgQuery } from '../../src/facts/parsers.ts';
 import { colorize, diffStat, unifiedDiff } from '../../src/modules/diff.ts';
 import { applyActions } from '../../src/modules/apply.ts';
 import { modules } from '../../src/modules/index.ts';
@@ -90,9 +90,9 @@ test('sysctl setKey keeps comments, keeps an equal value however spelled', (t) =
   t.is(fileValue('a.b = 1\n; a.b = 5\na/b=2\n', 'a.b'), '2');
 });
 
-test('parseDpkg: only status installed counts', (t) => {
-  const m = parseDpkg('a\t1\tinstalled\nb\t2\tconfig-files\nc\t3\thalf-installed\n');
-  t.deepEqual([...m], [['a', '1']]);
+test('parseDpkgQuery (read by apt): only status installed counts', (t) => {
+  const m = parseDpkgQuery('a\t1\tinstalled\nb\t2\tconfig-files\nc\t3\thalf-installed\n');
+  t.deepEqual(Object.entries(m), [['a', '1']]);
 });
 
 // ------------------------------------------------------------------ diff display
