@@ -5,6 +5,7 @@
  * on kernels >= 6.2, where it makes systemd-modules-load fail). `-` and `_` in names are the
  * same module, as for modprobe. Pair it with an `update-initramfs -u -k all` handler.
  */
+import { joinLines, splitLines } from './line.ts';
 import { fileDiff, type Module, type Plan } from './contract.ts';
 
 export interface KernelModulesArgs {
@@ -22,26 +23,29 @@ export function moduleOfLine(line: string): string | null {
   return t.split(/\s+/)[0];
 }
 
+/** The modules a list names, normalised (`-` = `_`). */
+function listedModules(lines: string[]): Set<string> {
+  return new Set(lines.map(moduleOfLine).filter((m): m is string => m !== null).map(norm));
+}
+
 /** Pure edit of a modules list. Idempotent. */
 export function editModulesList(text: string, present: string[], absent: string[]): string {
-  const hadNl = text === '' || text.endsWith('\n');
-  let lines = text === '' ? [] : (hadNl ? text.slice(0, -1) : text).split('\n');
+  const split = splitLines(text);
   const drop = new Set(absent.map(norm));
-  lines = lines.filter((l) => {
+  const lines = split.lines.filter((l) => {
     const m = moduleOfLine(l);
     return m === null || !drop.has(norm(m));
   });
-  const listed = new Set(lines.map(moduleOfLine).filter((m): m is string => m !== null).map(norm));
+  const listed = listedModules(lines);
   for (const m of present) {
     if (!listed.has(norm(m))) {
       lines.push(m);
       listed.add(norm(m));
     }
   }
-  const out = lines.length ? `${lines.join('\n')}\n` : '';
   // Unchanged content keeps its exact bytes (a missing final newline stays missing).
-  const same = lines.join('\n') === (text === '' ? '' : hadNl ? text.slice(0, -1) : text);
-  return same ? text : out;
+  const same = lines.length === split.lines.length && lines.every((l, i) => l === split.lines[i]);
+  return same ? text : joinLines({ ...split, lines, trailing: true });
 }
 
 export const kernelModulesModule: Module<KernelModulesArgs> = {
@@ -70,8 +74,9 @@ export const kernelModulesModule: Module<KernelModulesArgs> = {
     if (after === before && (f.exists || args.present.length === 0)) {
       return { kind: 'noop', reason: `${args.path} already lists ${args.present.join(', ') || 'what it should'}${args.absent.length ? ` and not ${args.absent.join(', ')}` : ''}` };
     }
-    const added = args.present.filter((m) => !before.split('\n').map(moduleOfLine).filter(Boolean).map((x) => norm(x!)).includes(norm(m)));
-    const removed = args.absent.filter((m) => before.split('\n').map(moduleOfLine).filter(Boolean).map((x) => norm(x!)).includes(norm(m)));
+    const had = listedModules(splitLines(before).lines);
+    const added = args.present.filter((m) => !had.has(norm(m)));
+    const removed = args.absent.filter((m) => had.has(norm(m)));
     return {
       kind: 'change',
       msg: `${args.path}: ${[...added.map((m) => `+${m}`), ...removed.map((m) => `-${m}`)].join(' ')}`,
