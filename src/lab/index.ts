@@ -11,8 +11,6 @@ import { stringify } from 'yaml';
 import { bootNode, initNode, type NodeMeta } from './node.ts';
 import { LAB_ROOT, listProfiles, loadProfile, MAIN_PROFILES, type Profile } from './profile.ts';
 
-export { listProfiles, loadProfile, MAIN_PROFILES } from './profile.ts';
-export { boot } from './boot.ts';
 
 const SRC_DIR = dirname(fileURLToPath(import.meta.url));
 const REPO = resolve(SRC_DIR, '../..');
@@ -427,7 +425,7 @@ export async function labStatus(dir: string): Promise<NodeStatus[]> {
           return 'down';
         }
       })();
-      state = s === 'up' ? 'up' : s === 'rebooting' || s === 'booting' ? 'rebooting' : 'down';
+      state = s === 'up' ? 'up' : s === 'rebooting' ? 'rebooting' : 'down';
     }
     let bootId: string | null = null;
     try {
@@ -497,4 +495,3 @@ export function bootLog(dir: string, node: string): Array<{ event: 'up' | 'down'
     });
 }
 
-export { listProfiles as scenarios };

@@ -6,9 +6,9 @@
  *   node.json, lab.env, sshd_config, ssh/ (host key), boots.log, state, *.pid
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { boot, compareKernels, SNAPSHOT_HEADER, type BootResult, type NodeView } from './boot.ts';
+import { boot, compareKernels, liveModFiles, SNAPSHOT_HEADER, type BootResult, type NodeView } from './boot.ts';
 import type { Profile } from './profile.ts';
 
 export interface NodeMeta {
@@ -96,16 +96,10 @@ export function loaderEntry(kernel: string, options: string): string {
   ].join('\n');
 }
 
+/** The initramfs snapshot of a node's live files, as the update-initramfs stub writes it. */
 export function snapshotOf(view: NodeView): string {
   const parts = [SNAPSHOT_HEADER];
-  const add = (p: string) => {
-    const t = view.read(p);
-    if (t !== null) parts.push(`--- ${p}`, t.replace(/\n$/, ''));
-  };
-  add('/etc/modules');
-  add('/etc/initramfs-tools/modules');
-  for (const d of ['/etc/modules-load.d', '/etc/modprobe.d', '/etc/initramfs-tools/scripts/init-top', '/etc/initramfs-tools/scripts/init-premount'])
-    for (const f of view.list(d)) add(`${d}/${f}`);
+  for (const [p, t] of liveModFiles(view)) parts.push(`--- ${p}`, t.replace(/\n$/, ''));
   return parts.join('\n') + '\n';
 }
 
@@ -340,6 +334,3 @@ export function bootNode(nodeDir: string): { bootId: string; result: BootResult 
   return { bootId, result };
 }
 
-export function nodeExists(nodeDir: string): boolean {
-  return existsSync(join(nodeDir, 'node.json'));
-}

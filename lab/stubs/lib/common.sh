@@ -6,10 +6,9 @@ G="$LAB_NODE/gen"
 RUN="$G/run"
 PROFILE_JSON="$LAB_NODE/profile.json"
 kernel_release() { cat "$RUN/kernel"; }
-node_name() { cat /etc/hostname 2>/dev/null || echo "$LAB_NODE_NAME"; }
 # A value of profile.json by a dotted path (node is on the machine; used only where shell is awkward).
 profile_get() { node -e 'const p=require(process.argv[1]);let v=p;for(const k of process.argv[2].split(".")){v=v==null?undefined:v[k]}process.stdout.write(v==null?"":typeof v=="object"?JSON.stringify(v):String(v))' "$PROFILE_JSON" "$1"; }
-# Fast accessors written by labUp/boot for the shell.
+# Reads a top-level string field of profile.json (written by labUp with 2-space JSON.stringify).
 profile_field() { sed -n "s/^  \"$1\": \"\\{0,1\\}\\([^\",]*\\)\"\\{0,1\\},\\{0,1\\}$/\\1/p" "$PROFILE_JSON" | head -1; }
 bootloader() { profile_field bootloader; }
 now_ms() { date +%s%3N; }
