@@ -104,19 +104,20 @@ test('parseReadOutput ignores noise outside the marker and lines of another mark
 });
 
 test('an unreadable file is an error for file(), other reads unaffected', async (t) => {
-  if (process.getuid?.() === 0) {
-    // root reads anything: simulate through the parser instead.
-    const key = Buffer.from('file:/x').toString('base64');
-    const e = Buffer.from('base64: /x: Permission denied').toString('base64');
-    const out = parseReadOutput(`M ${key} stat 000 a b regular file\nM ${key} error\n${e}\n`, 'M');
-    t.is((out.get('file:/x') as ObservedFile).error, 'base64: /x: Permission denied');
-    return;
-  }
   const dir = await mkdtemp(join(tmpdir(), 'passthru-obs-'));
+  await chmod(dir, 0o755);
   const p = join(dir, 'secret');
   await writeFile(p, 'x');
   await chmod(p, 0);
-  const obs = new HostObserver(local);
+  // root reads anything: run the read script as nobody, so the permission really is refused.
+  const asNobody: Connection = {
+    host: 'nobody',
+    exec: (command, opts) => local.exec(`setpriv --reuid=65534 --regid=65534 --clear-groups ${command}`, opts),
+    write: async () => ({}),
+    reconnect: async () => {},
+    close: async () => {},
+  };
+  const obs = new HostObserver(process.getuid?.() === 0 ? asNobody : local);
   await obs.prefetch([{ kind: 'file', path: p }, { kind: 'file', path: join(dir, 'none') }]);
   await t.throwsAsync(obs.file(p), { message: /cannot read .*secret/ });
   t.false((await obs.file(join(dir, 'none'))).exists);
