@@ -369,3 +369,44 @@ test.serial('Ctrl-C (a serial test: the signal reaches this whole process): no n
   await t.throwsAsync(readFile(path.join(p.target, 'never')));
   t.deepEqual(r.report.failedHosts, ['box1']);
 });
+
+test('list: stages, hosts and the tasks a --tags selection runs, without touching the host', async (t) => {
+  const p = await project();
+  const before = await treeHash(p.target);
+  const io = capture();
+  t.is(await main(['list', p.pb, '-i', p.inv, '--tags', 'lines'], io), EXIT.ok, io.text());
+  const out = io.text();
+  t.regex(out, /stage: Demo stage/);
+  t.regex(out, /hosts \(1\): box1/);
+  t.regex(out, /demo › Replace a line by regexp {2}\[line\]/);
+  t.notRegex(out, /Write a templated file/);
+  t.notRegex(out, /gates:/, 'the gate is not tagged lines');
+  const gates = capture();
+  t.is(await main(['list', p.pb, '-i', p.inv, '--tags', 'verify'], gates), EXIT.ok);
+  t.regex(gates.text(), /gates:\n {4}demo › The greeting is there {2}\[assert\]/);
+  t.notRegex(gates.text(), / {2}tasks:/);
+  t.is(await treeHash(p.target), before);
+});
+
+test('modules: every registered module with its arguments', async (t) => {
+  const { modules } = await import('../../src/modules/index.ts');
+  const io = capture();
+  t.is(await main(['modules'], io), EXIT.ok);
+  for (const name of modules.keys()) t.regex(io.text(), new RegExp(`^${name}( \\(read-only\\))?$`, 'm'));
+  t.regex(io.text(), /^ {4}path: string \(required\)/m);
+});
+
+test('apply --check --diff is check mode; -v shows unchanged tasks; plain output has no colour codes', async (t) => {
+  const p = await project();
+  const before = await treeHash(p.target);
+  const dry = await run(['apply', p.pb, '-i', p.inv, '--check', '--diff', '--progress', 'plain']);
+  t.is(dry.code, EXIT.drift, dry.out);
+  t.is(await treeHash(p.target), before);
+  t.regex(dry.out, /\+hello from box1/);
+  t.false(dry.out.includes('\x1b['));
+  t.is((await run(['apply', p.pb, '-i', p.inv])).code, EXIT.ok);
+  const quiet = await run(['apply', p.pb, '-i', p.inv, '--progress', 'plain']);
+  const verbose = await run(['apply', p.pb, '-i', p.inv, '--progress', 'plain', '-v']);
+  t.notRegex(quiet.out, /^ok +box1 \| Demo stage › demo › Write a templated file/m);
+  t.regex(verbose.out, /^ok +box1 \| Demo stage › demo › Write a templated file/m);
+});
