@@ -121,12 +121,27 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
   if (out.status === 'unreachable' || o.signal?.aborted) return out;
 
   // Handlers: once per host, in definition order (roles in stage order, handlers in file order).
+  // Roles that ship the same handler (same name, module and arguments: e.g. "refresh bootloader"
+  // in iommu, acs-override and hugepages) share one run of it, as Ansible's `listen` would.
+  const ran = new Map<string, string>();
   for (const ref of o.stage.roles) {
     const role = o.playbook.roles.get(ref.name);
     if (!role) continue;
     for (const h of role.handlers) {
       if (!notified.has(`${role.name}\0${h.name}`) || o.signal?.aborted) continue;
       notified.delete(`${role.name}\0${h.name}`);
+      const same = JSON.stringify([h.name, h.module, h.args, h.when ?? null]);
+      const first = ran.get(same);
+      if (first) {
+        const result: TaskResult = {
+          host: o.host.name, stage: o.stage.name, role: role.name, task: h.name, kind: 'handler',
+          status: 'ok', changed: false, diff: [], msg: `the same handler already ran for ${first}`, durationMs: 0,
+        };
+        o.bus.emit({ type: 'task-result', result });
+        out.results.push(result);
+        continue;
+      }
+      ran.set(same, role.name);
       const r = await runStep(o, observer, { task: h, role, ref, kind: 'handler' }, out.registered);
       out.results.push(r.result);
       if (r.result.status === 'changed') {

@@ -410,3 +410,25 @@ test('apply --check --diff is check mode; -v shows unchanged tasks; plain output
   t.notRegex(quiet.out, /^ok +box1 \| Demo stage › demo › Write a templated file/m);
   t.regex(verbose.out, /^ok +box1 \| Demo stage › demo › Write a templated file/m);
 });
+
+test('two roles notifying the same handler (same name and arguments) share one run of it', async (t) => {
+  const p = await project();
+  await mkdir(path.join(p.dir, 'roles/demo2'));
+  await writeFile(
+    path.join(p.dir, 'roles/demo2/tasks.yaml'),
+    `- name: Another file
+  file:
+    path: "{{ target }}/other.conf"
+    content: "x\\n"
+  notify: [mark]
+`,
+  );
+  await writeFile(path.join(p.dir, 'roles/demo2/handlers.yaml'), await readFile(path.join(p.dir, 'roles/demo/handlers.yaml')));
+  await writeFile(p.pb, `- name: Demo stage\n  hosts: local\n  reboot: never\n  roles: [demo, demo2]\n`);
+  const r = await run(['apply', p.pb, '-i', p.inv]);
+  t.is(r.code, EXIT.ok, r.out);
+  t.is(await readFile(path.join(p.target, 'handler-runs'), 'utf8'), 'ran\n');
+  const handlers = r.report.hosts.box1!.tasks.filter((x) => x.kind === 'handler');
+  t.deepEqual(handlers.map((x) => [x.role, x.status]), [['demo', 'changed'], ['demo2', 'ok']]);
+  t.regex(handlers[1]!.msg, /already ran for demo/);
+});
