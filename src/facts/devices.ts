@@ -142,10 +142,15 @@ export function kernelSupportsAcsOverride(facts: Facts, override?: boolean | nul
   return /-pve$/.test(facts.kernelRelease);
 }
 
+/** Is the kernel (its release coerced to semver, e.g. `6.8.12-4-pve` → 6.8.12) at least `version`? */
+export function kernelAtLeast(kernelVersion: string, version: string): boolean {
+  const v = semver.coerce(kernelVersion);
+  return v !== null && semver.gte(v, version);
+}
+
 /** `vfio_virqfd` exists only below 6.2 (merged into `vfio`); listing it on 6.2+ breaks systemd-modules-load. */
 export function needsVfioVirqfd(kernelVersion: string): boolean {
-  const v = semver.coerce(kernelVersion);
-  return v !== null && semver.lt(v, '6.2.0');
+  return semver.coerce(kernelVersion) !== null && !kernelAtLeast(kernelVersion, '6.2.0');
 }
 
 export function headersPackage(facts: Facts): string {
@@ -296,8 +301,9 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
       '\n'
     : '';
 
-  const modules = ['vfio', 'vfio_iommu_type1', 'vfio_pci', ...(needsVfioVirqfd(facts.kernelVersion) ? ['vfio_virqfd'] : [])];
-  const modulesAbsent = needsVfioVirqfd(facts.kernelVersion) ? [] : ['vfio_virqfd'];
+  const virqfd = needsVfioVirqfd(facts.kernelVersion);
+  const modules = ['vfio', 'vfio_iommu_type1', 'vfio_pci', ...(virqfd ? ['vfio_virqfd'] : [])];
+  const modulesAbsent = virqfd ? [] : ['vfio_virqfd'];
 
   const disableVga = vars.vfio_disable_vga === undefined ? true : Boolean(vars.vfio_disable_vga);
   const vfioConf = ids.length

@@ -7,7 +7,7 @@
  */
 import semver from 'semver';
 import type { Facts } from '../facts/types.ts';
-import { planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
+import { kernelAtLeast, planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
 import type { Module, Plan, PlanContext } from './contract.ts';
 
 export const CHECKS = [
@@ -67,7 +67,7 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
       // No IOMMU unit registered although this kernel turns it on by itself (Intel from 6.8, AMD
       // always) or the running command line asks for it: the firmware has it off. Nothing to change
       // on the host would help, so refuse before changing anything.
-      const defaultOn = f.cpuVendor === 'amd' || (semver.coerce(f.kernelVersion) !== null && semver.gte(semver.coerce(f.kernelVersion)!, '6.8.0'));
+      const defaultOn = f.cpuVendor === 'amd' || kernelAtLeast(f.kernelVersion, '6.8.0');
       const askedNow = tokens(f.cmdlineRunning).some((t) => t === 'intel_iommu=on' || t.startsWith('amd_iommu='));
       if (!f.iommu.active && !f.iommu.present && (defaultOn || askedNow)) {
         return fail(
