@@ -5,7 +5,6 @@
  * and passes with what it proved (`noop`, its data registered for the role's later tasks) or
  * fails with "expected …, found …" and the likely cause and fix.
  */
-import semver from 'semver';
 import type { Facts } from '../facts/types.ts';
 import { kernelAtLeast, planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
 import type { Module, Plan, PlanContext } from './contract.ts';
