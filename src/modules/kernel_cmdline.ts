@@ -191,10 +191,14 @@ export function resolveBootloader(arg: KernelCmdlineArgs['bootloader'], facts: F
   return 'unknown';
 }
 
-/** The read that lists the GRUB drop-ins (one path a line, in the order the shell sources them). */
+/**
+ * The read that lists the GRUB drop-ins that set GRUB_CMDLINE_LINUX_DEFAULT (one path a line, in
+ * the order the shell sources them), so that only the one that wins has to be read.
+ */
 export function dropInListCommand(grubFile: string): string {
   const dir = `${grubFile}.d`;
-  return `for f in ${dir.replace(/[^A-Za-z0-9_./-]/g, '')}/*.cfg; do [ -f "$f" ] && printf '%s\\n' "$f"; done; true`;
+  const sets = `grep -qE '^[[:space:]]*(export[[:space:]]+)?GRUB_CMDLINE_LINUX_DEFAULT=' "$f"`;
+  return `for f in ${dir.replace(/[^A-Za-z0-9_./-]/g, '')}/*.cfg; do [ -f "$f" ] && ${sets} && printf '%s\\n' "$f"; done; true`;
 }
 
 export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
@@ -265,13 +269,14 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
     } else {
       const main = await ctx.observe.file(args.grub_file);
       const list = await ctx.observe.cmd(dropInListCommand(args.grub_file));
-      const dropIns = list.stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
+      const setting = list.stdout.split('\n').map((l) => l.trim()).filter(Boolean).sort();
       path = args.grub_file;
       before = main.content;
-      for (const d of dropIns) {
-        const f = await ctx.observe.file(d);
+      const last = setting[setting.length - 1]; // sourced last, so its value wins
+      if (last) {
+        const f = await ctx.observe.file(last);
         if (f.exists && setsVar(f.content)) {
-          path = d;
+          path = last;
           before = f.content;
         }
       }

@@ -1,6 +1,9 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { checkShellSyntax, editCmdline, editGrubDefault, kernelCmdlineModule, type KernelCmdlineArgs } from '../../src/modules/kernel_cmdline.ts';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkShellSyntax, dropInListCommand, editCmdline, editGrubDefault, kernelCmdlineModule, setsVar, type KernelCmdlineArgs } from '../../src/modules/kernel_cmdline.ts';
 import type { CmdState, FileState, Observer, PlanContext } from '../../src/modules/contract.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
@@ -90,7 +93,8 @@ function fakeObserver(files: Record<string, string>): Observer & { cmds: string[
     async cmd(c: string): Promise<CmdState> {
       cmds.push(c);
       const dir = /for f in (\S+)\/\*\.cfg/.exec(c)?.[1];
-      const list = dir ? Object.keys(files).filter((p) => p.startsWith(`${dir}/`) && p.endsWith('.cfg')).sort() : [];
+      // As the real command (tested on sh below): the drop-ins that set the variable.
+      const list = dir ? Object.keys(files).filter((p) => p.startsWith(`${dir}/`) && p.endsWith('.cfg') && setsVar(files[p]!)).sort() : [];
       return { code: 0, stdout: list.map((p) => `${p}\n`).join(''), stderr: '' };
     },
   };
@@ -175,4 +179,17 @@ test('validate: unsafe parameters and contradictions are config errors', (t) => 
   t.regex(kernelCmdlineModule.validate!(args({ add: ['a=1', 'a=2'] })) ?? '', /twice/);
   t.regex(kernelCmdlineModule.validate!(args({ add: ['a=1'], remove: ['a'] })) ?? '', /both added and removed/);
   t.is(kernelCmdlineModule.validate!(args({ add: ['pcie_acs_override=downstream,multifunction'] })), undefined);
+});
+
+test('dropInListCommand on sh: lists, in order, only the drop-ins that set GRUB_CMDLINE_LINUX_DEFAULT', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'passthru-grubd-'));
+  await mkdir(join(dir, 'grub.d'));
+  await writeFile(join(dir, 'grub.d', '20-b.cfg'), 'GRUB_TIMEOUT=1\n');
+  await writeFile(join(dir, 'grub.d', '10-a.cfg'), 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n');
+  await writeFile(join(dir, 'grub.d', '30-c.cfg'), '  export GRUB_CMDLINE_LINUX_DEFAULT="$GRUB_CMDLINE_LINUX_DEFAULT x"\n');
+  await writeFile(join(dir, 'grub.d', 'notes.txt'), 'GRUB_CMDLINE_LINUX_DEFAULT=""\n');
+  const out = execFileSync('sh', ['-c', dropInListCommand(join(dir, 'grub'))], { encoding: 'utf8' });
+  t.is(out, `${join(dir, 'grub.d', '10-a.cfg')}\n${join(dir, 'grub.d', '30-c.cfg')}\n`);
+  t.is(execFileSync('sh', ['-c', dropInListCommand(join(dir, 'missing'))], { encoding: 'utf8' }), '');
+  await rm(dir, { recursive: true });
 });
