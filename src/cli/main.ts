@@ -1,5 +1,5 @@
 /**
- * The `passthru` command line: apply, check, list, lab, demo, modules. Parses flags (commander),
+ * The `passthru` command line: apply, check, list, facts, lab, demo, modules. Parses flags (commander),
  * loads and validates everything before any host is contacted, wires reporters to the engine's
  * events, and maps the outcome to the documented exit codes.
  */
@@ -20,10 +20,11 @@ import { openConnection } from '../transport/index.ts';
 import { Limiter } from '../transport/limiter.ts';
 import { plainReporter, type ReporterOptions } from '../report/plain.ts';
 import { liveReporter, type LiveReporter } from '../report/live.ts';
-import { recapTable, paint } from '../report/format.ts';
+import { recapTable, paint, colorEnabled } from '../report/format.ts';
 import { labCommand } from './lab.ts';
 import { terminalPrompt } from './prompt.ts';
 import { demo } from './demo.ts';
+import { factsCommand } from './facts.ts';
 
 export interface RunFlags {
   inventory?: string;
@@ -120,6 +121,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       }
     });
 
+  factsCommand(program, io, (c) => (code = c));
+
   labCommand(program, io, (c) => (code = c));
 
   program
@@ -203,7 +206,7 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
   const jsonToStdout = flags.json === '-';
   const human = jsonToStdout ? io.err : io.out;
   const ropts: ReporterOptions = {
-    color: flags.color !== false && io.isTTY,
+    color: colorEnabled(flags.color, io.isTTY),
     check,
     diff: Boolean(flags.diff) || check,
     verbose: (flags.verbose ?? 0) > 0,

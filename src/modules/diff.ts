@@ -37,23 +37,3 @@ export function diffStat(d: FileDiff): DiffStat {
   }
   return { added, removed, text: `+${added} -${removed}` };
 }
-
-const GREEN = '\x1b[32m';
-const RED = '\x1b[31m';
-const CYAN = '\x1b[36m';
-const BOLD = '\x1b[1m';
-const RESET = '\x1b[0m';
-
-/** Colour a unified diff for a terminal: additions green, removals red, hunk headers cyan. */
-export function colorize(diffText: string): string {
-  return diffText
-    .split('\n')
-    .map((line) => {
-      if (line.startsWith('+++') || line.startsWith('---')) return `${BOLD}${line}${RESET}`;
-      if (line.startsWith('+')) return `${GREEN}${line}${RESET}`;
-      if (line.startsWith('-')) return `${RED}${line}${RESET}`;
-      if (line.startsWith('@@')) return `${CYAN}${line}${RESET}`;
-      return line;
-    })
-    .join('\n');
-}

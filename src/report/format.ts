@@ -3,13 +3,21 @@
  * Pure functions over results; the reporters decide where the text goes.
  */
 import type { HostRecap, RunReport, TaskResult } from '../model/types.ts';
-import { unifiedDiff, colorize } from '../modules/diff.ts';
+import { unifiedDiff } from '../modules/diff.ts';
 
 export interface Style {
   color: boolean;
 }
 
 const CODES: Record<string, string> = { green: '32', yellow: '33', red: '31', cyan: '36', dim: '2', bold: '1', magenta: '35' };
+
+/**
+ * Whether to colour: not when the user said --no-color, not when NO_COLOR is set to anything
+ * non-empty (https://no-color.org), not when the output is not a terminal.
+ */
+export function colorEnabled(flag: boolean | undefined, isTTY: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
+  return flag !== false && isTTY && !env.NO_COLOR;
+}
 
 export function paint(s: Style, color: keyof typeof CODES | string, text: string): string {
   return s.color && CODES[color] ? `\x1b[${CODES[color]}m${text}\x1b[0m` : text;
@@ -48,8 +56,23 @@ export function failureBlock(s: Style, r: TaskResult): string {
   return lines.join('\n');
 }
 
+/** A unified diff painted line by line (headers bold, + green, - red, @@ cyan) with the one colour table. */
+export function colorizeDiff(s: Style, text: string): string {
+  if (!s.color) return text;
+  return text
+    .split('\n')
+    .map((line) => {
+      if (line.startsWith('+++') || line.startsWith('---')) return paint(s, 'bold', line);
+      if (line.startsWith('+')) return paint(s, 'green', line);
+      if (line.startsWith('-')) return paint(s, 'red', line);
+      if (line.startsWith('@@')) return paint(s, 'cyan', line);
+      return line;
+    })
+    .join('\n');
+}
+
 export function diffText(s: Style, r: TaskResult): string {
-  return r.diff.map((d) => (s.color ? colorize(unifiedDiff(d)) : unifiedDiff(d))).join('');
+  return r.diff.map((d) => colorizeDiff(s, unifiedDiff(d))).join('');
 }
 
 export function recapTable(s: Style, report: RunReport): string {

@@ -4,7 +4,8 @@ import { parseMode } from '../../src/modules/file.ts';
 import { editLines, splitLines, joinLines } from '../../src/modules/line.ts';
 import { setKey, fileValue } from '../../src/modules/sysctl.ts';
 import { parseDpkgQuery } from '../../src/facts/parsers.ts';
-import { colorize, diffStat, unifiedDiff } from '../../src/modules/diff.ts';
+import { diffStat, unifiedDiff } from '../../src/modules/diff.ts';
+import { colorizeDiff } from '../../src/report/format.ts';
 import { applyActions } from '../../src/modules/apply.ts';
 import { modules } from '../../src/modules/index.ts';
 import { CommandError, type Connection, type ExecOptions, type WriteOptions } from '../../src/transport/connection.ts';
@@ -104,9 +105,10 @@ test('unifiedDiff has a/ b/ labels and hunks; diffStat counts', (t) => {
   t.true(u.includes('\n-b\n+B\n'));
   t.deepEqual(diffStat(d), { added: 2, removed: 1, text: '+2 -1' });
   t.is(unifiedDiff({ path: '/x', before: 'same', after: 'same' }), '');
-  const c = colorize(u);
+  const c = colorizeDiff({ color: true }, u);
   t.true(c.includes('\x1b[31m-b\x1b[0m'));
   t.true(c.includes('\x1b[32m+B\x1b[0m'));
+  t.is(colorizeDiff({ color: false }, u), u, 'no colour: the diff as it is');
 });
 
 // ------------------------------------------------------------------ applyActions
