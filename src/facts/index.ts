@@ -8,6 +8,7 @@ import type { Facts } from './types.ts';
 export { parseProbe, probeScript } from './probe.ts';
 export * from './parsers.ts';
 export type { Facts, PciDevice, Bootloader } from './types.ts';
+export * from './guests.ts';
 
 /** Run the probe on the host (`sh -s`, script on stdin, never throws on exit status) and parse it. */
 export async function gatherFacts(conn: Connection, opts: { timeoutMs?: number } = {}): Promise<Facts> {

@@ -24,6 +24,7 @@ import {
   parsePvecmStatus,
   parseQmList,
 } from './parsers.ts';
+import { GUEST_SECTIONS, parseGuestSections } from './guests.ts';
 
 export const MARKER = '@@passthru-facts:';
 
@@ -81,6 +82,8 @@ const SECTIONS: Array<[string, string]> = [
       `if [ -z "$out" ] && command -v journalctl >/dev/null 2>&1; then out=$(journalctl -k -b -q --no-pager 2>/dev/null | grep -E "$pat" | head -n 400); fi; ` +
       `printf '%s\\n' "$out"`,
   ],
+  // The guest side (VM/container configs, PCI mappings, subsystem ids, SR-IOV, DRM): facts/guests.ts.
+  ...GUEST_SECTIONS,
 ];
 
 /** The probe script. Sections are printed as `@@passthru-facts:<name>@@` then the section's output. */
@@ -122,10 +125,14 @@ export function parseProbe(stdout: string): Facts {
   const groupOf = new Map<string, number>();
   for (const [g, addrs] of Object.entries(groups)) for (const a of addrs) groupOf.set(a, Number(g));
   const names = parseLspciNn(sec('lspci'));
+  const gf = parseGuestSections(sec);
   const pci = parsePciSysfs(sec('pci')).map((d) => ({
     ...d,
     iommuGroup: groupOf.get(d.address) ?? null,
     name: names[d.address]?.name ?? '',
+    subsystemId: gf.pciExtra[d.address]?.subsystemId ?? null,
+    sriovTotalVfs: gf.pciExtra[d.address]?.sriovTotalVfs ?? null,
+    sriovNumVfs: gf.pciExtra[d.address]?.sriovNumVfs ?? null,
   }));
 
   const log = parseIommuLog(sec('iommu-log'));
@@ -162,5 +169,10 @@ export function parseProbe(stdout: string): Facts {
     cluster: parsePvecmStatus(sec('pvecm')),
     guests,
     bootId: sec('boot-id').trim(),
+    vms: gf.vms,
+    containers: gf.containers,
+    pveNodes: gf.pveNodes,
+    pciMappings: gf.pciMappings,
+    dri: gf.dri,
   };
 }

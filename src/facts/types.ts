@@ -3,6 +3,7 @@
  * `facts/`. Templates see them as `facts.<name>`. Every field is present; unknowns are null
  * or empty, never undefined, so templates and `when:` expressions can rely on the shape.
  */
+import type { DriNode, GuestConfig, PciMapping } from './guests.ts';
 
 export interface PciDevice {
   /** Full address, `0000:01:00.0`. */
@@ -29,6 +30,11 @@ export interface PciDevice {
   iommuGroup: number | null;
   /** Name from `lspci -nn` when available. */
   name: string;
+  /** `subsystem_vendor:subsystem_device` (`1043:889c`), null when none or unknown. */
+  subsystemId?: string | null;
+  /** SR-IOV: `sriov_totalvfs` (null when the device cannot), `sriov_numvfs` (VFs now). */
+  sriovTotalVfs?: number | null;
+  sriovNumVfs?: number | null;
 }
 
 export type Bootloader = 'grub-bios' | 'grub-uefi' | 'systemd-boot' | 'unknown';
@@ -95,4 +101,14 @@ export interface Facts {
   guests: Array<{ kind: 'qm' | 'pct'; id: string; name: string; status: string }>;
   /** `/proc/sys/kernel/random/boot_id` */
   bootId: string;
+  /** VM configs (`/etc/pve/qemu-server/*.conf`) of this node, running or not. */
+  vms: GuestConfig[];
+  /** Container configs (`/etc/pve/lxc/*.conf`) of this node. */
+  containers: GuestConfig[];
+  /** Proxmox VE node names of the cluster (`/etc/pve/nodes/*`), [] when not Proxmox VE. */
+  pveNodes: string[];
+  /** The cluster's PCI resource mappings (`/etc/pve/mapping/pci.cfg`). */
+  pciMappings: PciMapping[];
+  /** DRM nodes (`/dev/dri`), with their stable `/dev/dri/by-path` names. */
+  dri: DriNode[];
 }

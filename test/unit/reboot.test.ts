@@ -186,6 +186,11 @@ function baseFacts(hostname: string): Facts {
     cluster: { name: null, quorate: false, expectedVotes: 0, totalVotes: 0, nodes: [] },
     guests: [],
     bootId: `${hostname}-boot-1`,
+    vms: [],
+    containers: [],
+    pveNodes: [],
+    pciMappings: [],
+    dri: [],
   };
 }
 

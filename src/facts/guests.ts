@@ -1,0 +1,401 @@
+/**
+ * Guest-side facts: the VM and container configurations of a Proxmox VE node, the PCI devices
+ * they use, the cluster's PCI resource mappings, subsystem ids and SR-IOV of each PCI device, and
+ * the DRM nodes. Pure parsers, plus the probe sections that print what they read.
+ *
+ * Formats, as Proxmox itself reads and writes them:
+ * - VM config (`/etc/pve/qemu-server/<vmid>.conf`): qemu-server `PVE::QemuServer::parse_vm_config`
+ *   / `write_vm_config`: `key: value` lines sorted by key, `#` lines at the top are the
+ *   description, then `[PENDING]` (with `delete: a,b`), `[special:cloudinit]` and one `[name]`
+ *   section per snapshot.
+ * - Container config (`/etc/pve/lxc/<vmid>.conf`): pve-container `PVE::LXC::Config::parse_pct_config`:
+ *   the same, `lxc.*` raw keys kept in order, pending changes under `[pve:pending]`.
+ * - `hostpciN`: qemu-server `PVE::QemuServer::PCI` `$hostpci_fmt`, a property string whose
+ *   default key is `host` (`0000:01:00;0000:02:00.1`) unless `mapping=NAME` is given.
+ * - `/etc/pve/mapping/pci.cfg`: pve-common `PVE::SectionConfig` with pve-guest-common
+ *   `PVE::Mapping::PCI`: the mapping id alone on a line, then tab-indented `key value`
+ *   properties, `map` once per entry (a property string of node, path, id, subsystem-id,
+ *   iommugroup, description); the digest is the SHA-1 of the whole file.
+ */
+import { createHash } from 'node:crypto';
+
+const lines = (text: string): string[] => text.split('\n').map((l) => l.replace(/\r$/, ''));
+
+// ---------------------------------------------------------------- property strings
+
+/**
+ * A Proxmox property string (`a=1,b=x`), with the value of a bare first item under `defaultKey`
+ * (`0000:01:00,pcie=1` → `{host: '0000:01:00', pcie: '1'}`).
+ */
+export function parsePropertyString(value: string, defaultKey?: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of value.split(',')) {
+    if (part === '') continue;
+    const i = part.indexOf('=');
+    if (i < 0) {
+      if (defaultKey && out[defaultKey] === undefined) out[defaultKey] = part;
+      else out[part] = '1';
+    } else out[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return out;
+}
+
+/** The reverse: the default key first (bare), then the others in the given order. */
+export function printPropertyString(props: Record<string, string | number | boolean | undefined>, defaultKey?: string): string {
+  const parts: string[] = [];
+  if (defaultKey && props[defaultKey] !== undefined) parts.push(String(props[defaultKey]));
+  for (const [k, v] of Object.entries(props)) {
+    if (k === defaultKey || v === undefined) continue;
+    parts.push(`${k}=${typeof v === 'boolean' ? (v ? 1 : 0) : v}`);
+  }
+  return parts.join(',');
+}
+
+// ---------------------------------------------------------------- guest configs
+
+export interface GuestConfig {
+  kind: 'qm' | 'pct';
+  id: string;
+  /** `/etc/pve/qemu-server/100.conf` */
+  path: string;
+  /** The current configuration (main section). */
+  config: Record<string, string>;
+  /** `[PENDING]` / `[pve:pending]`: values that apply at the next start. */
+  pending: Record<string, string>;
+  /** Keys the pending section deletes (`delete: a,b`). */
+  pendingDelete: string[];
+  /** Snapshot names. */
+  snapshots: string[];
+  /** Containers: raw `lxc.*` lines of the main section, in order. */
+  lxc: Array<[string, string]>;
+  description: string;
+  /** SHA-1 of the file, as Proxmox's `digest`. */
+  digest: string;
+}
+
+/**
+ * A VM (`kind: 'qm'`) or container (`kind: 'pct'`) config file. Unknown or malformed lines are
+ * skipped, as Proxmox does when not strict.
+ */
+export function parseGuestConfig(text: string, kind: 'qm' | 'pct', path = ''): GuestConfig {
+  const id = /\/(\d+)\.conf$/.exec(path)?.[1] ?? '';
+  const res: GuestConfig = {
+    kind,
+    id,
+    path,
+    config: {},
+    pending: {},
+    pendingDelete: [],
+    snapshots: [],
+    lxc: [],
+    description: '',
+    digest: createHash('sha1').update(text).digest('hex'),
+  };
+  type Sec = 'main' | 'pending' | 'snapshot' | 'special' | 'skip';
+  let sec: Sec = 'main';
+  const descr: string[] = [];
+  const pendingRe = kind === 'qm' ? /^\[PENDING\]\s*$/i : /^\[pve:pending\]\s*$/i;
+  for (const line of lines(text)) {
+    if (/^\s*$/.test(line)) continue;
+    if (pendingRe.test(line)) {
+      sec = 'pending';
+      continue;
+    }
+    if (kind === 'qm' && /^\[special:[a-z]+\]\s*$/i.test(line)) {
+      sec = 'special';
+      continue;
+    }
+    const snap = /^\[([a-z][a-z0-9_-]+)\]\s*$/i.exec(line);
+    if (snap) {
+      sec = 'snapshot';
+      res.snapshots.push(snap[1]);
+      continue;
+    }
+    if (/^\[[^\]]*\]\s*$/.test(line)) {
+      sec = 'skip';
+      continue;
+    }
+    if (sec !== 'main' && sec !== 'pending') continue;
+    const target = sec === 'main' ? res.config : res.pending;
+    const c = /^#(.*)$/.exec(line);
+    if (c) {
+      if (sec === 'main') descr.push(c[1]);
+      continue;
+    }
+    if (kind === 'pct') {
+      const raw = /^(lxc\.[a-z0-9_.-]+)(?::|\s*=)\s*(.*?)\s*$/.exec(line);
+      if (raw) {
+        if (sec === 'main') res.lxc.push([raw[1], raw[2]]);
+        continue;
+      }
+    }
+    const del = /^delete:\s*(.*\S)\s*$/.exec(line);
+    if (del) {
+      if (sec === 'pending') res.pendingDelete = del[1].split(/[,;\s]+/).filter(Boolean);
+      continue;
+    }
+    const kv = /^([a-z][a-z_-]*\d*):\s*(.+?)\s*$/.exec(line);
+    if (kv) target[kv[1]] = kv[2];
+  }
+  res.description = descr.join('\n').replace(/\s+$/, '');
+  return res;
+}
+
+/** The configuration with the pending changes applied (what `qm config` prints by default). */
+export function effectiveConfig(g: Pick<GuestConfig, 'config' | 'pending' | 'pendingDelete'>): Record<string, string> {
+  const out: Record<string, string> = { ...g.config, ...g.pending };
+  for (const k of g.pendingDelete) delete out[k];
+  return out;
+}
+
+export interface HostpciUse {
+  /** `hostpci0` */
+  key: string;
+  /** Raw addresses (`0000:01:00`, `01:00.0`), null with a mapping. */
+  host: string[] | null;
+  mapping: string | null;
+  options: Record<string, string>;
+}
+
+/** `hostpciN` values of a config (`0000:01:00,pcie=1,x-vga=1` or `mapping=NAME,pcie=1`). */
+export function hostpciOf(config: Record<string, string>): HostpciUse[] {
+  return Object.entries(config)
+    .filter(([k]) => /^hostpci\d+$/.test(k))
+    .sort(([a], [b]) => Number(a.slice(7)) - Number(b.slice(7)))
+    .map(([key, v]) => {
+      const o = parsePropertyString(v, 'host');
+      return { key, host: o.host ? o.host.split(';') : null, mapping: o.mapping ?? null, options: o };
+    });
+}
+
+/** `0000:01:00.1` or `01:00` → `0000:01:00` (the slot with its domain). */
+export function slotOf(addr: string): string {
+  const a = addr.toLowerCase();
+  const full = /^[0-9a-f]{4,}:/.test(a) && a.split(':').length === 3 ? a : `0000:${a}`;
+  return full.replace(/\.[0-7]$/, '');
+}
+
+/** The probe's `pve-guests` section: `@@file <path>` then the file, for each guest config. */
+export function parseGuestFiles(text: string): GuestConfig[] {
+  const out: GuestConfig[] = [];
+  const parts = text.split(/^@@file (.+)$/m);
+  for (let i = 1; i + 1 < parts.length; i += 2) {
+    const path = parts[i].trim();
+    const body = parts[i + 1].replace(/^\n/, '');
+    const kind = /\/lxc\/\d+\.conf$/.test(path) ? 'pct' : /\/qemu-server\/\d+\.conf$/.test(path) ? 'qm' : null;
+    if (kind) out.push(parseGuestConfig(body, kind, path));
+  }
+  return out.sort((a, b) => (a.kind === b.kind ? Number(a.id) - Number(b.id) : a.kind === 'qm' ? -1 : 1));
+}
+
+// ---------------------------------------------------------------- cluster PCI mappings
+
+export interface PciMapEntry {
+  node: string;
+  /** One or more paths (`0000:01:00` whole device, `0000:01:00.0` one function), `;` separated in the file. */
+  path: string[];
+  /** `vendor:device` */
+  id: string;
+  subsystemId: string | null;
+  iommugroup: number | null;
+  description: string | null;
+  /** The property string as written in the file. */
+  raw: string;
+}
+
+export interface PciMapping {
+  id: string;
+  description: string | null;
+  mdev: boolean;
+  liveMigrationCapable: boolean;
+  map: PciMapEntry[];
+}
+
+export function parseMapEntry(raw: string): PciMapEntry {
+  const o = parsePropertyString(raw);
+  const g = o.iommugroup !== undefined ? Number(o.iommugroup) : null;
+  return {
+    node: o.node ?? '',
+    path: (o.path ?? '').split(';').filter(Boolean),
+    id: o.id ?? '',
+    subsystemId: o['subsystem-id'] ?? null,
+    iommugroup: g !== null && Number.isInteger(g) ? g : null,
+    description: o.description ?? null,
+    raw,
+  };
+}
+
+/** The canonical `map` property string: keys sorted as Proxmox prints them. */
+export function printMapEntry(e: Omit<PciMapEntry, 'raw'>): string {
+  const o: Record<string, string> = { id: e.id };
+  if (e.iommugroup !== null) o.iommugroup = String(e.iommugroup);
+  o.node = e.node;
+  o.path = e.path.join(';');
+  if (e.subsystemId) o['subsystem-id'] = e.subsystemId;
+  if (e.description) o.description = e.description;
+  return Object.keys(o)
+    .sort()
+    .map((k) => `${k}=${o[k]}`)
+    .join(',');
+}
+
+/** `/etc/pve/mapping/pci.cfg` (section config). Digest: SHA-1 of the text, as SectionConfig computes it. */
+export function parsePciMappingCfg(text: string): { mappings: PciMapping[]; digest: string } {
+  const mappings: PciMapping[] = [];
+  let cur: PciMapping | null = null;
+  for (const line of lines(text)) {
+    if (/^\s*#/.test(line)) continue;
+    if (line.trim() === '') {
+      cur = null;
+      continue;
+    }
+    const head = /^(\S+)\s*$/.exec(line);
+    if (head && !/^\s/.test(line)) {
+      cur = { id: head[1], description: null, mdev: false, liveMigrationCapable: false, map: [] };
+      mappings.push(cur);
+      continue;
+    }
+    const prop = /^\s+(\S+)(?:\s+(.*\S))?\s*$/.exec(line);
+    if (!prop || !cur) continue;
+    const [, k, v = ''] = prop;
+    if (k === 'map') cur.map.push(parseMapEntry(v));
+    else if (k === 'description') cur.description = v;
+    else if (k === 'mdev') cur.mdev = v === '1';
+    else if (k === 'live-migration-capable') cur.liveMigrationCapable = v === '1';
+  }
+  return { mappings, digest: createHash('sha1').update(text).digest('hex') };
+}
+
+/** Write a mapping file as SectionConfig does: header, required `map` lines, then optional keys sorted, a blank line. */
+export function printPciMappingCfg(mappings: PciMapping[]): string {
+  let out = '';
+  for (const m of mappings) {
+    out += `${m.id}\n`;
+    for (const e of m.map) out += `\tmap ${e.raw}\n`;
+    if (m.description) out += `\tdescription ${m.description}\n`;
+    if (m.liveMigrationCapable) out += '\tlive-migration-capable 1\n';
+    if (m.mdev) out += '\tmdev 1\n';
+    out += '\n';
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- PCI extras, DRM
+
+export interface PciExtra {
+  /** `1043:889c`, null when the device has none. */
+  subsystemId: string | null;
+  sriovTotalVfs: number | null;
+  sriovNumVfs: number | null;
+}
+
+/**
+ * `grep -H . /sys/bus/pci/devices/ * /{subsystem_vendor,subsystem_device,sriov_totalvfs,sriov_numvfs}`
+ * → address → extras.
+ */
+export function parsePciExtra(text: string): Record<string, PciExtra> {
+  const raw: Record<string, Record<string, string>> = {};
+  for (const line of lines(text)) {
+    const m = /\/devices\/([0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\/([a-z_]+):(.*)$/i.exec(line);
+    if (m) (raw[m[1].toLowerCase()] ??= {})[m[2]] = m[3].trim();
+  }
+  const hex = (v: string | undefined) => (v ? v.replace(/^0x/i, '').toLowerCase().padStart(4, '0') : null);
+  const int = (v: string | undefined) => (v !== undefined && /^\d+$/.test(v) ? Number(v) : null);
+  const out: Record<string, PciExtra> = {};
+  for (const [addr, r] of Object.entries(raw)) {
+    const sv = hex(r.subsystem_vendor);
+    const sd = hex(r.subsystem_device);
+    out[addr] = {
+      subsystemId: sv && sd && !(sv === '0000' && sd === '0000') ? `${sv}:${sd}` : null,
+      sriovTotalVfs: int(r.sriov_totalvfs),
+      sriovNumVfs: int(r.sriov_numvfs),
+    };
+  }
+  return out;
+}
+
+export interface DriNode {
+  /** `renderD128` or `card0` */
+  name: string;
+  /** `/dev/dri/renderD128` */
+  path: string;
+  major: number;
+  minor: number;
+  /** Owning group name (`render`, `video`). */
+  group: string;
+  gid: number;
+  /** `/dev/dri/by-path/pci-0000:00:02.0-render`, null when no stable name points at it. */
+  byPath: string | null;
+  /** PCI address behind it, from the by-path name. */
+  pciAddress: string | null;
+}
+
+/**
+ * The `dri` section: `ls -l /dev/dri/by-path` (symlinks `pci-0000:00:02.0-render -> ../renderD128`),
+ * then a line `@@stat`, then `stat -c '%n %t %T %G %g' /dev/dri/*` (major/minor in hex).
+ */
+export function parseDri(text: string): DriNode[] {
+  const [ls, st = ''] = text.split(/^@@stat$/m);
+  const links = new Map<string, string>();
+  for (const line of lines(ls)) {
+    const m = /\s(pci-\S+)\s+->\s+\.\.\/(\S+)\s*$/.exec(line);
+    if (m) links.set(m[2], m[1]);
+  }
+  const out: DriNode[] = [];
+  for (const line of lines(st)) {
+    const m = /^(\/dev\/dri\/(card\d+|renderD\d+))\s+([0-9a-f]+)\s+([0-9a-f]+)\s+(\S+)\s+(\d+)\s*$/i.exec(line);
+    if (!m) continue;
+    const bp = links.get(m[2]) ?? null;
+    out.push({
+      name: m[2],
+      path: m[1],
+      major: Number.parseInt(m[3], 16),
+      minor: Number.parseInt(m[4], 16),
+      group: m[5],
+      gid: Number(m[6]),
+      byPath: bp ? `/dev/dri/by-path/${bp}` : null,
+      pciAddress: bp ? (/^pci-([0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])-/i.exec(bp)?.[1] ?? null) : null,
+    });
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- probe sections
+
+/** Probe sections of the guest side (section name → POSIX sh snippet; each exits 0, reads no stdin). */
+export const GUEST_SECTIONS: Array<[string, string]> = [
+  [
+    'pve-guests',
+    `for f in /etc/pve/qemu-server/*.conf /etc/pve/lxc/*.conf; do [ -f "$f" ] && { printf '@@file %s\\n' "$f"; cat "$f"; echo; }; done`,
+  ],
+  ['pve-nodes', `[ -d /etc/pve/nodes ] && ls -1 /etc/pve/nodes`],
+  ['pci-mapping', `[ -f /etc/pve/mapping/pci.cfg ] && cat /etc/pve/mapping/pci.cfg`],
+  [
+    'pci-extra',
+    `grep -s -H . /sys/bus/pci/devices/*/subsystem_vendor /sys/bus/pci/devices/*/subsystem_device /sys/bus/pci/devices/*/sriov_totalvfs /sys/bus/pci/devices/*/sriov_numvfs`,
+  ],
+  ['dri', `if [ -d /dev/dri ]; then ls -l /dev/dri/by-path 2>/dev/null; echo @@stat; stat -c '%n %t %T %G %g' /dev/dri/card* /dev/dri/renderD* 2>/dev/null; fi`],
+];
+
+export interface GuestFacts {
+  vms: GuestConfig[];
+  containers: GuestConfig[];
+  /** Names of the cluster's nodes (`/etc/pve/nodes/*`); the node itself alone when standalone. */
+  pveNodes: string[];
+  pciMappings: PciMapping[];
+  pciExtra: Record<string, PciExtra>;
+  dri: DriNode[];
+}
+
+/** The guest-side facts from the probe's sections. Pure. */
+export function parseGuestSections(sec: (k: string) => string): GuestFacts {
+  const all = parseGuestFiles(sec('pve-guests'));
+  return {
+    vms: all.filter((g) => g.kind === 'qm'),
+    containers: all.filter((g) => g.kind === 'pct'),
+    pveNodes: sec('pve-nodes').split('\n').map((l) => l.trim()).filter(Boolean).sort(),
+    pciMappings: parsePciMappingCfg(sec('pci-mapping')).mappings,
+    pciExtra: parsePciExtra(sec('pci-extra')),
+    dri: parseDri(sec('dri')),
+  };
+}
