@@ -14,6 +14,7 @@ import { selectedSteps } from '../engine/host.ts';
 import { defaultFailedHostsPath, writeFailedHosts } from '../engine/failed-hosts.ts';
 import { loadInventory } from '../inventory/index.ts';
 import { loadExtraVars, loadPlaybook } from '../load/playbook.ts';
+import { checkHostVars } from '../load/hostvars.ts';
 import { knownTags, unknownTags } from '../load/tags.ts';
 import { modules } from '../modules/index.ts';
 import { openConnection } from '../transport/index.ts';
@@ -176,7 +177,8 @@ async function load(pbPath: string, flags: RunFlags, io: Io): Promise<Loaded> {
   const pb = await loadPlaybook(pbPath, { modules });
   if (flags.guests) pb.stages = pb.stages.map((st) => ({ ...st, guestPolicy: flags.guests! }));
   const extra = loadExtraVars(flags.extraVars ?? [], process.cwd());
-  planRun(pb, inv, flags.limit); // every pattern resolves, or ConfigError before connecting
+  // every pattern resolves and every host variable fits its role's argument spec, or ConfigError before connecting
+  checkHostVars(pb, inv, extra, planRun(pb, inv, flags.limit));
   const asked = [...(list(flags.tags) ?? []), ...(list(flags.skipTags) ?? [])];
   const unknown = unknownTags(pb, asked);
   if (unknown.length) {

@@ -3,6 +3,7 @@
  * gates. Reads come from one batched prefetch; each task plans against the Observer; changes
  * are applied unless in check mode; results go out as events.
  */
+import { checkRoleVars } from '../load/argspec.ts';
 import type { Host, Inventory, Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import type { Connection } from '../transport/connection.ts';
@@ -277,6 +278,8 @@ async function runStep(
     const mod = o.modules.get(task.module);
     if (!mod) throw new ConfigError(`unknown module '${task.module}'`, task.pos);
     const vars = varsFor(o, step, registered);
+    // values that were templates at load are checked here, rendered, by the same spec
+    if (step.role?.argSpec) checkRoleVars(step.role.argSpec, vars);
     if (task.when !== undefined && !truthy(evaluate(task.when, vars, task.pos))) {
       return finish({ status: 'skipped', changed: false, diff: [], msg: `skipped: ${task.when} is false` });
     }

@@ -3,6 +3,7 @@
  * order, each a barrier; hosts that failed or were unreachable leave the run. Emits events and
  * returns the report; never prints.
  */
+import { checkHostVars } from '../load/hostvars.ts';
 import type { Host, HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult, Vars } from '../model/types.ts';
 import { EXIT } from '../model/types.ts';
 import { UnreachableError } from '../model/errors.ts';
@@ -82,6 +83,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const bus = o.bus ?? new EventBus();
   const plan = planRun(o.playbook, o.inventory, o.limit);
+  checkHostVars(o.playbook, o.inventory, o.extraVars, plan); // before any connection
   const allHosts = [...new Set(plan.flatMap((p) => p.hosts))];
   const order = [...o.inventory.hosts.keys()];
   const conns = new Map<string, Promise<Connection>>();

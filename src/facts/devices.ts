@@ -121,6 +121,8 @@ export function vendorResetFamily(id: string): string | null {
 }
 
 const modName = (s: string) => s.replace(/-/g, '_');
+/** A kernel module name (MODULE_NAME_LEN is 56 with the NUL): nothing a modprobe.d line could misread. */
+export const MODULE_NAME = /^[A-Za-z0-9_][A-Za-z0-9_-]{0,54}$/;
 const uniq = <T>(xs: T[]) => [...new Set(xs)];
 
 /** `01:00` | `0000:01:00` | `01:00.1` | `0000:01:00.1` → { slot: `0000:01:00`, fn: null | `1` }. */
@@ -222,7 +224,13 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
 
   // Drivers: blacklist display drivers by vendor, softdep all of them plus companions.
   const userBlacklist = vars.blacklist_drivers === null || vars.blacklist_drivers === undefined ? null : asList(vars.blacklist_drivers);
-  let blacklist = userBlacklist ?? uniq(chosen.filter((d) => d.class.startsWith('03')).flatMap((d) => DISPLAY_DRIVERS_BY_VENDOR[d.vendor] ?? []));
+  // each name becomes a `blacklist NAME` line in modprobe.d: a module name by the kernel's rules, nothing else
+  for (const m of userBlacklist ?? []) {
+    if (!MODULE_NAME.test(m)) {
+      deviceProblems.push({ msg: `expected kernel module names in blacklist_drivers, found ${JSON.stringify(m.length > 60 ? `${m.slice(0, 57)}...` : m)}`, hint: 'module names are letters, digits, _ and - (not first), at most 55 characters, as `lsmod` shows them' });
+    }
+  }
+  let blacklist = (userBlacklist ?? []).some((m) => !MODULE_NAME.test(m)) ? [] : userBlacklist ?? uniq(chosen.filter((d) => d.class.startsWith('03')).flatMap((d) => DISPLAY_DRIVERS_BY_VENDOR[d.vendor] ?? []));
   const neededByHost = new Map<string, string>();
   for (const d of facts.pci) {
     if (chosenAddrs.has(d.address)) continue;
@@ -375,7 +383,9 @@ export interface HugepagesPlan {
 
 export function planHugepages(facts: Facts, vars: PassthroughVars): HugepagesPlan {
   const hp = vars.hugepages ?? {};
-  const count = Number(hp.count ?? 0);
+  // a whole number or its digits; `true` is not 1
+  const rawCount: unknown = hp.count ?? 0;
+  const count = typeof rawCount === 'number' ? rawCount : typeof rawCount === 'string' && /^\s*\d{1,15}\s*$/.test(rawCount) ? Number(rawCount) : Number.NaN;
   const share = vars.hugepages_max_share === undefined ? DEFAULT_HUGEPAGES_MAX_SHARE : Number(vars.hugepages_max_share);
   const limitKb = Math.floor(facts.memory.totalKb * share);
   const rawSize = String(hp.size ?? '2M').trim().toUpperCase().replace(/B$/, '');

@@ -26,6 +26,7 @@ import type { ConnSpec, Group, Host, HostKeyChecking, Inventory, Pos, Vars } fro
 import { containsTemplate, render } from '../template/index.ts';
 import { Errors, suggest, isNull, loadYamlFile, mapEntries, toJS, type Entry, type YamlFile, type YNode } from '../load/yaml.ts';
 import { isMap, isSeq } from 'yaml';
+import { copyPositions, recordNodePositions, setPositions } from '../load/positions.ts';
 
 interface VarLayer {
   vars: Vars;
@@ -56,8 +57,7 @@ function newLayer(): VarLayer {
 function mergeInto(dst: VarLayer, src: VarLayer): void {
   for (const [k, v] of Object.entries(src.vars)) {
     dst.vars[k] = v;
-    const p = src.pos.get(k);
-    if (p) dst.pos.set(k, p);
+    copyPositions(src.pos, dst.pos, k);
   }
 }
 
@@ -70,7 +70,9 @@ function readVars(yf: YamlFile, node: YNode, errs: Errors, what: string, into: V
       continue;
     }
     into.vars[e.key] = toJS(e.node);
+    copyPositions(new Map(), into.pos, e.key);
     into.pos.set(e.key, e.pos);
+    recordNodePositions(yf, e.node, e.key, into.pos);
   }
 }
 
@@ -242,6 +244,7 @@ export async function loadInventory(path: string): Promise<Inventory> {
     for (const g of inGroups) mergeInto(merged, groups.get(g)!);
     mergeInto(merged, hb);
     const conn = connSpec(hb.name, merged, dir, hb.at, errs);
+    setPositions(merged.vars, merged.pos);
     inv.hosts.set(hb.name, { name: hb.name, vars: merged.vars, groups: inGroups, conn, pos: hb.at });
   }
   errs.throwIfAny();

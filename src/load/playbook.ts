@@ -13,6 +13,8 @@ import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, parse as parseYamlValue } from 'yaml';
 import type { GuestPolicy, Playbook, Pos, RebootPolicy, Role, RoleRef, Stage, Task, Vars } from '../model/types.ts';
 import type { ArgSchema, ArgSpec, ArgType, Module } from '../modules/contract.ts';
+import { copyPositions, positionsOf, setPositions } from './positions.ts';
+import { loadRoleArgSpec } from './argspec.ts';
 import { checkExprSyntax, checkTemplateSyntax, containsTemplate } from '../template/index.ts';
 import {
   describeNode,
@@ -450,6 +452,8 @@ async function loadRole(name: string, dir: string, refPos: Pos, modules: Map<str
     const yf = await loadFile(defaultsFile, errs);
     if (yf) role.defaults = getVars(yf, yf.root, errs, `defaults of role '${name}'`) ?? {};
   }
+  const spec = loadRoleArgSpec(name, dir, errs);
+  if (spec) role.argSpec = spec;
   const tasksFile = findFile(dir, 'tasks');
   let tasks: TaskBuild[] = [];
   if (!tasksFile) errs.add(`role '${name}' has no tasks.yaml (in ${dir})`, refPos, 'create tasks.yaml (it may be an empty list: [])');
@@ -719,8 +723,17 @@ function scalar(text: string): unknown {
  */
 export function loadExtraVars(items: string[], cwd: string): Vars {
   const out: Vars = {};
+  const positions = new Map<string, Pos>();
+  const take = (vars: Vars | undefined): void => {
+    if (!vars) return;
+    const from = positionsOf(vars);
+    for (const [k, v] of Object.entries(vars)) {
+      out[k] = v;
+      copyPositions(from, positions, k);
+    }
+  };
   const errs = new Errors();
-  for (const item of items) {
+  for (const [n, item] of items.entries()) {
     const t = item.trim();
     if (t.startsWith('@')) {
       const file = resolve(cwd, t.slice(1));
@@ -733,14 +746,14 @@ export function loadExtraVars(items: string[], cwd: string): Vars {
       }
       try {
         const yf = parseYaml(text, t.slice(1));
-        Object.assign(out, getVars(yf, yf.root, errs, `extra vars file ${t.slice(1)}`) ?? {});
+        take(getVars(yf, yf.root, errs, `extra vars file ${t.slice(1)}`));
       } catch (e) {
         errs.push(e);
       }
     } else if (t.startsWith('{')) {
       try {
         const yf = parseYaml(t, '-e');
-        Object.assign(out, getVars(yf, yf.root, errs, 'extra vars') ?? {});
+        take(getVars(yf, yf.root, errs, 'extra vars'));
       } catch (e) {
         errs.push(e);
       }
@@ -753,10 +766,14 @@ export function loadExtraVars(items: string[], cwd: string): Vars {
           continue;
         }
         out[key] = scalar(word.slice(eq + 1));
+        // `-e:N:C`: the Nth -e option, column C
+        copyPositions(new Map(), positions, key);
+        positions.set(key, { file: '-e', line: n + 1, col: Math.max(1, t.indexOf(word) + 1) });
       }
     }
   }
   errs.throwIfAny();
+  setPositions(out, positions);
   return out;
 }
 

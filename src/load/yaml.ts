@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { closest, ConfigError, ConfigErrors } from '../model/errors.ts';
 import type { Pos } from '../model/types.ts';
+import { recordNodePositions, setPositions } from './positions.ts';
 
 export type YNode = Node | null | undefined;
 
@@ -317,13 +318,17 @@ export function getVars(yf: YamlFile, node: YNode, errs: Errors, what: string, a
   const entries = mapEntries(yf, node, errs, what, { nullOk: true, at });
   if (!entries) return undefined;
   const out: Record<string, unknown> = {};
+  const positions = new Map<string, Pos>();
   for (const e of entries) {
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(e.key)) {
       errs.add(`invalid variable name '${e.key}' in ${what}`, e.keyPos, 'names use letters, digits and _ and do not start with a digit');
       continue;
     }
     out[e.key] = toJS(e.node);
+    positions.set(e.key, e.pos);
+    recordNodePositions(yf, e.node, e.key, positions);
   }
+  setPositions(out, positions);
   return out;
 }
 

@@ -94,6 +94,8 @@ export interface Role {
   handlers: Task[];
   /** Checks run after the stage's reboot (if any), on the booted kernel; read-only modules only. */
   gates: Task[];
+  /** The typed description of the variables the role reads (argument_specs.yaml), if it has one. */
+  argSpec?: import('../load/argspec.ts').RoleArgSpec;
 }
 
 export interface RoleRef {

@@ -2,6 +2,7 @@
  * The filters (`x | name(args)`), tests (`x is name(args)`), functions and methods of the
  * expression language. Adding one is one line in the matching table.
  */
+import { shq } from '../model/shell.ts';
 import { compare, compareVersions, equal, isMapValue, stringify, truthy, typeName, UNDEF, ValueError } from './values.ts';
 
 type Kw = Record<string, unknown>;
@@ -84,9 +85,6 @@ function combine(a: Record<string, unknown>, b: Record<string, unknown>, recursi
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) out[k] = recursive && isMapValue(out[k]) && isMapValue(v) ? combine(out[k] as Kw, v, true) : v;
   return out;
-}
-function shellQuote(s: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 // ---------------------------------------------------------------- tests
@@ -290,7 +288,11 @@ export const FILTERS: Record<string, Filter> = {
     const i = s.lastIndexOf('/');
     return i < 0 ? '' : i === 0 ? '/' : s.slice(0, i);
   },
-  quote: (v) => shellQuote(stringify(v)),
+  quote: (v) => {
+    const s = stringify(v);
+    if (s.includes('\0')) throw new ValueError('quote: the value holds a NUL byte, which no shell argument can carry');
+    return shq(s);
+  },
   to_json: (v) => JSON.stringify(v),
   from_json: (v) => {
     try {

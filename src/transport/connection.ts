@@ -3,6 +3,10 @@
  * (the control machine itself) implement it; nothing outside `transport/` opens a socket or
  * spawns a remote command.
  */
+import { shq } from '../model/shell.ts';
+
+/** The one quoting function for POSIX sh (see model/shell.ts). */
+export { shq };
 
 export interface ExecOptions {
   /** Bytes written to the command's stdin, then stdin is closed. */
@@ -68,16 +72,6 @@ export interface Connection {
   /** Drop and re-open the connection, retrying with backoff until the deadline (after a reboot). */
   reconnect(opts: ReconnectOptions): Promise<void>;
   close(): Promise<void>;
-}
-
-/**
- * Quote one argument for POSIX sh. The only way a value reaches a remote command line:
- * `shq("it's")` → `'it'\''s'`. Safe for any byte string except NUL.
- */
-export function shq(arg: string): string {
-  if (arg.includes('\0')) throw new Error('cannot pass a NUL byte to a shell command');
-  if (arg !== '' && /^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
 /** Build a command line from words, each quoted: `cmd('ls', '-l', path)`. */
