@@ -46,6 +46,16 @@ export interface RunFlags {
   guests?: GuestPolicy;
 }
 
+/** Most hosts in parallel: each holds an SSH connection and its commands. */
+export const MAX_FORKS = 1000;
+
+/** `--forks`: digits only (1.5, 1e9, 0x10 and 10abc are refused, not read as 1), 1..MAX_FORKS. */
+export function parseForks(s: string): number | undefined {
+  if (!/^\s*\d{1,7}\s*$/.test(s)) return undefined;
+  const n = Number(s);
+  return n >= 1 && n <= MAX_FORKS ? n : undefined;
+}
+
 const list = (s?: string) => (s ? s.split(',').map((x) => x.trim()).filter(Boolean) : undefined);
 
 /** Output streams, replaceable by tests. */
@@ -194,9 +204,9 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
   } catch (e) {
     return reportError(e, io);
   }
-  const forks = Number.parseInt(flags.forks, 10);
-  if (!Number.isInteger(forks) || forks < 1) {
-    io.err(`error: --forks must be a whole number >= 1, got '${flags.forks}'\n`);
+  const forks = parseForks(flags.forks);
+  if (forks === undefined) {
+    io.err(`error: --forks must be a whole number from 1 to ${MAX_FORKS}, got '${flags.forks}'\n  hint: e.g. --forks 10 (hosts in parallel within a stage)\n`);
     return EXIT.invalidInput;
   }
   const commandTimeoutS = Number(flags.commandTimeout);

@@ -7,7 +7,7 @@
 import type { Host, Inventory, Role, RoleRef, Stage, Vars } from '../model/types.ts';
 import type { Facts } from '../facts/types.ts';
 import { ConfigError } from '../model/errors.ts';
-import { containsTemplate, render, TemplateError } from '../template/index.ts';
+import { containsTemplate, isSecretName, render, TemplateError } from '../template/index.ts';
 
 export interface VarLayers {
   role?: Role;
@@ -61,6 +61,7 @@ function lazy(vars: Vars, key: string, raw: unknown): void {
         value = render(raw, vars);
       } catch (e) {
         state = 'raw';
+        if (e instanceof ConfigError && isSecretName(key)) throw new TemplateError(`in variable '${key}': the template does not render (not shown: a secret)`, e.pos, 'check the {{ }} in that value');
         if (e instanceof ConfigError) throw new TemplateError(`in variable '${key}': ${e.message}`, e.pos, e.hint);
         throw e;
       }

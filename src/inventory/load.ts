@@ -23,7 +23,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { ConnSpec, Group, Host, HostKeyChecking, Inventory, Pos, Vars } from '../model/types.ts';
-import { containsTemplate, render } from '../template/index.ts';
+import { containsTemplate, isSecretName, render } from '../template/index.ts';
 import { Errors, suggest, isNull, loadYamlFile, mapEntries, toJS, type Entry, type YamlFile, type YNode } from '../load/yaml.ts';
 import { isMap, isSeq } from 'yaml';
 import { copyPositions, recordNodePositions, setPositions } from '../load/positions.ts';
@@ -287,7 +287,9 @@ function connSpec(name: string, layer: VarLayer, dir: string, hostPos: Pos, errs
         try {
           v = render(v, ctx, pos);
         } catch (e) {
-          errs.push(e);
+          // a secret's template error would quote the secret: say where, never what
+          if (isSecretName(k)) errs.add(`host '${name}': the template in '${k}' does not render (its text is not shown: it is a secret)`, pos, 'check the {{ }} in that value, or take the secret from an environment variable');
+          else errs.push(e);
           return undefined;
         }
       }

@@ -8,13 +8,14 @@
  * `gates.yaml` (`.yml` works too, as does Ansible's `tasks/main.yaml` layout). Roles are looked
  * up in `opts.roleDirs`, then `<playbook dir>/roles`, then `<playbook dir>/../roles`.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, parse as parseYamlValue } from 'yaml';
 import type { GuestPolicy, Playbook, Pos, RebootPolicy, Role, RoleRef, Stage, Task, Vars } from '../model/types.ts';
 import type { ArgSchema, ArgSpec, ArgType, Module } from '../modules/contract.ts';
 import { copyPositions, positionsOf, setPositions } from './positions.ts';
 import { loadRoleArgSpec } from './argspec.ts';
+import { ConfigError } from '../model/errors.ts';
 import { checkExprSyntax, checkTemplateSyntax, containsTemplate } from '../template/index.ts';
 import {
   describeNode,
@@ -29,6 +30,7 @@ import {
   loadYamlFile,
   mapEntries,
   parseYaml,
+  readTextBounded,
   suggest,
   toJS,
   type Entry,
@@ -739,8 +741,12 @@ export function loadExtraVars(items: string[], cwd: string): Vars {
       const file = resolve(cwd, t.slice(1));
       let text: string;
       try {
-        text = readFileSync(file, 'utf8');
+        text = readTextBounded(file);
       } catch (e) {
+        if (e instanceof ConfigError) {
+          errs.push(e);
+          continue;
+        }
         errs.add(`cannot read extra vars file ${t.slice(1)}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, undefined, 'the path is relative to the current directory');
         continue;
       }

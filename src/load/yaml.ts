@@ -5,8 +5,8 @@
  * Loaders collect errors in an {@link Errors} list instead of throwing at the first one, so a
  * user sees every mistake of a file in one run.
  */
-import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { closest, ConfigError, ConfigErrors } from '../model/errors.ts';
 import type { Pos } from '../model/types.ts';
@@ -91,8 +91,73 @@ function cleanMessage(msg: string): string {
   return (i >= 0 ? msg.slice(0, i) : msg.split('\n')[0]!).trim();
 }
 
+/** Largest config file read (inventory, playbook, role, vars files, -e @file). */
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+/** Nodes that alias expansion may create in one file, and aliases it may expand. */
+export const MAX_ALIAS_NODES = 10_000;
+export const MAX_ALIASES = 1_000;
+/** Deepest nesting of maps and lists in a file. */
+export const MAX_DEPTH = 64;
+
+/** Nodes in a tree (aliases count as one), counting at most up to `limit`. */
+function nodeCount(node: YNode, limit: number): number {
+  let n = 0;
+  const walk = (x: YNode): void => {
+    if (n >= limit || x == null) return;
+    n++;
+    if (isMap(x)) for (const p of x.items) {
+      walk(p.key as YNode);
+      walk(p.value as YNode);
+    }
+    else if (isSeq(x)) for (const i of x.items) walk(i as YNode);
+  };
+  walk(node);
+  return n;
+}
+
+/** Depth of a tree, iteratively (a 20,000-deep file must not overflow the stack here). */
+function maxDepth(root: YNode, limit: number): number {
+  let max = 0;
+  const stack: Array<[YNode, number]> = [[root, 1]];
+  while (stack.length) {
+    const [x, d] = stack.pop()!;
+    if (x == null) continue;
+    if (d > max) max = d;
+    if (max >= limit) return max;
+    if (isMap(x)) for (const p of x.items) stack.push([p.value as YNode, d + 1]);
+    else if (isSeq(x)) for (const i of x.items) stack.push([i as YNode, d + 1]);
+  }
+  return max;
+}
+
+function tooBig(path: string, bytes: number): ConfigError {
+  return new ConfigError(`${path} is ${bytes > MAX_FILE_BYTES + 1 ? `${bytes} bytes` : `more than ${MAX_FILE_BYTES} bytes`}; config files are read up to ${MAX_FILE_BYTES} bytes (4 MiB)`, { file: path, line: 1, col: 1 }, 'is this the right file? inventories and playbooks are small text files');
+}
+
+/**
+ * Read a text file of at most MAX_FILE_BYTES (a device or FIFO such as /dev/zero included: it is
+ * read only that far). Throws a ConfigError beyond the limit, the fs error otherwise.
+ */
+export function readTextBounded(path: string): string {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(MAX_FILE_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const r = readSync(fd, buf, n, buf.length - n, null);
+      if (r === 0) break;
+      n += r;
+      if (n > MAX_FILE_BYTES) throw tooBig(path, n);
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** Parse YAML text. Syntax errors (all of them) become ConfigErrors at the parser's position. */
 export function parseYaml(text: string, file: string): YamlFile {
+  if (text.length > MAX_FILE_BYTES) throw tooBig(file, Buffer.byteLength(text));
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
   const yf = new YamlFile(file, doc, lc);
@@ -102,17 +167,37 @@ export function parseYaml(text: string, file: string): YamlFile {
       const q = /closing (["'])quote/.exec(e.message);
       const open = q ? text.lastIndexOf(q[1]!, e.pos[0] - 1) : -1;
       if (open >= 0) return new ConfigError(`invalid YAML: this ${q![1]}quoted string is never closed`, yf.at(open), `add the closing ${q![1]}`);
+      if (/call stack/i.test(e.message)) return new ConfigError(`invalid YAML: nested more than ${MAX_DEPTH} levels deep`, yf.at(e.pos[0]), 'flatten the structure');
       return new ConfigError(`invalid YAML: ${cleanMessage(e.message)}`, yf.at(e.pos[0]), yamlHint(e.code));
     });
     throw errs.length === 1 ? errs[0]! : new ConfigErrors(errs);
   }
-  // Replace each alias (`*name`) by a copy of its anchored node, so readers never meet one.
+  // Replace each alias (`*name`) by a copy of its anchored node, so readers never meet one. The
+  // copies are counted: nested aliases ("billion laughs") grow exponentially, so expansion stops
+  // at MAX_ALIAS_NODES nodes (the yaml library's own maxAliasCount guards only toJS, which this
+  // expansion would bypass).
+  let expanded = 0;
+  let aliases = 0;
   visit(doc, {
     Alias: (_key, node) => {
       const target = node.resolve(doc);
-      return target ? ((target as Node).clone() as Node) : undefined;
+      if (!target) return undefined;
+      aliases++;
+      expanded += nodeCount(target as Node, MAX_ALIAS_NODES - expanded + 1);
+      if (expanded > MAX_ALIAS_NODES || aliases > MAX_ALIASES) {
+        const at = (node as { range?: [number, number, number] }).range;
+        throw new ConfigError(
+          `invalid YAML: aliases expand to more than ${aliases > MAX_ALIASES ? `${MAX_ALIASES} copies` : `${MAX_ALIAS_NODES} nodes`} (nested aliases grow exponentially)`,
+          at ? yf.at(at[0]) : undefined,
+          'write the values out, or use fewer nested anchors (&name) and aliases (*name)',
+        );
+      }
+      return (target as Node).clone() as Node;
     },
   });
+  // Deep nesting: readers walk the tree recursively, so bound the depth too.
+  const depth = maxDepth(doc.contents as YNode, MAX_DEPTH + 1);
+  if (depth > MAX_DEPTH) throw new ConfigError(`invalid YAML: nested more than ${MAX_DEPTH} levels deep`, yf.at(0), 'flatten the structure');
   return yf;
 }
 
@@ -136,8 +221,11 @@ function yamlHint(code: string): string | undefined {
 export async function loadYamlFile(path: string): Promise<YamlFile> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    const st = await stat(path);
+    if (st.isFile() && st.size > MAX_FILE_BYTES) throw tooBig(path, st.size);
+    text = st.isFile() ? await readFile(path, 'utf8') : readTextBounded(path);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, undefined, 'check the path');
   }
   return parseYaml(text, path);
@@ -146,8 +234,9 @@ export async function loadYamlFile(path: string): Promise<YamlFile> {
 export function loadYamlFileSync(path: string): YamlFile {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readTextBounded(path);
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, undefined, 'check the path');
   }
   return parseYaml(text, path);

@@ -3,6 +3,7 @@
  * expression language. Adding one is one line in the matching table.
  */
 import { shq } from '../model/shell.ts';
+import { runRegex } from './regex.ts';
 import { compare, compareVersions, equal, isMapValue, stringify, truthy, typeName, UNDEF, ValueError } from './values.ts';
 
 type Kw = Record<string, unknown>;
@@ -29,13 +30,6 @@ function map(v: unknown, f: string): Record<string, unknown> {
 function num(v: unknown, f: string): number {
   if (typeof v === 'number') return v;
   throw new ValueError(`${f} expects a number, got ${typeName(v)}`, 'convert it with | int');
-}
-function regex(p: unknown, f: string, flags = ''): RegExp {
-  try {
-    return new RegExp(str(p, f), flags);
-  } catch (e) {
-    throw new ValueError(`${f}: invalid regular expression: ${(e as Error).message}`);
-  }
 }
 /** `a.b.c` lookups for `attribute=` arguments. */
 function attr(item: unknown, path: unknown): unknown {
@@ -121,9 +115,9 @@ export const TESTS: Record<string, Test> = {
   sameas: (v, [x]) => v === x,
   in: (v, [x]) => contains(x, v),
   contains: (v, [x]) => contains(v, x),
-  match: (v, [re]) => typeof v === 'string' && regex('^(?:' + str(re, 'match') + ')', 'match').test(v),
-  search: (v, [re]) => typeof v === 'string' && regex(re, 'search').test(v),
-  regex: (v, [re]) => typeof v === 'string' && regex(re, 'regex').test(v),
+  match: (v, [re]) => typeof v === 'string' && runRegex('match', '^(?:' + str(re, 'match') + ')', '', 'test', v) === true,
+  search: (v, [re]) => typeof v === 'string' && runRegex('search', str(re, 'search'), '', 'test', v) === true,
+  regex: (v, [re]) => typeof v === 'string' && runRegex('regex', str(re, 'regex'), '', 'test', v) === true,
   startswith: (v, [s]) => typeof v === 'string' && v.startsWith(str(s, 'startswith')),
   endswith: (v, [s]) => typeof v === 'string' && v.endsWith(str(s, 'endswith')),
   divisibleby: (v, [n]) => num(v, 'divisibleby') % num(n, 'divisibleby') === 0,
@@ -260,8 +254,9 @@ export const FILTERS: Record<string, Filter> = {
   },
   /** The first match (or the listed groups: '\\1', '\\g<name>'), or null when nothing matches. */
   regex_search: (v, [re, ...groups], kw) => {
-    const m = regex(re, 'regex_search', kw.ignorecase === true ? 'i' : '').exec(str(v, 'regex_search'));
-    if (!m) return null;
+    const r = runRegex('regex_search', str(re, 'regex_search'), kw.ignorecase === true ? 'i' : '', 'exec', str(v, 'regex_search')) as { m: Array<string | null>; groups: Record<string, string | null> | null } | null;
+    if (!r) return null;
+    const m = Object.assign(r.m, { groups: r.groups ?? undefined });
     if (!groups.length) return m[0];
     return groups.map((g) => {
       const s = String(g);
@@ -270,9 +265,12 @@ export const FILTERS: Record<string, Filter> = {
       return n ? (m[Number(n[1])] ?? null) : named ? (m.groups?.[named[1]!] ?? null) : null;
     });
   },
-  regex_findall: (v, [re], kw) => [...str(v, 'regex_findall').matchAll(regex(re, 'regex_findall', 'g' + (kw.ignorecase === true ? 'i' : '')))].map((m) => (m.length > 2 ? m.slice(1) : (m[1] ?? m[0]))),
+  regex_findall: (v, [re], kw) =>
+    (runRegex('regex_findall', str(re, 'regex_findall'), 'g' + (kw.ignorecase === true ? 'i' : ''), 'findall', str(v, 'regex_findall')) as Array<Array<string | null>>).map((m) =>
+      m.length > 2 ? m.slice(1) : (m[1] ?? m[0]),
+    ),
   regex_replace: (v, [re, repl = ''], kw) =>
-    str(v, 'regex_replace').replace(regex(re, 'regex_replace', 'g' + (kw.ignorecase === true ? 'i' : '') + (kw.multiline === true ? 'm' : '')), pyRepl(str(repl, 'regex_replace'))),
+    runRegex('regex_replace', str(re, 'regex_replace'), 'g' + (kw.ignorecase === true ? 'i' : '') + (kw.multiline === true ? 'm' : ''), 'replace', str(v, 'regex_replace'), pyRepl(str(repl, 'regex_replace'))),
   union: (v, [o]) => uniq([...list(v, 'union'), ...list(o, 'union')]),
   difference: (v, [o]) => uniq(list(v, 'difference').filter((x) => !list(o, 'difference').some((y) => equal(x, y)))),
   intersect: (v, [o]) => uniq(list(v, 'intersect').filter((x) => list(o, 'intersect').some((y) => equal(x, y)))),

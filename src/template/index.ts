@@ -205,7 +205,7 @@ class Evaluator {
         const args = n.args.map((a) => this.ev(a));
         const kw: Record<string, unknown> = {};
         for (const [k, a] of Object.entries(n.kwargs)) kw[k] = this.ev(a);
-        return FILTERS[n.name]!(v, args, kw);
+        return bounded(FILTERS[n.name]!(v, args, kw));
       }
       case 'test': {
         const v = this.ev(n.e, n.name === 'defined' || n.name === 'undefined');
@@ -216,14 +216,14 @@ class Evaluator {
         const args = n.args.map((a) => this.ev(a));
         const kw: Record<string, unknown> = {};
         for (const [k, a] of Object.entries(n.kwargs)) kw[k] = this.ev(a);
-        if (n.fn.t === 'var') return FUNCTIONS[n.fn.name]!(args, kw);
+        if (n.fn.t === 'var') return bounded(FUNCTIONS[n.fn.name]!(args, kw));
         if (n.fn.t === 'attr') {
-          const m = METHODS[n.fn.name];
+          const m = Object.prototype.hasOwnProperty.call(METHODS, n.fn.name) ? METHODS[n.fn.name] : undefined;
           if (!m) {
             const near = closest(n.fn.name, Object.keys(METHODS));
             throw new ValueError(`unknown method '${n.fn.name}' in ${pathOf(n.fn)}()`, near ? `did you mean '${near}'?` : undefined);
           }
-          return m(this.ev(n.fn.obj), args);
+          return bounded(m(this.ev(n.fn.obj), args));
         }
         throw new ValueError('only functions and methods can be called');
       }
@@ -290,15 +290,21 @@ class Evaluator {
       case 'not in':
         return !contains(r, l);
       case '~':
-        return stringify(l) + stringify(r);
+        return sized(stringify(l) + stringify(r));
       case '+':
         if (typeof l === 'number' && typeof r === 'number') return l + r;
-        if (typeof l === 'string' && typeof r === 'string') return l + r;
-        if (Array.isArray(l) && Array.isArray(r)) return [...l, ...r];
+        if (typeof l === 'string' && typeof r === 'string') return sized(l + r);
+        if (Array.isArray(l) && Array.isArray(r)) return sized([...l, ...r]);
         throw new ValueError(`cannot add ${typeName(l)} and ${typeName(r)}`, 'use ~ to join text, or convert with | int');
       case '*':
-        if (typeof l === 'string' && typeof r === 'number') return l.repeat(Math.max(0, r));
-        if (Array.isArray(l) && typeof r === 'number') return Array.from({ length: Math.max(0, r) }, () => l).flat();
+        if (typeof l === 'string' && typeof r === 'number') {
+          const times = repeatCount(r, l.length, MAX_STRING, 'text');
+          return l.repeat(times);
+        }
+        if (Array.isArray(l) && typeof r === 'number') {
+          const times = repeatCount(r, l.length, MAX_LIST, 'list');
+          return Array.from({ length: times }, () => l).flat();
+        }
         break;
     }
     if (typeof l !== 'number' || typeof r !== 'number') {
@@ -325,16 +331,45 @@ class Evaluator {
   }
 }
 
+/** Largest text and list a template may build (the values it is given are bounded by their loaders). */
+export const MAX_STRING = 1 << 20;
+export const MAX_LIST = 100_000;
+
+function bounded(v: unknown): unknown {
+  return typeof v === 'string' || Array.isArray(v) ? sized(v) : v;
+}
+
+function repeatCount(r: number, len: number, max: number, what: string): number {
+  if (!Number.isInteger(r)) throw new ValueError(`cannot repeat a ${what} ${r} times`, 'use a whole number');
+  const times = Math.max(0, r);
+  if (times * len > max) throw new ValueError(`a ${what} of ${len} repeated ${r} times is longer than the ${max} ${what === 'text' ? 'characters' : 'items'} a template may build`);
+  return times;
+}
+
+/** A text or list built by a template, refused beyond MAX_STRING / MAX_LIST. */
+export function sized<T extends string | unknown[]>(v: T): T {
+  if (typeof v === 'string' ? v.length > MAX_STRING : v.length > MAX_LIST) {
+    throw new ValueError(`${typeof v === 'string' ? `text of ${v.length} characters` : `a list of ${v.length} items`} is longer than the ${typeof v === 'string' ? `${MAX_STRING} characters` : `${MAX_LIST} items`} a template may build`);
+  }
+  return v;
+}
+
 function run(ast: Ast, src: string, vars: Vars, pos: Pos | undefined): unknown {
   try {
     const v = new Evaluator(vars).ev(ast);
     return v === UNDEF ? null : v;
   } catch (e) {
-    if (e instanceof ValueError) throw new TemplateError(`${e.message} in \`${src}\``, pos, e.hint);
+    if (e instanceof ValueError) throw new TemplateError(`${e.message} in \`${clip(src)}\``, pos, e.hint);
     if (e instanceof TemplateError) throw e;
-    if (e instanceof RangeError) throw new TemplateError(`${e.message} in \`${src}\``, pos);
+    if (e instanceof RangeError) throw new TemplateError(`${/call stack/i.test(e.message) ? 'too deeply nested' : e.message} in \`${clip(src)}\``, pos);
+    if (e instanceof TypeError) throw new TemplateError(`cannot evaluate \`${clip(src)}\`: ${e.message}`, pos);
     throw e;
   }
+}
+
+/** An expression as shown in a message: at most 200 characters. */
+function clip(src: string): string {
+  return src.length > 200 ? `${src.slice(0, 197)}...` : src;
 }
 
 /** The single expression of a string that is exactly `{{ expr }}`, else undefined. */
@@ -366,8 +401,14 @@ export function render(value: unknown, vars: Vars, pos?: Pos): unknown {
     if (!value.includes('{{')) return value;
     const sole = soleExpr(value, pos);
     if (sole) return run(sole.ast, `{{ ${sole.src} }}`, vars, pos);
+    let total = 0;
     return parseTemplate(value, pos)
-      .map((seg) => (typeof seg === 'string' ? seg : stringify(run(seg.ast, `{{ ${seg.src} }}`, vars, pos))))
+      .map((seg) => {
+        const out = typeof seg === 'string' ? seg : stringify(run(seg.ast, `{{ ${seg.src} }}`, vars, pos));
+        total += out.length;
+        if (total > MAX_STRING) throw new TemplateError(`the rendered text is longer than the ${MAX_STRING} characters a template may build`, pos);
+        return out;
+      })
       .join('');
   }
   if (Array.isArray(value)) return value.map((v) => render(v, vars, pos));
@@ -382,6 +423,11 @@ export function render(value: unknown, vars: Vars, pos?: Pos): unknown {
 /** Python-like truthiness (false, null, 0, '', [], {} are false), as `when:` uses it. */
 export function truthy(v: unknown): boolean {
   return truthyValue(v);
+}
+
+/** Names of variables whose values are secrets: never shown in a message. */
+export function isSecretName(name: string): boolean {
+  return /(^|_)(pass|password|passwd|passphrase|secret|token|ssh_pass|become_pass)(_|$)/i.test(name);
 }
 
 /** Does the string hold a `{{ template }}`? */

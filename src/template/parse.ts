@@ -88,6 +88,10 @@ function tokenize(src: string, fail: (msg: string, at: number) => never): Tok[] 
   return toks;
 }
 
+/** Deepest nesting of one expression, and its longest source text. */
+export const MAX_EXPR_DEPTH = 100;
+export const MAX_EXPR_LENGTH = 65536;
+
 /** Names that are keywords, never variables. */
 const KEYWORDS = new Set(['and', 'or', 'not', 'in', 'is', 'if', 'else']);
 const CONSTS: Record<string, unknown> = { true: true, True: true, false: false, False: false, null: null, none: null, None: null };
@@ -104,8 +108,10 @@ export interface ParseNames {
 
 /** Parse one expression. `fail` receives a message and the offset within `src`. */
 export function parseExpr(src: string, names: ParseNames, fail: (msg: string, at: number, hint?: string) => never): Ast {
+  if (src.length > MAX_EXPR_LENGTH) fail(`expression is ${src.length} characters long, at most ${MAX_EXPR_LENGTH} are accepted`, 0);
   const toks = tokenize(src, fail);
   let p = 0;
+  let depth = 0;
   const peek = (o = 0): Tok => toks[Math.min(p + o, toks.length - 1)]!;
   const next = (): Tok => toks[p++]!;
   const isOp = (v: string, t = peek()): boolean => t.k === 'op' && t.v === v;
@@ -316,6 +322,16 @@ export function parseExpr(src: string, names: ParseNames, fail: (msg: string, at
   }
 
   function expr(minBp: number): Ast {
+    // every nesting ((, [, {, not, -, operators) goes through here: bound it before the stack is
+    if (++depth > MAX_EXPR_DEPTH) fail(`expression nested more than ${MAX_EXPR_DEPTH} levels deep`, peek().at, 'split it into variables');
+    try {
+      return exprInner(minBp);
+    } finally {
+      depth--;
+    }
+  }
+
+  function exprInner(minBp: number): Ast {
     let left = prefix();
     for (;;) {
       const t = peek();
