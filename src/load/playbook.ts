@@ -726,9 +726,11 @@ function scalar(text: string): unknown {
 export function loadExtraVars(items: string[], cwd: string): Vars {
   const out: Vars = {};
   const positions = new Map<string, Pos>();
-  const take = (vars: Vars | undefined): void => {
+  const take = (vars: Vars | undefined, item?: number): void => {
     if (!vars) return;
-    const from = positionsOf(vars);
+    let from = positionsOf(vars);
+    // an inline map's positions: `-e:N:C`, the Nth -e option, column C
+    if (item !== undefined) from = new Map([...from].map(([k, p]) => [k, { file: '-e', line: item + 1, col: p.col }]));
     for (const [k, v] of Object.entries(vars)) {
       out[k] = v;
       copyPositions(from, positions, k);
@@ -759,7 +761,7 @@ export function loadExtraVars(items: string[], cwd: string): Vars {
     } else if (t.startsWith('{')) {
       try {
         const yf = parseYaml(t, '-e');
-        take(getVars(yf, yf.root, errs, 'extra vars'));
+        take(getVars(yf, yf.root, errs, 'extra vars'), n);
       } catch (e) {
         errs.push(e);
       }
