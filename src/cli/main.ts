@@ -121,6 +121,18 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     });
 
   program
+    .command('validate <playbook>')
+    .description('every load-time check of a playbook, its roles and an inventory (formats, module arguments, templates, host patterns, tags, extra vars), without connecting')
+    .requiredOption('-i, --inventory <file>', 'inventory YAML')
+    .option('--limit <pattern>', 'host pattern')
+    .option('--tags <tags>', 'only these tags')
+    .option('--skip-tags <tags>', 'skip these tags')
+    .option('-e, --extra-vars <kv>', 'key=value, @file.yaml or a YAML map (repeatable)', (v: string, p: string[]) => [...p, v], [] as string[])
+    .action(async (pb: string, flags: RunFlags) => {
+      code = await validateCommand(pb, flags, io);
+    });
+
+  program
     .command('modules')
     .description('list the modules with their arguments')
     .action(() => {
@@ -182,13 +194,16 @@ interface Loaded {
   extra: Record<string, unknown>;
 }
 
-async function load(pbPath: string, flags: RunFlags, io: Io): Promise<Loaded> {
+async function load(pbPath: string, flags: RunFlags, io: Io, opts: { warnStages?: boolean } = {}): Promise<Loaded> {
   const inv = await loadInventory(flags.inventory!);
   const pb = await loadPlaybook(pbPath, { modules });
   if (flags.guests) pb.stages = pb.stages.map((st) => ({ ...st, guestPolicy: flags.guests! }));
   const extra = loadExtraVars(flags.extraVars ?? [], process.cwd());
-  // every pattern resolves and every host variable fits its role's argument spec, or ConfigError before connecting
-  checkHostVars(pb, inv, extra, planRun(pb, inv, flags.limit));
+  const plan = planRun(pb, inv, flags.limit); // --limit resolves and some stage has a host, or ConfigError before connecting
+  // every host variable fits its role's argument spec, or ConfigError before connecting
+  checkHostVars(pb, inv, extra, plan);
+  // A run reports skipped stages as it reaches them; list and validate say it up front.
+  if (opts.warnStages) for (const p of plan) if (p.warning) io.err(`warning: ${p.warning}\n`);
   const asked = [...(list(flags.tags) ?? []), ...(list(flags.skipTags) ?? [])];
   const unknown = unknownTags(pb, asked);
   if (unknown.length) {
@@ -286,7 +301,7 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
 async function listCommand(pbPath: string, flags: RunFlags, io: Io): Promise<number> {
   let loaded: Loaded;
   try {
-    loaded = await load(pbPath, { ...flags, extraVars: [] }, io);
+    loaded = await load(pbPath, { ...flags, extraVars: [] }, io, { warnStages: true });
   } catch (e) {
     return reportError(e, io);
   }
@@ -304,5 +319,27 @@ async function listCommand(pbPath: string, flags: RunFlags, io: Io): Promise<num
       }
     }
   }
+  return EXIT.ok;
+}
+
+async function validateCommand(pbPath: string, flags: RunFlags, io: Io): Promise<number> {
+  let loaded: Loaded;
+  try {
+    loaded = await load(pbPath, flags, io, { warnStages: true });
+  } catch (e) {
+    return reportError(e, io);
+  }
+  const { pb, inv } = loaded;
+  const plan = planRun(pb, inv, flags.limit);
+  const sel = { tags: list(flags.tags), skipTags: list(flags.skipTags) };
+  const roles = new Set(pb.stages.flatMap((st) => st.roles.map((r) => r.name)));
+  let tasks = 0;
+  for (const p of plan) tasks += selectedSteps(pb, p.stage, 'tasks', sel).length + selectedSteps(pb, p.stage, 'gates', sel).length;
+  const running = plan.filter((p) => p.hosts.length);
+  io.out(
+    `ok: ${pbPath}: ${pb.stages.length} stage(s), ${roles.size} role(s), ${tasks} task(s) and gate(s) selected; ` +
+      `${inv.file}: ${inv.hosts.size} host(s); ${running.length} stage(s) would run on ${new Set(running.flatMap((p) => p.hosts)).size} host(s)` +
+      `${plan.length > running.length ? `, ${plan.length - running.length} skipped` : ''}. No host was contacted.\n`,
+  );
   return EXIT.ok;
 }

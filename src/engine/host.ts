@@ -12,6 +12,7 @@ import type { Facts } from '../facts/types.ts';
 import type { Module, Plan, Read } from '../modules/contract.ts';
 import { HostObserver } from '../modules/observer.ts';
 import { applyActions } from '../modules/apply.ts';
+import { describeRun } from '../modules/command.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs } from '../load/playbook.ts';
 import { taskSelected } from '../load/tags.ts';
@@ -308,6 +309,7 @@ async function runStep(
     try {
       const applied = await applyActions(o.conn, plan.actions, { timeoutMs: o.commandTimeoutMs });
       rebootReasons = applied.rebootReasons;
+      msg = describeRun(applied.execs) ?? msg;
       if (applied.backups.length) msg += ` (backup: ${applied.backups.join(', ')})`;
     } catch (e) {
       return finish(errorResult(e));

@@ -6,7 +6,7 @@
 import { checkHostVars } from '../load/hostvars.ts';
 import type { Host, HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult, Vars } from '../model/types.ts';
 import { EXIT } from '../model/types.ts';
-import { UnreachableError } from '../model/errors.ts';
+import { ConfigError, UnreachableError } from '../model/errors.ts';
 import type { Connection } from '../transport/connection.ts';
 import type { Module } from '../modules/contract.ts';
 import type { Facts } from '../facts/types.ts';
@@ -39,18 +39,38 @@ export interface RunOptions {
 export interface StagePlan {
   stage: Stage;
   hosts: string[];
+  /** Why the stage has no host (its pattern names no host or group here): a warning, the stage is skipped. */
+  warning?: string;
 }
 
 /**
- * Which hosts each stage runs on, with --limit applied. Throws ConfigError for a pattern that
- * matches nothing, before anything connects. A stage left with no host by --limit is skipped.
+ * Which hosts each stage runs on, with --limit applied. A stage whose pattern names no host or
+ * group of this inventory is skipped with a warning, as Ansible does (the shipped playbook has a
+ * guest stage that an inventory of Proxmox nodes only does not need); a stage left with no host
+ * by --limit is skipped too. Throws ConfigError, before anything connects, for a --limit that
+ * matches nothing and when no stage has any host at all.
  */
 export function planRun(pb: Playbook, inv: Inventory, limit?: string): StagePlan[] {
   const limited = limit ? new Set(matchHosts(inv, limit)) : null;
-  return pb.stages.map((stage) => ({
-    stage,
-    hosts: matchHosts(inv, stage.hosts, stage.pos, { allowEmpty: true }).filter((h) => !limited || limited.has(h)),
-  }));
+  const plans: StagePlan[] = pb.stages.map((stage) => {
+    try {
+      const hosts = matchHosts(inv, stage.hosts, stage.pos, { allowEmpty: true }).filter((h) => !limited || limited.has(h));
+      return hosts.length ? { stage, hosts } : { stage, hosts, warning: `stage "${stage.name}": no host matches '${stage.hosts}'${limit ? ` within --limit ${limit}` : ''}; skipped` };
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      const where = e.pos ? `${e.pos.file}:${e.pos.line}:${e.pos.col}: ` : '';
+      return { stage, hosts: [], warning: `${where}stage "${stage.name}": ${e.message}${e.hint ? ` (${e.hint})` : ''}; skipped` };
+    }
+  });
+  if (plans.length && plans.every((p) => p.hosts.length === 0)) {
+    const first = pb.stages[0];
+    throw new ConfigError(
+      `no stage has a host to run on: ${plans.map((p) => `"${p.stage.name}" (hosts: ${p.stage.hosts})`).join(', ')}${limit ? ` within --limit ${limit}` : ''}`,
+      first.pos,
+      `the inventory ${inv.file} has the groups ${[...inv.groups.keys()].filter((g) => g !== 'all' && g !== 'ungrouped').join(', ') || '(none)'}; name them in the stages' hosts:, or put the hosts in the groups the playbook expects`,
+    );
+  }
+  return plans;
 }
 
 /** What a stage needs from the run: shared connections, facts, the result log. */
@@ -131,8 +151,12 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
       results.get(r.host)?.push(r);
       const rc = recap.get(r.host);
       if (!rc) return;
+      // As Ansible counts: ok is every task that succeeded, changed or not; changed is a subset.
       if (r.status === 'ok') rc.ok++;
-      else if (r.status === 'changed') rc.changed++;
+      else if (r.status === 'changed') {
+        rc.ok++;
+        rc.changed++;
+      }
       else if (r.status === 'failed') rc.failed++;
       else if (r.status === 'skipped') rc.skipped++;
       else if (r.status === 'unreachable') rc.unreachable++;
@@ -155,15 +179,13 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   // Stages each host still has to finish; after Ctrl-C the unfinished ones go to failedHosts too.
   const remaining = new Map(allHosts.map((h) => [h, plan.filter((p) => p.hosts.includes(h)).length]));
   try {
-    for (const { stage, hosts } of plan) {
+    for (const { stage, hosts, warning } of plan) {
       if (o.signal?.aborted || aborted) break;
       const active = hosts.filter((h) => !out.has(h));
       if (!active.length) {
         bus.emit({
           type: 'warning',
-          msg: hosts.length
-            ? `stage "${stage.name}": every host failed earlier; skipped`
-            : `stage "${stage.name}": no host matches '${stage.hosts}'${o.limit ? ` within --limit ${o.limit}` : ''}; skipped`,
+          msg: warning ?? `stage "${stage.name}": every host failed earlier; skipped`,
         });
         continue;
       }
@@ -192,7 +214,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const anyUnreachable = [...recap.values()].some((r) => r.unreachable > 0);
   const anyChanged = [...recap.values()].some((r) => r.changed > 0);
   // Failed beats unreachable beats an aborted run (a batch policy stop counts as a failure only
-  // when no host is to blame for it otherwise) beats drift.
+  // when no host is to blame for it otherwise) beats drift beats a reboot still pending.
   const exitCode = o.signal?.aborted
     ? EXIT.interrupted
     : anyFailed
@@ -203,7 +225,9 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
           ? EXIT.hostFailed
           : o.check && anyChanged
             ? EXIT.drift
-            : EXIT.ok;
+            : [...recap.values()].some((r) => r.rebootPending)
+              ? EXIT.rebootPending
+              : EXIT.ok;
   const report: RunReport = {
     playbook: o.playbook.file,
     check: o.check,

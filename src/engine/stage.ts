@@ -174,7 +174,9 @@ async function runBatch(
       ctx.forks,
       async (w) => {
         try {
-          if (w.changed > 0 && !ctx.check && !pending.has(w.host.name) && !w.rebooted) {
+          // Also when the reboot is pending: the gates then say "configured but not booted"
+          // from what the host is configured with now, not from the facts read before the run.
+          if (w.changed > 0 && !ctx.check && !w.rebooted) {
             w.facts = await ctx.probe(w.conn!);
           }
         } catch (e) {

@@ -159,7 +159,9 @@ export interface TaskResult {
 }
 
 export interface HostRecap {
+  /** Tasks, handlers and gates that succeeded, changed or not (as Ansible's recap counts). */
   ok: number;
+  /** Of those, the ones that changed something (check mode: would change). */
   changed: number;
   failed: number;
   skipped: number;
@@ -192,6 +194,8 @@ export const EXIT = {
   invalidInput: 4,
   /** Check mode found drift: some task would change something. */
   drift: 5,
+  /** Nothing failed, but some host needs a reboot to boot what is configured (apply --no-reboot, guests under `refuse`, or check on a host configured but not rebooted). */
+  rebootPending: 6,
   /** Interrupted (Ctrl-C). */
   interrupted: 130,
 } as const;

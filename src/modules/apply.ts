@@ -10,6 +10,8 @@ export interface ApplyResult {
   rebootReasons: string[];
   /** Paths of the backups the writes kept. */
   backups: string[];
+  /** The commands run (`exec` actions) with their output, for the task's message. */
+  execs: Array<{ command: string; stdout: string; stderr: string }>;
 }
 
 /** `0o644` → `0644` (what chmod takes). */
@@ -26,7 +28,7 @@ export async function applyActions(
   actions: Action[],
   opts: { timeoutMs?: number } = {},
 ): Promise<ApplyResult> {
-  const result: ApplyResult = { rebootReasons: [], backups: [] };
+  const result: ApplyResult = { rebootReasons: [], backups: [], execs: [] };
   for (const a of actions) {
     switch (a.kind) {
       case 'write': {
@@ -52,9 +54,11 @@ export async function applyActions(
           await conn.exec(cmd('chmod', octal(a.mode), '--', a.path), { timeoutMs: opts.timeoutMs });
         }
         break;
-      case 'exec':
-        await conn.exec(a.command, { timeoutMs: a.timeoutMs ?? opts.timeoutMs, stdin: a.stdin });
+      case 'exec': {
+        const r = await conn.exec(a.command, { timeoutMs: a.timeoutMs ?? opts.timeoutMs, stdin: a.stdin });
+        result.execs.push({ command: a.command, stdout: r?.stdout ?? '', stderr: r?.stderr ?? '' });
         break;
+      }
       case 'request-reboot':
         result.rebootReasons.push(a.reason);
         break;

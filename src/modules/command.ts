@@ -89,9 +89,8 @@ export const commandModule: Module<CommandArgs> = {
       if (r.code !== 0) return { kind: 'noop', reason: `onlyif exited ${r.code}: ${args.onlyif}` };
       why.push('onlyif succeeded');
     }
-    const msg = why.length
-      ? `will run: ${why.join(', ')}`
-      : 'no guard: runs every time; add creates/unless to make it idempotent';
+    // Say what runs (handlers are commands like update-grub); the guard that let it run in brackets.
+    const msg = `${ctx.check ? 'would run' : 'runs'}: ${shortCommand(args.cmd)}${why.length ? ` (${why.join(', ')})` : ''}`;
     return {
       kind: 'change',
       msg,
@@ -107,3 +106,37 @@ export const commandModule: Module<CommandArgs> = {
     };
   },
 };
+
+/** The first line of a command, at most 100 characters, for messages. */
+export function shortCommand(command: string): string {
+  const first = command.trim().split('\n')[0] ?? '';
+  return first.length > 100 ? `${first.slice(0, 97)}...` : first;
+}
+
+/**
+ * What the commands a task ran did, in the user's words, from their output: the bootloader and
+ * initramfs tools the roles call as handlers. undefined for any other command (its plan message
+ * stays).
+ */
+export function describeRun(execs: Array<{ command: string; stdout: string; stderr: string }>): string | undefined {
+  if (execs.length !== 1) return undefined;
+  const { command, stdout, stderr } = execs[0];
+  const out = `${stdout}\n${stderr}`;
+  const plural = (n: number, w: string) => `${n} ${w}${n === 1 ? '' : 's'}`;
+  const c = command.trim();
+  if (/^update-initramfs\b/.test(c)) {
+    const kernels = [...out.matchAll(/^update-initramfs: Generating \/boot\/initrd\.img-(\S+)/gm)].map((m) => m[1]);
+    const esps = new Set([...out.matchAll(/^Copying and configuring kernels on (\S+)/gm)].map((m) => m[1]));
+    return `initramfs rebuilt for ${kernels.length ? `${plural(kernels.length, 'kernel')} (${kernels.join(', ')})` : 'the kernels asked'}${esps.size ? `, copied to ${plural(esps.size, 'ESP')} by proxmox-boot-tool` : ''}`;
+  }
+  if (/^update-grub\b|^grub-mkconfig\b/.test(c)) {
+    const images = [...out.matchAll(/^Found linux image: (\S+)/gm)].length;
+    return `update-grub: grub.cfg regenerated${images ? ` (${plural(images, 'kernel')})` : ''}`;
+  }
+  if (/^proxmox-boot-tool\s+refresh\b/.test(c)) {
+    const esps = new Set([...out.matchAll(/^Copying and configuring kernels on (\S+)/gm)].map((m) => m[1]));
+    const kernels = new Set([...out.matchAll(/creating boot-entry for (\S+)/gm)].map((m) => m[1]));
+    return `proxmox-boot-tool refresh: ${kernels.size ? `${plural(kernels.size, 'kernel')} ` : 'kernels '}copied to ${esps.size ? plural(esps.size, 'ESP') : 'the ESPs'}`;
+  }
+  return undefined;
+}

@@ -83,7 +83,7 @@ export function recapTable(s: Style, report: RunReport): string {
     const t = `${name}=${n}`.padEnd(name.length + 5);
     return n > 0 ? paint(s, color, t) : t;
   };
-  const lines = [paint(s, 'bold', report.check ? 'RECAP (check mode: nothing was changed)' : 'RECAP')];
+  const lines = [paint(s, 'bold', report.check ? 'RECAP (check mode: nothing was changed; ok counts tasks that would change too)' : 'RECAP (ok counts changed tasks too, as Ansible does)')];
   for (const [h, r] of hosts) {
     lines.push(
       `${h.padEnd(w)}  ${cell('ok', r.ok, 'green')}${cell(report.check ? 'drift' : 'changed', r.changed, 'yellow')}` +
@@ -91,8 +91,31 @@ export function recapTable(s: Style, report: RunReport): string {
         rebootNote(s, r),
     );
   }
-  lines.push(`${(report.durationMs / 1000).toFixed(1)} s, exit ${report.exitCode}`);
+  const pending = hosts.filter(([, r]) => r.rebootPending).map(([h]) => h);
+  if (pending.length) lines.push(paint(s, 'magenta', rebootAdvice(pending, report.check)));
+  lines.push(`${(report.durationMs / 1000).toFixed(1)} s, exit ${report.exitCode}${exitWords(report.exitCode)}`);
   return lines.join('\n');
+}
+
+/** What to do about hosts that need a reboot, in the recap. */
+export function rebootAdvice(hosts: string[], check: boolean): string {
+  const who = hosts.join(', ');
+  return check
+    ? `reboot pending on ${who}: configured but not booted yet. \`apply\` reboots and verifies them (in a maintenance window; --guests shutdown stops running guests first).`
+    : `reboot pending on ${who}: configured, not booted yet. In a maintenance window, rerun apply without --no-reboot (add --guests shutdown to stop running guests first), or reboot them yourself and run check.`;
+}
+
+const EXIT_WORDS: Record<number, string> = {
+  0: 'ok',
+  2: 'a host failed',
+  3: 'a host was unreachable',
+  5: 'drift: something would change',
+  6: 'reboot pending',
+  130: 'interrupted',
+};
+
+function exitWords(code: number): string {
+  return EXIT_WORDS[code] ? ` (${EXIT_WORDS[code]})` : '';
 }
 
 function rebootNote(s: Style, r: HostRecap): string {

@@ -79,8 +79,10 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
   const count = (res: TaskResult) => {
     const r = rows.get(res.host);
     if (!r) return;
-    if (res.status === 'changed') r.counts.changed++;
-    else if (res.status === 'failed' || res.status === 'unreachable') r.counts.failed++;
+    if (res.status === 'changed') {
+      r.counts.changed++;
+      r.counts.ok++;
+    } else if (res.status === 'failed' || res.status === 'unreachable') r.counts.failed++;
     else if (res.status === 'ok') r.counts.ok++;
     else if (res.status === 'skipped') r.counts.skipped++;
     if (res.status === 'failed' || res.status === 'unreachable') tail.push(failureBlock(o, res));

@@ -432,3 +432,45 @@ test('two roles notifying the same handler (same name and arguments) share one r
   t.deepEqual(handlers.map((x) => [x.role, x.status]), [['demo', 'changed'], ['demo2', 'ok']]);
   t.regex(handlers[1]!.msg, /already ran for demo/);
 });
+
+test('a stage whose hosts: names a group this inventory lacks is skipped with a warning, as in Ansible; the run goes on', async (t) => {
+  const p = await project();
+  const pb = await readFile(p.pb, 'utf8');
+  await writeFile(p.pb, `${pb}- name: Guests
+  hosts: gpu_guests
+  roles: [demo]
+`);
+  const r = await run(['apply', p.pb, '-i', p.inv, '--progress', 'plain']);
+  t.is(r.code, EXIT.ok, r.out);
+  t.regex(r.out, /warning: .*site\.yaml:7:3: stage "Guests": host pattern 'gpu_guests' matches no host or group.*; skipped/);
+  t.true(r.report.recap.box1!.changed > 0);
+  // validate and list say it without connecting
+  const io = capture();
+  t.is(await main(['validate', p.pb, '-i', p.inv], io), EXIT.ok, io.text());
+  t.regex(io.text(), /warning: .*stage "Guests".*skipped/);
+  t.regex(io.text(), /^ok: .*2 stage\(s\), 1 role\(s\).*1 stage\(s\) would run on 1 host\(s\), 1 skipped\. No host was contacted\.$/m);
+});
+
+test('no stage with any host is invalid input (exit 4), nothing runs', async (t) => {
+  const p = await project();
+  await writeFile(p.pb, `- name: Guests only
+  hosts: gpu_guests
+  roles: [demo]
+`);
+  const io = capture();
+  t.is(await main(['apply', p.pb, '-i', p.inv], io), EXIT.invalidInput, io.text());
+  t.regex(io.text(), /site\.yaml:1:3: no stage has a host to run on: "Guests only" \(hosts: gpu_guests\)/);
+  t.regex(io.text(), /hint: the inventory .* has the groups local/);
+  t.deepEqual((await readdir(p.target)).sort(), ['existing.conf']);
+  const io2 = capture();
+  t.is(await main(['validate', p.pb, '-i', p.inv], io2), EXIT.invalidInput);
+});
+
+test('the recap counts as Ansible does: ok includes changed', async (t) => {
+  const p = await project();
+  const r = await run(['apply', p.pb, '-i', p.inv, '--progress', 'plain']);
+  const rc = r.report.recap.box1!;
+  t.true(rc.ok >= rc.changed && rc.changed > 0, JSON.stringify(rc));
+  t.regex(r.out, /RECAP \(ok counts changed tasks too, as Ansible does\)/);
+  t.regex(r.out, new RegExp(`box1\\s+ok=${rc.ok}\\s+changed=${rc.changed}`));
+});

@@ -106,14 +106,14 @@ lab('one run: standalone node, three-node cluster and a guest, with an unreachab
   t.deepEqual(bootsSince(guest, since), [], 'the guest is not rebooted');
 });
 
-lab('rerun with --limit @failed-hosts (address fixed) and --no-reboot: only that host, reboot pending, gates pending not failed, exit 0', async (t) => {
+lab('rerun with --limit @failed-hosts (address fixed) and --no-reboot: only that host, reboot pending, gates pending not failed, exit 6', async (t) => {
   const seven = name('pve7-kernel515');
   t.truthy(fixedInventory, 'the first run wrote the failed-hosts file');
   const others = info!.nodes.map((n) => n.name).filter((n) => n !== seven);
   const trees = new Map(others.map((h) => [h, tree(h)]));
   const since = Date.now();
   const r = await run('apply', PLAYBOOK, fixedInventory, '--limit', `@${failedHostsFile()}`, '--no-reboot', '--failed-hosts', join(tmp, 'failed-hosts-2'));
-  t.is(r.code, 0, r.text);
+  t.is(r.code, 6, r.text); // EXIT.rebootPending
   t.deepEqual(Object.keys(r.report.recap), [seven]);
   t.true(r.report.recap[seven].changed > 0);
   t.true(r.report.recap[seven].rebootPending);

@@ -10,6 +10,8 @@ import { applyActions } from '../../src/modules/apply.ts';
 import { modules } from '../../src/modules/index.ts';
 import { CommandError, type Connection, type ExecOptions, type WriteOptions } from '../../src/transport/connection.ts';
 import { planWith } from './modules-fake.ts';
+import { describeRun } from '../../src/modules/command.ts';
+import { readFileSync } from 'node:fs';
 
 // ------------------------------------------------------------------ assert
 
@@ -151,7 +153,7 @@ test('applyActions does exactly the actions, quoted, and collects reboots and ba
     'exec chmod 4755 -- /etc/c t=1000',
     'exec echo hi <in t=5',
   ]);
-  t.deepEqual(r, { rebootReasons: ['cmdline'], backups: ['/etc/a b.bak'] });
+  t.deepEqual(r, { rebootReasons: ['cmdline'], backups: ['/etc/a b.bak'], execs: [{ command: 'echo hi', stdout: '', stderr: 'boom' }] });
 });
 
 test('applyActions stops at the first failing command with a CommandError', async (t) => {
@@ -165,4 +167,16 @@ test('applyActions stops at the first failing command with a CommandError', asyn
     { instanceOf: CommandError },
   );
   t.deepEqual(c.log, ['exec false']);
+});
+
+// ------------------------------------------------------------------ what a command did, in words
+
+test('describeRun: the bootloader and initramfs tools say what they did, from their real output', (t) => {
+  const grub = readFileSync(new URL('../fixtures/lab/update-grub.txt', import.meta.url), 'utf8').replace(/^#.*\n/, '');
+  t.is(describeRun([{ command: 'update-grub', stdout: '', stderr: grub }]), 'update-grub: grub.cfg regenerated (2 kernels)');
+  const pbt = readFileSync(new URL('../fixtures/lab/proxmox-boot-tool-refresh.txt', import.meta.url), 'utf8').replace(/^#.*\n/, '');
+  t.is(describeRun([{ command: 'proxmox-boot-tool refresh', stdout: pbt, stderr: '' }]), 'proxmox-boot-tool refresh: 3 kernels copied to 1 ESP');
+  const initramfs = 'update-initramfs: Generating /boot/initrd.img-6.8.12-4-pve\nupdate-initramfs: Generating /boot/initrd.img-6.5.13-6-pve\n';
+  t.is(describeRun([{ command: 'update-initramfs -u -k all', stdout: initramfs, stderr: '' }]), 'initramfs rebuilt for 2 kernels (6.8.12-4-pve, 6.5.13-6-pve)');
+  t.is(describeRun([{ command: 'make-thing', stdout: 'x', stderr: '' }]), undefined, 'other commands keep their plan message');
 });
