@@ -37,6 +37,7 @@ export async function applyActions(
           owner: a.owner,
           group: a.group,
           backup: a.backup,
+          keepBackups: a.keepBackups,
         });
         if (w.backupPath) result.backups.push(w.backupPath);
         break;

@@ -68,7 +68,8 @@ export interface Observer {
 // ---------------------------------------------------------------- plans and actions
 
 export type Action =
-  | { kind: 'write'; path: string; content: string; mode?: number; owner?: string; group?: string; backup?: boolean }
+  /** `keepBackups`: with `backup`, keep only that many backups of the file (boot-critical files). */
+  | { kind: 'write'; path: string; content: string; mode?: number; owner?: string; group?: string; backup?: boolean; keepBackups?: number }
   | { kind: 'delete'; path: string }
   | { kind: 'chmod'; path: string; mode?: number; owner?: string; group?: string }
   /** A command that changes the host. `timeoutMs` defaults to the engine's command timeout. */

@@ -83,6 +83,12 @@ export function editCmdline(line: string, edit: CmdlineEdit): string {
 const ASSIGN = (name: string) => new RegExp(`^([ \\t]*(?:export[ \\t]+)?${name}=)`, 'gm');
 
 /** Does this shell text assign the variable (at the start of a line)? */
+/**
+ * Backups of the boot configuration kept per file: enough to step back a few runs, few enough
+ * that /etc/default (or the ESP-side /etc/kernel) does not fill with copies.
+ */
+export const KEEP_BACKUPS = 5;
+
 export function setsVar(text: string, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): boolean {
   return ASSIGN(name).test(text);
 }
@@ -206,7 +212,7 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
   doc:
     'Add, replace (by key) or remove kernel parameters in the file the bootloader in use reads: GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub ' +
     '(or the last /etc/default/grub.d/*.cfg drop-in that sets it) for GRUB, /etc/kernel/cmdline for systemd-boot. Keeps every other parameter, ' +
-    'the quoting and the rest of the file; checks the GRUB file as shell (here and with `sh -n` on the host) before the atomic write; keeps a backup.',
+    'the quoting and the rest of the file; checks the GRUB file as shell (here and with `sh -n` on the host) before the atomic write; keeps the last 5 backups (taken only when the content changes).',
   schema: {
     add: { type: 'list', items: 'string', default: [], doc: 'Parameters to have: `key=value` or a bare flag. An existing parameter with the same key is replaced.' },
     remove: { type: 'list', items: 'string', default: [], doc: 'Parameters to drop: a key (every occurrence) or an exact `key=value`.' },
@@ -299,7 +305,7 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
     }
     const actions = [
       ...(b === 'grub' ? [{ kind: 'exec' as const, command: 'sh -n', stdin: after }] : []),
-      { kind: 'write' as const, path, content: after, backup: true },
+      { kind: 'write' as const, path, content: after, backup: true, keepBackups: KEEP_BACKUPS },
     ];
     return { kind: 'change', msg: `${path}: ${summary}`, diff: [fileDiff(path, before, after)], actions, data };
   },

@@ -42,8 +42,13 @@ export interface WriteOptions {
   mode?: number;
   owner?: string;
   group?: string;
-  /** Keep a copy of the old file as `<path>.passthru-<timestamp>.bak`; the path is returned. */
+  /**
+   * Keep a copy of the old file as `<path>.passthru-<UTC ms>-<n>.bak` when the content changes;
+   * the path is returned.
+   */
   backup?: boolean;
+  /** With `backup`: keep only this many backups of the file, the newest (default: all). */
+  keepBackups?: number;
 }
 
 export interface WriteResult {
@@ -65,8 +70,9 @@ export interface Connection {
   /** Run a POSIX sh command line (already quoted with `shq`). Commands run as root (through sudo when `become`). */
   exec(command: string, opts?: ExecOptions): Promise<ExecResult>;
   /**
-   * Atomic write: temp file in the target's directory, fsync, mode/owner set, rename over the
-   * target. A dropped connection leaves the old file intact.
+   * Atomic write (the script of write-script.ts): temp file in the target's directory, fsync,
+   * mode/owner set, rename over the target. A symlink at the target is refused. A dropped
+   * connection or a full disk leaves the old file intact.
    */
   write(path: string, content: string | Buffer, opts?: WriteOptions): Promise<WriteResult>;
   /** Drop and re-open the connection, retrying with backoff until the deadline (after a reboot). */

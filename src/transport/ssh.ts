@@ -6,10 +6,8 @@
  * - Host keys are checked against known_hosts (see knownhosts.ts) and pinned for reconnects.
  * - `become`: commands run through `sudo -n sh -c '<command>'` (or `sudo -S -k` with a password
  *   from an environment variable); whether sudo works is probed once at connect.
- * - Writes go through stdin of one exec into a temp file beside the target, are size-checked,
- *   fsynced and renamed over the target.
+ * - Writes run the one atomic write script (write-script.ts) with the content on its stdin.
  */
-import { basename, dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig } from 'ssh2';
@@ -28,6 +26,7 @@ import {
 } from './connection.ts';
 import { checkHostKey, defaultKnownHostsFile, fingerprint, keyTypeOf, knownKeyTypes } from './knownhosts.ts';
 import { Limiter } from './limiter.ts';
+import { writeOutcome, writeScript } from './write-script.ts';
 
 const { Client } = ssh2;
 type SshClient = InstanceType<typeof Client>;
@@ -536,51 +535,20 @@ export class SshConnection implements Connection {
 
   async write(path: string, content: string | Buffer, opts: WriteOptions = {}): Promise<WriteResult> {
     const data = Buffer.isBuffer(content) ? content : Buffer.from(content, 'utf8');
-    const dir = dirname(path);
-    const name = basename(path);
-    const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-    const modeStr = opts.mode !== undefined ? (opts.mode & 0o7777).toString(8).padStart(4, '0') : '';
-    const owner =
-      opts.owner !== undefined || opts.group !== undefined
-        ? `${opts.owner ?? ''}${opts.group !== undefined ? `:${opts.group}` : ''}`
-        : '';
-    const script = [
-      'set -u',
-      'umask 077',
-      `p=${shq(path)}`,
-      'if [ -L "$p" ]; then t=$(readlink -f -- "$p") || exit 1; else t=$p; fi',
-      `d=$(dirname -- "$t"); n=$(basename -- "$t")`,
-      '[ -d "$d" ] || { echo "passthru: directory $d does not exist" >&2; exit 1; }',
-      // leftovers of an earlier interrupted write of this same file
-      'for f in "$d/.$n".passthru-??????; do [ -f "$f" ] && rm -f -- "$f"; done',
-      'tmp=$(mktemp "$d/.$n.passthru-XXXXXX") || exit 1',
-      `trap 'rm -f -- "$tmp"' EXIT`,
-      "trap 'exit 1' HUP INT TERM PIPE",
-      'cat > "$tmp" || exit 1',
-      `size=$(wc -c < "$tmp" | tr -d ' ')`,
-      `[ "$size" = ${data.length} ] || { echo "passthru: short write ($size of ${data.length} bytes), target left unchanged" >&2; exit 1; }`,
-      'sync -- "$tmp" 2>/dev/null || dd if=/dev/null of="$tmp" conv=notrunc,fsync 2>/dev/null || sync',
-      modeStr
-        ? `chmod ${modeStr} "$tmp" || exit 1`
-        : 'if [ -e "$t" ]; then m=$(stat -c %a -- "$t") && chmod "$m" "$tmp" || exit 1; else chmod 0644 "$tmp" || exit 1; fi',
-      owner
-        ? `chown -- ${shq(owner)} "$tmp" || exit 1`
-        : 'if [ -e "$t" ]; then o=$(stat -c %u:%g -- "$t") && chown "$o" "$tmp" || exit 1; fi',
-      opts.backup
-        ? `if [ -e "$t" ]; then b="$t.passthru-${stamp}.bak"; cp -p -- "$t" "$b" || exit 1; printf 'backup:%s\\n' "$b"; fi`
-        : ':',
-      'mv -f -- "$tmp" "$t" || exit 1',
-      'trap - EXIT',
-      'sync -- "$d" 2>/dev/null || true',
-    ].join('\n');
-    void dir;
-    void name;
-    const r = await this.exec(script, { stdin: data, nothrow: true });
-    if (r.code !== 0) {
-      throw new CommandError(this.host, { ...r, command: `write ${path} (${data.length} bytes)` });
+    let r: ExecResult;
+    try {
+      r = await this.exec(writeScript(path, data.length, opts), { stdin: data, nothrow: true });
+    } catch (e) {
+      if (e instanceof UnreachableError) {
+        throw new UnreachableError(
+          `${this.host}: connection to ${this.where} lost while writing ${path}${this.lost ? ` (${this.lost})` : ''}; the write is atomic: the host keeps the old file unless the rename had completed`,
+          this.host,
+          'run again once the host is back: the write is checked and redone if needed',
+        );
+      }
+      throw e;
     }
-    const m = /^backup:(.*)$/m.exec(r.stdout);
-    return m ? { backupPath: m[1]! } : {};
+    return writeOutcome(this.host, path, data.length, r);
   }
 
   async reconnect(opts: ReconnectOptions): Promise<void> {

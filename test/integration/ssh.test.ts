@@ -3,7 +3,7 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { UnreachableError } from '../../src/model/errors.ts';
@@ -320,14 +320,14 @@ test('write interrupted midway leaves the target unchanged; the next write clean
   await c.close();
 });
 
-test('write: mode kept, mode/owner set, backup made, symlink followed', async (t) => {
+test('write: mode kept, mode/owner set, backup made, symlink refused', async (t) => {
   const s = await server(24);
   t.teardown(() => s.sshd.stop());
   const c = await connectSsh('pve24', s.spec(), noAgent);
   const target = join(s.dir, 'a.conf');
   writeFileSync(target, 'v1\n', { mode: 0o600 });
   const r = await c.write(target, 'v2\n', { backup: true });
-  t.regex(r.backupPath!, /a\.conf\.passthru-\d{8}T\d{6}Z\.bak$/);
+  t.regex(r.backupPath!, /a\.conf\.passthru-\d{8}T\d{6}\.\d{3}Z-0\.bak$/);
   t.is(readFileSync(r.backupPath!, 'utf8'), 'v1\n');
   t.is(statSync(target).mode & 0o777, 0o600);
   await c.write(target, 'v3\n', { mode: 0o644, owner: 'nobody', group: 'nogroup' });
@@ -337,8 +337,10 @@ test('write: mode kept, mode/owner set, backup made, symlink followed', async (t
   t.deepEqual(await c.write(fresh, 'x', { backup: true }), {});
   t.is(statSync(fresh).mode & 0o777, 0o644);
   execFileSync('ln', ['-s', 'a.conf', join(s.dir, 'link.conf')]);
-  await c.write(join(s.dir, 'link.conf'), 'via link\n');
-  t.is(readFileSync(target, 'utf8'), 'via link\n');
+  const e = await t.throwsAsync(c.write(join(s.dir, 'link.conf'), 'via link\n'), { instanceOf: CommandError });
+  t.regex(e!.message, /link\.conf: it is a symbolic link \(to a\.conf\).*point the task at the real file/);
+  t.is(readFileSync(target, 'utf8'), 'v3\n');
+  t.true(lstatSync(join(s.dir, 'link.conf')).isSymbolicLink());
   await t.throwsAsync(c.write(join(s.dir, 'missing-dir', 'x'), 'x'), { instanceOf: CommandError, message: /does not exist/ });
   await c.close();
 });

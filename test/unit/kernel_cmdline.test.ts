@@ -118,7 +118,7 @@ test('plan: GRUB host edits /etc/default/grub, sh -n before the write, backup ke
   t.deepEqual(p.actions.map((a) => a.kind), ['exec', 'write']);
   const [check, write] = p.actions;
   t.like(check, { command: 'sh -n' });
-  t.like(write, { path: '/etc/default/grub', backup: true });
+  t.like(write, { path: '/etc/default/grub', backup: true, keepBackups: 5 });
   t.regex(p.diff[0].after, /GRUB_CMDLINE_LINUX_DEFAULT="quiet intel_iommu=on iommu=pt"/);
   t.regex(p.msg, /\+intel_iommu=on \+iommu=pt/);
 });

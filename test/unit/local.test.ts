@@ -2,7 +2,8 @@ import test from 'ava';
 import { mkdtemp, readFile, readdir, stat, writeFile, chmod, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LocalConnection, TIMEOUT_CODE, backupStamp } from '../../src/transport/local.ts';
+import { LocalConnection, TIMEOUT_CODE } from '../../src/transport/local.ts';
+import { backupStampMs } from '../../src/transport/write-script.ts';
 import { CommandError, cmd } from '../../src/transport/connection.ts';
 
 const conn = new LocalConnection('local');
@@ -89,12 +90,12 @@ test('write: new file gets 0644 (or the given mode), bytes exact', async (t) => 
   await rm(dir, { recursive: true });
 });
 
-test('write: backup copies the old file to <path>.passthru-<UTC>.bak', async (t) => {
+test('write: backup copies the old file to <path>.passthru-<UTC ms>-<n>.bak', async (t) => {
   const dir = await tmp();
   const p = join(dir, 'grub');
   await writeFile(p, 'v1\n');
   const r1 = await conn.write(p, 'v2\n', { backup: true });
-  t.regex(r1.backupPath ?? '', /\/grub\.passthru-\d{8}T\d{6}Z(-\d+)?\.bak$/);
+  t.regex(r1.backupPath ?? '', /\/grub\.passthru-\d{8}T\d{6}\.\d{3}Z-\d+\.bak$/);
   t.is(await readFile(r1.backupPath!, 'utf8'), 'v1\n');
   // A second backup in the same second does not overwrite the first.
   const r2 = await conn.write(p, 'v3\n', { backup: true });
@@ -104,7 +105,7 @@ test('write: backup copies the old file to <path>.passthru-<UTC>.bak', async (t)
   // No old file: nothing to back up.
   const r3 = await conn.write(join(dir, 'fresh'), 'x', { backup: true });
   t.is(r3.backupPath, undefined);
-  t.regex(backupStamp(new Date(Date.UTC(2026, 10, 4, 9, 30, 12))), /^20261104T093012Z$/);
+  t.is(backupStampMs(new Date(Date.UTC(2026, 10, 4, 9, 30, 12, 7))), '20261104T093012.007Z');
   await rm(dir, { recursive: true });
 });
 
