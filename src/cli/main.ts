@@ -274,7 +274,7 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
       bus,
       signal: abort.signal,
       commandTimeoutMs,
-      connect: (host) => openConnection(host, { handshakes, commandTimeoutMs, prompt }),
+      connect: (host) => openConnection(host, { handshakes, commandTimeoutMs, prompt, check }),
     });
   } catch (e) {
     return reportError(e, io);

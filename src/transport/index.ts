@@ -21,6 +21,8 @@ export interface TransportOptions {
   commandTimeoutMs?: number;
   /** Asked for a key passphrase when no environment variable holds it. */
   prompt?: (question: string) => Promise<string>;
+  /** Check mode: `accept-new` does not write known_hosts (the key is accepted for the run only). */
+  check?: boolean;
 }
 
 /** Handshakes in flight across the whole process when the caller does not bring its own limiter. */
@@ -38,6 +40,7 @@ export async function openConnection(host: Host, opts: TransportOptions = {}): P
       log: opts.log,
       commandTimeoutMs: opts.commandTimeoutMs,
       prompt: opts.prompt,
+      recordHostKeys: !opts.check,
     });
   } catch (e) {
     if (e instanceof UnreachableError) throw e;

@@ -5,8 +5,21 @@
  * `@revoked` (the key is refused for matching hosts) and `@cert-authority` (host certificates,
  * which this client does not use: such lines neither vouch for nor contradict a plain key).
  */
-import { createHash, createHmac } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { HostKeyChecking } from '../model/types.ts';
@@ -127,6 +140,8 @@ export interface HostKeyCheck {
   accept: boolean;
   /** `accept-new` appended the key to the file. */
   recorded?: boolean;
+  /** `accept-new` in a run that writes nothing (check mode): accepted for this run, not recorded. */
+  wouldRecord?: boolean;
   keyType: string;
   fingerprint: string;
   /** For `changed`: what the file holds for this host. */
@@ -153,23 +168,83 @@ export function knownKeyTypes(file: string, host: string, port: number): string[
   return types;
 }
 
-/** Append `name keytype base64` to the file, creating it (0600, directory 0700) when missing. */
+/**
+ * Add `name keytype base64` to the file, creating it (0600, directory 0700) when missing. Never
+ * half-written, never losing a line another writer added: under an exclusive lock file
+ * (`<file>.lock`, O_EXCL, stale after 10 s) the current text is read again, the line is skipped
+ * if it is there by now, and the whole file is rewritten to a temp file, fsynced and renamed over
+ * the old one (keeping its mode). A symlinked known_hosts is appended to in place with one
+ * O_APPEND write under the same lock (a rename would replace the link).
+ */
 export function recordHostKey(file: string, host: string, port: number, keyType: string, key: Buffer): void {
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  let prefix = '';
-  if (existsSync(file) && statSync(file).size > 0) {
-    const text = readFileSync(file);
-    if (text[text.length - 1] !== 0x0a) prefix = '\n';
-  }
-  appendFileSync(file, `${prefix}${hostKeyName(host, port)} ${keyType} ${key.toString('base64')}\n`, {
-    mode: 0o600,
+  const line = `${hostKeyName(host, port)} ${keyType} ${key.toString('base64')}\n`;
+  withFileLock(`${file}.lock`, () => {
+    const old = existsSync(file) ? readFileSync(file) : Buffer.alloc(0);
+    const already = parseKnownHosts(old.toString('utf8')).some(
+      (e) => !e.marker && entryMatches(e, hostKeyName(host, port)) && e.key.equals(key),
+    );
+    if (already) return;
+    const prefix = old.length > 0 && old[old.length - 1] !== 0x0a ? '\n' : '';
+    if (existsSync(file) && lstatSync(file).isSymbolicLink()) {
+      const fd = openSync(file, 'a', 0o600);
+      try {
+        writeSync(fd, `${prefix}${line}`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      return;
+    }
+    const mode = existsSync(file) ? statSync(file).mode & 0o7777 : 0o600;
+    const tmp = `${file}.passthru-tmp.${process.pid}.${randomBytes(4).toString('hex')}`;
+    try {
+      const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, mode);
+      try {
+        writeSync(fd, Buffer.concat([old, Buffer.from(`${prefix}${line}`)]));
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
   });
+}
+
+/** Run `fn` holding `lockPath` (created O_EXCL; one older than 10 s is a dead writer's). */
+function withFileLock(lockPath: string, fn: () => void): void {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      closeSync(openSync(lockPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const age = Date.now() - (statSync(lockPath, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 10_000) {
+        rmSync(lockPath, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`${lockPath} is held by another writer (remove it if no passthru or ssh runs)`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+    }
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(lockPath, { force: true });
+  }
 }
 
 /**
  * Check the key a server presented against the file, in the given mode.
  * - strict: ok only when a matching line holds this key; unknown or changed = refuse.
- * - accept-new: unknown keys are recorded and accepted; changed ones are refused.
+ * - accept-new: unknown keys are recorded and accepted; changed ones are refused. With
+ *   `record: false` (check mode, which changes nothing anywhere) an unknown key is accepted for
+ *   this run only and the file is left alone.
  * - off: everything is accepted, with a warning message (the caller logs it).
  * A key under `@revoked` for the host is refused in strict and accept-new.
  * A host known only with keys of other types is treated as changed (never silently downgraded).
@@ -181,6 +256,7 @@ export function checkHostKey(
   keyType: string,
   key: Buffer,
   mode: HostKeyChecking,
+  opts: { record?: boolean } = {},
 ): HostKeyCheck {
   const name = hostKeyName(host, port);
   const fp = fingerprint(key);
@@ -236,6 +312,7 @@ export function checkHostKey(
   }
   // unknown
   if (mode === 'accept-new') {
+    if (opts.record === false) return { ...base, accept: true, wouldRecord: true };
     recordHostKey(file, host, port, keyType, key);
     return { ...base, accept: true, recorded: true };
   }

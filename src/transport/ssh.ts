@@ -46,6 +46,11 @@ export interface SshOptions {
   keepaliveIntervalMs?: number;
   /** Environment for SSH_AUTH_SOCK and the passphrase/password variables (default process.env). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * `accept-new` may add unknown host keys to known_hosts (default true). False in check mode,
+   * which writes nothing anywhere: an unknown key is then accepted for the run only.
+   */
+  recordHostKeys?: boolean;
 }
 
 /** A command killed after its timeout. */
@@ -123,6 +128,7 @@ interface Link {
   client: SshClient;
   jump?: SshClient;
   hostKey: Buffer;
+  jumpKey?: Buffer;
 }
 
 export class SshConnection implements Connection {
@@ -131,6 +137,7 @@ export class SshConnection implements Connection {
   private readonly channelLimit: Limiter;
   private readonly log: (msg: string) => void;
   private pinnedKey: Buffer | undefined;
+  private pinnedJumpKey: Buffer | undefined;
   private sudoMode: 'none' | 'nopasswd' | 'password' = 'none';
   private closed = false;
   private openChannels = 0;
@@ -178,6 +185,7 @@ export class SshConnection implements Connection {
 
   private async handshake(attempts: AuthAttempt[]): Promise<Link> {
     let jump: SshClient | undefined;
+    let jumpKey: Buffer | undefined;
     let sock: Duplex | undefined;
     if (this.spec.jump) {
       const j = parseJump(this.spec.jump, this.spec.user);
@@ -185,6 +193,7 @@ export class SshConnection implements Connection {
       this.log(`connecting to jump host ${jumpName}`);
       const r = await this.connectClient(jumpName, j.host, j.port, j.user, attempts, undefined, false);
       jump = r.client;
+      jumpKey = r.hostKey;
       try {
         sock = await new Promise<Duplex>((resolve, reject) =>
           jump!.forwardOut('127.0.0.1', 0, this.spec.host, this.spec.port, (err, stream) =>
@@ -202,7 +211,7 @@ export class SshConnection implements Connection {
     }
     try {
       const r = await this.connectClient(this.where, this.spec.host, this.spec.port, this.spec.user, attempts, sock, true);
-      return { client: r.client, jump, hostKey: r.hostKey };
+      return { client: r.client, jump, hostKey: r.hostKey, ...(jumpKey ? { jumpKey } : {}) };
     } catch (e) {
       jump?.end();
       throw e;
@@ -237,21 +246,24 @@ export class SshConnection implements Connection {
       hostVerifier: ((key: Buffer, verify: (ok: boolean) => void) => {
         presented = Buffer.from(key);
         const keyType = keyTypeOf(key);
-        if (isTarget && this.pinnedKey && !this.pinnedKey.equals(key)) {
+        // Both the target's and the jump host's keys are pinned at the first connection.
+        const pinned = isTarget ? this.pinnedKey : this.pinnedJumpKey;
+        if (pinned && !pinned.equals(key)) {
           keyProblem = {
-            message: `the ${keyType} host key of ${label} changed since this run connected: was ${fingerprint(this.pinnedKey)}, now ${fingerprint(key)}; refusing to reconnect`,
+            message: `the ${keyType} host key of ${isTarget ? '' : 'jump host '}${label} changed since this run connected: was ${fingerprint(pinned)}, now ${fingerprint(key)}; refusing to reconnect`,
             hint: `if the host was reinstalled on purpose, check the new key on the host, run \`ssh-keygen -R '${port === 22 ? host : `[${host}]:${port}`}' -f ${file}\`, and run again`,
           };
           return verify(false);
         }
         let check;
         try {
-          check = checkHostKey(file, host, port, keyType, key, mode);
+          check = checkHostKey(file, host, port, keyType, key, mode, { record: this.opts.recordHostKeys !== false });
         } catch (e) {
           keyProblem = { message: `cannot check the host key against ${file}: ${(e as Error).message}` };
           return verify(false);
         }
         if (check.recorded) this.log(`recorded new ${keyType} host key ${check.fingerprint} in ${file}`);
+        if (check.wouldRecord) this.log(`check mode: accepted new ${keyType} host key ${check.fingerprint} for this run, not recorded in ${file}`);
         if (mode === 'off' && check.message) (this.opts.log ?? console.warn)(`WARNING: ${this.host}: ${check.message}`);
         if (!check.accept) {
           keyProblem = { message: check.message ?? `host key refused`, hint: check.hint };
@@ -594,9 +606,10 @@ export class SshConnection implements Connection {
     }
   }
 
-  /** Pin the host key seen at the first connection: reconnects must present the same. */
+  /** Pin the host keys (target and jump host) seen at the first connection: reconnects must present the same. */
   pin(): void {
     if (this.link && !this.pinnedKey) this.pinnedKey = this.link.hostKey;
+    if (this.link?.jumpKey && !this.pinnedJumpKey) this.pinnedJumpKey = this.link.jumpKey;
   }
 
   async close(): Promise<void> {

@@ -14,7 +14,9 @@
  *   The user points the task at the real file instead.
  * - The temp name is unique per writer (mktemp, O_EXCL: never follows a link, never reuses a name)
  *   and a writer removes only its own temp file, so concurrent writers never delete each other's.
- *   Leftovers of a writer killed with SIGKILL are removed once they are an hour old.
+ *   The name carries the writer's pid and start time: the temp file of a writer killed with
+ *   SIGKILL (no trap runs) is removed by the next write into that directory once /proc shows no
+ *   process with that pid and start time.
  * - fsync of the file before the rename and of the directory after it; an fsync error fails the
  *   write (before the rename: the old file stays; after: the new file is in place, said so).
  * - Mode and owner: the given ones, else the old file's, else 0644 and the writer's own.
@@ -65,9 +67,18 @@ export function writeScript(path: string, size: number, opts: WriteOptions = {},
     'fi',
     '[ -d "$p" ] && { echo "passthru: cannot write $p: it is a directory" >&2; exit 1; }',
     '[ -e "$p" ] && [ ! -f "$p" ] && { echo "passthru: cannot write $p: it is not a regular file" >&2; exit 1; }',
-    // Leftovers of writers killed with SIGKILL (no trap ran); a live writer's file is younger.
-    'find "$d" -maxdepth 1 -type f -name ".passthru-tmp.*" -mmin +60 -exec rm -f -- {} + 2>/dev/null',
-    'tmp=$(mktemp "$d/.passthru-tmp.XXXXXXXXXX") || fail "cannot create a temp file in $d"',
+    // Leftovers of writers killed with SIGKILL (no trap ran): the temp name carries the writer's
+    // pid and that process's start time, so a file is removed only when no process with that pid
+    // and start time exists (a reused pid has another start time), never a live writer's.
+    'started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; }',
+    'me="$$-$(started $$ || echo 0)"',
+    'if [ -r /proc/self/stat ]; then for f in "$d"/.passthru-tmp.*-*.*; do',
+    '  [ -f "$f" ] && [ ! -L "$f" ] || continue',
+    '  w=${f##*/.passthru-tmp.}; w=${w%%.*}; wp=${w%%-*}; ws=${w#*-}',
+    '  case $wp$ws in ""|*[!0-9]*) continue;; esac',
+    '  [ "$(started "$wp")" = "$ws" ] || rm -f -- "$f"',
+    'done; fi',
+    'tmp=$(mktemp "$d/.passthru-tmp.$me.XXXXXXXXXX") || fail "cannot create a temp file in $d"',
     `trap 'rm -f -- "$tmp"' EXIT`,
     "trap 'exit 1' HUP INT TERM PIPE",
     'cat > "$tmp" || fail "writing the new content failed"',

@@ -292,7 +292,7 @@ test('sshd killed mid-command: that host is unreachable, another host is unaffec
   await cb.close();
 });
 
-test('write interrupted midway leaves the target unchanged; the next write cleans up', async (t) => {
+test('write interrupted midway leaves the target unchanged; the next write removes the dead writer\'s temp file', async (t) => {
   const s = await server(16);
   t.teardown(() => s.sshd.stop());
   const target = join(s.dir, 'target.conf');
@@ -303,7 +303,7 @@ test('write interrupted midway leaves the target unchanged; the next write clean
   // kill the server while the content is on its way
   for (let i = 0; i < 200; i++) {
     await new Promise((r) => setTimeout(r, 20));
-    if (readdirSync(s.dir).some((f) => f.startsWith('.target.conf.passthru-') && statSync(join(s.dir, f)).size > 0)) break;
+    if (readdirSync(s.dir).some((f) => f.startsWith('.passthru-tmp.') && statSync(join(s.dir, f)).size > 0)) break;
   }
   await s.sshd.stop();
   await t.throwsAsync(w);
