@@ -2,7 +2,11 @@
  * The reboot coordinator: reboots the hosts of a stage that need it, proves each reboot by a new
  * boot_id, and keeps every Proxmox cluster quorate while doing so.
  *
- * - Standalone hosts (`facts.cluster.name === null`) reboot in parallel.
+ * - Standalone hosts reboot in parallel. Membership is `facts.cluster.member` (corosync.conf,
+ *   `pvecm nodes`, a quorum block: never the `Name:` line alone); members whose cluster name no
+ *   source gave share one lane ("cluster of unknown name"), so they never reboot side by side.
+ * - A member whose quorum cannot be read (`quorumUnknown`: corosync down, "Cannot initialize
+ *   CMAP service") is not rebooted: it fails with the reason and how to check.
  * - Members of one cluster reboot at most `min(maxDownPerCluster, N - (floor(N/2)+1))` at a time
  *   (N = expected votes): a cluster of N votes stays quorate while floor(N/2)+1 are up. So three
  *   nodes → one at a time, five → at most two. A one-node cluster reboots like a standalone host;
@@ -211,6 +215,13 @@ export async function coordinateReboots(
         return pending(host, `guests running: ${describeGuests(running)}; stop them or set guests: shutdown`);
       }
       if (!lane) break;
+      if (facts.cluster.quorumUnknown !== undefined) {
+        return fail(
+          host,
+          `${host}: not rebooted: it is a member of cluster ${lane.name}, but its quorum cannot be read (${facts.cluster.quorumUnknown}); rebooting it could cost the cluster its quorum`,
+          'check `systemctl status corosync pve-cluster` and `pvecm status` on the host, bring corosync back, then rerun',
+        );
+      }
       const problem = quorumProblem(host, facts, lane);
       if (!problem) break;
       if (now() >= gateDeadline) {
@@ -434,8 +445,8 @@ export async function coordinateReboots(
   const standalone: RebootCandidate[] = [];
   const clusters = new Map<string, RebootCandidate[]>();
   for (const c of cands) {
-    const name = c.facts.cluster.name;
-    if (name === null || name === '') standalone.push(c);
+    const name = clusterLane(c.facts);
+    if (name === null) standalone.push(c);
     else clusters.set(name, [...(clusters.get(name) ?? []), c]);
   }
   await Promise.all([
@@ -444,6 +455,17 @@ export async function coordinateReboots(
   ]);
   return ordered(cands, results);
 }
+
+/** The lane of a host: its cluster's name, a shared lane for members of unknown name, null if standalone. */
+export function clusterLane(f: Facts): string | null {
+  const named = f.cluster.name !== null && f.cluster.name !== '';
+  const member = f.cluster.member ?? named;
+  if (!member) return null;
+  return named ? f.cluster.name : UNKNOWN_CLUSTER;
+}
+
+/** The lane of members whose cluster name no source gave: one lane, so one reboot at a time. */
+export const UNKNOWN_CLUSTER = '(of unknown name)';
 
 function ordered(cands: RebootCandidate[], results: Map<string, RebootOutcome>): Map<string, RebootOutcome> {
   const out = new Map<string, RebootOutcome>();

@@ -77,11 +77,12 @@ export function parseProxmoxBootTool(text: string): BootToolStatus {
       out.bootedWith = booted[1].toLowerCase() as 'uefi' | 'legacy bios';
       continue;
     }
-    const esp = /^(\S+) is configured with: (\S+)(?: \(versions: ([^)]*)\))?/.exec(line.trim());
+    const esp = /^(\S+) is configured with: ([^()]+?)(?: \(versions: ([^)]*)\))?\s*$/.exec(line.trim());
     if (esp) {
-      const kind = esp[2].toLowerCase();
-      const loader = kind === 'grub' ? 'grub' : kind === 'uefi' || kind === 'systemd-boot' ? 'systemd-boot' : null;
-      if (loader) {
+      // One ESP may carry both loaders (after a Secure Boot switch): `uefi,grub`, one entry each.
+      for (const kind of esp[2].toLowerCase().split(/[\s,]+/).filter(Boolean)) {
+        const loader = kind === 'grub' ? 'grub' : kind === 'uefi' || kind === 'systemd-boot' ? 'systemd-boot' : null;
+        if (!loader) continue;
         const versions = (esp[3] ?? '').split(',').map((v) => v.trim()).filter(Boolean);
         out.esps.push({ uuid: esp[1], loader, versions, line: line.trim() });
       }
@@ -140,6 +141,24 @@ export function detectBootloader(input: BootloaderInput): { bootloader: Bootload
     const sd = pbt.esps.filter((e) => e.loader === 'systemd-boot');
     const grub = pbt.esps.filter((e) => e.loader === 'grub');
     const header = pbt.bootedWith ? [`System currently booted with ${pbt.bootedWith}`] : [];
+    if (sd.length > 0 && grub.length > 0 && booted === 'uefi') {
+      // Both loaders are installed: only the firmware knows which one started this boot.
+      const both = [...header, ...[...new Set(pbt.esps.map((e) => e.line))].map((l) => `proxmox-boot-tool: ${l}`)];
+      const current = efi.entries.find((e) => e.num === efi.bootCurrent);
+      if (current) {
+        const p = current.path.toLowerCase();
+        const ev = [...both, `efibootmgr: BootCurrent ${efi.bootCurrent}`, `efibootmgr: ${current.line}`];
+        if (p.includes('systemd-boot')) return { bootloader: 'systemd-boot', evidence: ev };
+        if (/grub|shim/.test(p)) return { bootloader: 'grub-uefi', evidence: ev };
+      }
+      return {
+        bootloader: 'unknown',
+        evidence: [
+          ...both,
+          `both systemd-boot and GRUB are installed and ${current ? `BootCurrent ${efi.bootCurrent} (${current.path || 'no loader path'})` : 'efibootmgr (no BootCurrent entry)'} does not say which one booted: set bootloader: in the inventory`,
+        ],
+      };
+    }
     if (sd.length > 0 && booted === 'uefi') {
       return { bootloader: 'systemd-boot', evidence: [...header, ...sd.map((e) => `proxmox-boot-tool: ${e.line}`)] };
     }
@@ -181,22 +200,16 @@ export function parseGrubVars(text: string): { present: boolean; linuxDefault: s
 
 // ---------------------------------------------------------------- cluster and guests
 
-/** `pvecm status`. A standalone node prints an error: no cluster. */
+/**
+ * `pvecm status` alone: the `Name:` of its "Cluster information" block (printed only when pmxcfs
+ * could read /etc/pve/corosync.conf, see pve-cluster src/PVE/CLI/pvecm.pm) and the quorum
+ * figures of `corosync-quorumtool -siH`. Its membership list shows corosync addresses (`-i`),
+ * not names, so `nodes` stays empty here: names come from `pvecm nodes` (see parseCluster).
+ */
 export function parsePvecmStatus(text: string): Facts['cluster'] {
   const out: Facts['cluster'] = { name: null, quorate: false, expectedVotes: 0, totalVotes: 0, nodes: [] };
-  let inMembers = false;
   for (const line of lines(text)) {
     const kv = /^([A-Za-z][A-Za-z ]*?):\s+(.*)$/.exec(line.trim());
-    if (/^Membership information/.test(line.trim())) {
-      inMembers = true;
-      continue;
-    }
-    if (inMembers) {
-      // `0x00000001          1    A,V,NMW 192.168.51.239` / `0x00000002  1 10.0.0.2 (local)`
-      const m = /^0x[0-9a-fA-F]+\s+\d+\s+(?:[A-Z,]+\s+)?(\S+)/.exec(line.trim());
-      if (m && m[1] !== 'Qdevice') out.nodes.push(m[1]);
-      continue;
-    }
     if (!kv) continue;
     const [, key, value] = kv;
     if (key === 'Name' && out.name === null) out.name = value.trim();
@@ -204,8 +217,88 @@ export function parsePvecmStatus(text: string): Facts['cluster'] {
     else if (key === 'Expected votes') out.expectedVotes = Number.parseInt(value, 10) || 0;
     else if (key === 'Total votes') out.totalVotes = Number.parseInt(value, 10) || 0;
   }
-  // Without a "Cluster information" block the tool printed an error: a standalone node.
-  if (!/Quorum information|Votequorum information/.test(text)) return { name: null, quorate: false, expectedVotes: 0, totalVotes: 0, nodes: [] };
+  // Without a quorum block the tool printed an error (standalone, or corosync not answering).
+  // The Name: line stays (printed before corosync-quorumtool ran).
+  if (!hasQuorumBlock(text)) return { name: out.name, quorate: false, expectedVotes: 0, totalVotes: 0, nodes: [] };
+  return out;
+}
+
+function hasQuorumBlock(text: string): boolean {
+  return /^Quorum information|^Votequorum information/m.test(text);
+}
+
+/**
+ * `pvecm nodes` (= `corosync-quorumtool -l`): member names, `(local)` marks this node.
+ * `    Nodeid      Votes Name` / `         1          1 pve1 (local)`.
+ */
+export function parsePvecmNodes(text: string): string[] {
+  const out: string[] = [];
+  let inList = false;
+  for (const line of lines(text)) {
+    if (/^\s*Nodeid\s+Votes\s+(Qdevice\s+)?Name/.test(line)) {
+      inList = true;
+      continue;
+    }
+    if (!inList) continue;
+    const m = /^\s*(?:0x)?[0-9a-fA-F]+\s+\d+\s+(?:[A-Z,]+\s+)?(\S+)(?:\s+\(local\))?\s*$/.exec(line);
+    if (m && m[1] !== 'Qdevice') out.push(m[1]);
+  }
+  return out;
+}
+
+/**
+ * The probe's corosync section: `file <path>` for each corosync.conf present, then the
+ * `cluster_name:` and `name:` lines of that file (totem and nodelist).
+ */
+export function parseCorosyncSection(text: string): { files: string[]; clusterName: string | null; names: string[] } {
+  const out = { files: [] as string[], clusterName: null as string | null, names: [] as string[] };
+  for (const line of lines(text)) {
+    const f = /^file (\/\S+)$/.exec(line.trim());
+    if (f) {
+      out.files.push(f[1]);
+      continue;
+    }
+    const kv = /^\s*(cluster_name|name)\s*:\s*(\S+)\s*$/.exec(line);
+    if (!kv) continue;
+    if (kv[1] === 'cluster_name') out.clusterName ??= kv[2];
+    else if (!out.names.includes(kv[2])) out.names.push(kv[2]);
+  }
+  return out;
+}
+
+export interface ClusterInput {
+  /** `pvecm status` (stderr merged). */
+  status: string;
+  /** `pvecm nodes` (stderr merged). */
+  nodes?: string;
+  /** The probe's corosync section (parseCorosyncSection). */
+  corosync?: string;
+}
+
+/**
+ * Cluster membership from evidence that does not depend on the `Name:` line: a corosync.conf in
+ * /etc/pve or /etc/corosync, members listed by `pvecm nodes`, or a quorum block in
+ * `pvecm status`. A member whose `pvecm status` has no quorum block (corosync down: "Cannot
+ * initialize CMAP service") is a member of unknown quorum (`quorumUnknown` says why): the reboot
+ * coordinator refuses to reboot it.
+ */
+export function parseCluster(input: ClusterInput): Facts['cluster'] {
+  const status = parsePvecmStatus(input.status);
+  const conf = parseCorosyncSection(input.corosync ?? '');
+  const listed = parsePvecmNodes(input.nodes ?? '');
+  const quorumKnown = hasQuorumBlock(input.status);
+  const member = conf.files.length > 0 || listed.length > 0 || quorumKnown;
+  if (!member) return { ...status, member: false };
+  const out: Facts['cluster'] = {
+    ...status,
+    name: status.name ?? conf.clusterName,
+    member: true,
+    nodes: listed.length > 0 ? listed : conf.names,
+  };
+  if (!quorumKnown) {
+    const said = nonEmpty(input.status).map((l) => l.trim()).filter((l) => !/^-+$/.test(l));
+    out.quorumUnknown = said.length ? said[said.length - 1] : '`pvecm status` printed nothing';
+  }
   return out;
 }
 

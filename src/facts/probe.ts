@@ -21,7 +21,7 @@ import {
   parsePciSysfs,
   parsePctList,
   parsePveversion,
-  parsePvecmStatus,
+  parseCluster,
   parseQmList,
 } from './parsers.ts';
 import { GUEST_SECTIONS, parseGuestSections } from './guests.ts';
@@ -72,6 +72,13 @@ const SECTIONS: Array<[string, string]> = [
     `if command -v docker >/dev/null 2>&1; then echo installed; docker info --format '{{json .Runtimes}}' 2>/dev/null; fi`,
   ],
   ['pvecm', `command -v pvecm >/dev/null 2>&1 && pvecm status 2>&1`],
+  ['pvecm-nodes', `command -v pvecm >/dev/null 2>&1 && pvecm nodes 2>&1`],
+  // Membership evidence that needs neither pmxcfs nor corosync running.
+  [
+    'corosync',
+    `for f in /etc/pve/corosync.conf /etc/corosync/corosync.conf; do [ -f "$f" ] || continue; echo "file $f"; ` +
+      `grep -E '^[[:space:]]*(cluster_name|name)[[:space:]]*:' "$f" 2>/dev/null; done`,
+  ],
   ['qm', `command -v qm >/dev/null 2>&1 && qm list 2>/dev/null`],
   ['pct', `command -v pct >/dev/null 2>&1 && pct list 2>/dev/null`],
   ['boot-id', `cat /proc/sys/kernel/random/boot_id`],
@@ -166,7 +173,7 @@ export function parseProbe(stdout: string): Facts {
     packages: parseDpkgQuery(sec('dpkg')),
     dkms: parseDkmsStatus(sec('dkms')),
     docker: { installed: /^installed$/m.test(dockerSec), runtimes: parseDockerRuntimes(dockerSec.replace(/^installed\n?/, '')) },
-    cluster: parsePvecmStatus(sec('pvecm')),
+    cluster: parseCluster({ status: sec('pvecm'), nodes: sec('pvecm-nodes'), corosync: sec('corosync') }),
     guests,
     bootId: sec('boot-id').trim(),
     vms: gf.vms,

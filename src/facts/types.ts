@@ -89,12 +89,23 @@ export interface Facts {
     runtimes: string[];
   };
   cluster: {
-    /** Cluster name, null for a standalone node. */
+    /**
+     * Cluster name (`Name:` of `pvecm status`, else `cluster_name` of corosync.conf); null for a
+     * standalone node, and for a member whose name no source gave (see `member`).
+     */
     name: string | null;
+    /**
+     * A member of a Proxmox cluster, from evidence that does not need the `Name:` line: a
+     * corosync.conf in /etc/pve or /etc/corosync, `pvecm nodes`, or a quorum block in
+     * `pvecm status`. Absent in hand-made facts: then `name !== null` decides.
+     */
+    member?: boolean;
+    /** Why the member's quorum could not be read (corosync down: "Cannot initialize CMAP service"). */
+    quorumUnknown?: string;
     quorate: boolean;
     expectedVotes: number;
     totalVotes: number;
-    /** Node names in the cluster. */
+    /** Member names (`pvecm nodes`, else the corosync.conf nodelist), never corosync addresses. */
     nodes: string[];
   };
   /** Running guests. */

@@ -469,7 +469,7 @@ test('per-command timeout closes the channel; the connection stays usable', asyn
   await c.close();
 });
 
-test('jump host: the target is reached through the jump host', async (t) => {
+test('jump host: the target is reached through the jump host, whose key is pinned for reconnects', async (t) => {
   const dir = tempDir('ssh22');
   const key = makeKey(dir, 'id');
   const jump = await startSshd({ ...addr(22), rootKeys: [key.pub] });
@@ -491,6 +491,21 @@ test('jump host: the target is reached through the jump host', async (t) => {
   t.is((await c.exec('echo via-jump')).stdout, 'via-jump\n');
   await c.close();
   t.regex(jump.log(), /direct-tcpip|Accepted publickey for root/);
+  // The jump host's key is pinned like the target's: even with checking off, a reconnect
+  // through a jump host that now shows another key is refused.
+  const c2 = await connectSsh(
+    'pve23',
+    {
+      host: target.host, port: target.port, user: 'root', identityFile: key.path, become: false,
+      jump: `root@${jump.host}:${jump.port}`, hostKeyChecking: 'off', knownHostsFile: kh, transport: 'ssh',
+    },
+    { ...noAgent, log: () => {} },
+  );
+  jump.newHostKey();
+  await jump.restart();
+  const e = await t.throwsAsync(c2.reconnect({ deadlineMs: 10_000, initialDelayMs: 100 }), { instanceOf: UnreachableError });
+  t.regex(e!.message, /pve23: the ssh-ed25519 host key of jump host root@127\.0\.3\.22:2222 changed since this run connected/);
+  await c2.close();
 });
 
 test('connection refused and connect timeout name the host', async (t) => {

@@ -14,6 +14,9 @@ import {
   parsePctList,
   parsePveversion,
   parsePvecmStatus,
+  parseCluster,
+  parsePvecmNodes,
+  parseCorosyncSection,
   parseProxmoxBootTool,
   parseQmList,
 } from '../../src/facts/parsers.ts';
@@ -92,15 +95,58 @@ test('detectBootloader: efibootmgr BootCurrent path, unsupported EFI vars, no EF
   t.is(detectBootloader({ proxmoxBootTool: '', efibootmgr: '', efi: true }).bootloader, 'unknown');
 });
 
+test('detectBootloader: systemd-boot and GRUB both installed: the firmware BootCurrent decides, else it stops', (t) => {
+  const efi = fixture('efibootmgr-proxmox-grub.txt'); // BootCurrent 0003 = \EFI\PROXMOX\GRUBX64.EFI, 0001 = systemd-boot
+  const oneEsp = 'System currently booted with uefi\nD34B-A25D is configured with: uefi,grub (versions: 6.8.4-3-pve, 6.8.8-2-pve)\n';
+  const twoEsps = 'System currently booted with uefi\nD34B-A25D is configured with: uefi (versions: 6.8.8-2-pve)\nD34C-0001 is configured with: grub (versions: 6.8.8-2-pve)\n';
+  for (const pbt of [oneEsp, twoEsps]) {
+    const g = detectBootloader({ proxmoxBootTool: pbt, efibootmgr: efi, efi: true });
+    t.is(g.bootloader, 'grub-uefi', 'not the first loader listed: the one BootCurrent names');
+    t.true(g.evidence.some((l) => /BootCurrent 0003/.test(l)));
+    const sd = detectBootloader({ proxmoxBootTool: pbt, efibootmgr: efi.replace('BootCurrent: 0003', 'BootCurrent: 0001'), efi: true });
+    t.is(sd.bootloader, 'systemd-boot');
+    const none = detectBootloader({ proxmoxBootTool: pbt, efibootmgr: '', efi: true });
+    t.is(none.bootloader, 'unknown');
+    t.regex(none.evidence.at(-1)!, /both systemd-boot and GRUB are installed .* does not say which one booted: set bootloader:/);
+  }
+  t.deepEqual(parseProxmoxBootTool(oneEsp).esps.map((e) => e.loader), ['systemd-boot', 'grub']);
+});
+
 test('parsePvecmStatus: quorate cluster with QDevice; standalone node', (t) => {
   const c = parsePvecmStatus(fixture('pvecm-qdevice.txt'));
   t.true(c.quorate);
   t.is(c.expectedVotes, 4);
   t.is(c.totalVotes, 3);
-  t.deepEqual(c.nodes, ['192.168.51.239', '192.168.50.218']);
+  // Its membership list shows corosync addresses (-i): never taken as member names.
+  t.deepEqual(c.nodes, []);
   const s = parsePvecmStatus(fixture('pvecm-standalone.txt'));
   t.deepEqual(s, { name: null, quorate: false, expectedVotes: 0, totalVotes: 0, nodes: [] });
   t.is(parsePvecmStatus('Cluster information\n-------------------\nName:             lab\nConfig Version:   3\n\nQuorum information\nQuorate:          No\n').name, 'lab');
+});
+
+test('parseCluster: a member is a member without the Name: line; names, not addresses; unknown quorum said', (t) => {
+  // Real output without the "Cluster information" block (pmxcfs could not read corosync.conf).
+  const noName = parseCluster({ status: fixture('pvecm-qdevice.txt') });
+  t.like(noName, { name: null, member: true, quorate: true, expectedVotes: 4, totalVotes: 3 });
+  t.is(noName.quorumUnknown, undefined);
+  // The same with corosync.conf and pvecm nodes: the name and the member names.
+  const full = parseCluster({ status: fixture('pvecm-qdevice.txt'), nodes: fixture('pvecm-nodes.txt'), corosync: fixture('corosync-section.txt') });
+  t.like(full, { name: 'homelab', member: true, quorate: true });
+  t.deepEqual(full.nodes, ['pve1', 'pve2', 'pve3']);
+  // corosync down: the Name: line is there, the quorum is not.
+  const down = parseCluster({ status: fixture('pvecm-cmap-down.txt'), corosync: fixture('corosync-section.txt') });
+  t.like(down, { name: 'calotech', member: true, quorate: false, quorumUnknown: 'Cannot initialize CMAP service' });
+  t.deepEqual(down.nodes, ['pve1', 'pve2', 'pve3'], 'names from the corosync.conf nodelist');
+  // pmxcfs down too: pvecm says "not part of a cluster", /etc/corosync/corosync.conf says otherwise.
+  const pmx = parseCluster({ status: fixture('pvecm-standalone.txt'), corosync: fixture('corosync-section.txt') });
+  t.like(pmx, { name: 'homelab', member: true, quorate: false });
+  t.regex(pmx.quorumUnknown ?? '', /does not exist - is this node part of a cluster/);
+  // A real standalone node: no corosync.conf, no quorum block.
+  const alone = parseCluster({ status: fixture('pvecm-standalone.txt'), nodes: fixture('pvecm-standalone.txt'), corosync: '' });
+  t.like(alone, { name: null, member: false });
+  t.is(alone.quorumUnknown, undefined);
+  t.deepEqual(parsePvecmNodes(fixture('pvecm-nodes.txt')), ['pve1', 'pve2', 'pve3']);
+  t.deepEqual(parseCorosyncSection(fixture('corosync-section.txt')).files, ['/etc/corosync/corosync.conf']);
 });
 
 test('parseQmList / parsePctList', (t) => {
@@ -177,6 +223,7 @@ test('parseProbe: Proxmox node (systemd-boot, cluster, guests, groups)', (t) => 
   t.deepEqual(gpu.resetMethod, ['bus']);
   t.true(f.pci.find((d) => d.address === '0000:00:02.0')!.bootVga);
   t.true(f.cluster.quorate);
+  t.true(f.cluster.member, 'a member although its pvecm status has no Name: line');
   t.deepEqual(f.guests.map((g) => `${g.kind}:${g.id}`), ['qm:103', 'qm:104', 'qm:105', 'pct:100', 'pct:102']);
   t.deepEqual(f.dkms, { 'vendor-reset': ['6.8.12-2-pve'] });
   t.is(f.packages['pve-manager'], '8.2.4');
@@ -189,7 +236,7 @@ test('parseProbe: Debian 12 lab guest (GRUB BIOS, no Proxmox tools)', (t) => {
   t.is(f.cmdlineConfigured, 'quiet');
   t.deepEqual(f.iommuGroups['3'], ['0000:00:05.0', '0000:00:05.1']);
   t.is(f.pci.find((d) => d.address === '0000:00:05.0')!.driverModule, 'bochs');
-  t.deepEqual(f.cluster, { name: null, quorate: false, expectedVotes: 0, totalVotes: 0, nodes: [] });
+  t.deepEqual(f.cluster, { name: null, member: false, quorate: false, expectedVotes: 0, totalVotes: 0, nodes: [] });
   t.deepEqual(f.guests, []);
   t.deepEqual(f.packages, { 'grub-pc': '2.06-13+deb12u1', 'linux-image-amd64': '6.1.119-1' });
   const off = labFacts({ iommu: false });

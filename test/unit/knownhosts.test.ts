@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -10,6 +10,7 @@ import {
   hostKeyName,
   keyTypeOf,
   parseKnownHosts,
+  recordHostKey,
 } from '../../src/transport/knownhosts.ts';
 import { Limiter } from '../../src/transport/limiter.ts';
 import { ensureSshDeps } from '../helpers/sshd.ts';
@@ -104,6 +105,52 @@ test('accept-new: creates the file 0600 and records; changed still refused; revo
   writeFileSync(g, `a ${A.type} ${A.b64}`);
   checkHostKey(g, 'b', 22, A.type, A.blob, 'accept-new');
   t.is(readFileSync(g, 'utf8'), `a ${A.type} ${A.b64}\nb ${A.type} ${A.b64}\n`);
+});
+
+test('accept-new in check mode accepts for the run and writes nothing', (t) => {
+  const f = join(dir, 'check', 'known_hosts');
+  const r = checkHostKey(f, 'h', 22, A.type, A.blob, 'accept-new', { record: false });
+  t.like(r, { status: 'unknown', accept: true, wouldRecord: true });
+  t.is(r.recorded, undefined);
+  t.false(existsSync(join(dir, 'check')));
+  const g = join(dir, 'kh-check2');
+  writeFileSync(g, `other ${B.type} ${B.b64}\n`);
+  checkHostKey(g, 'h', 22, A.type, A.blob, 'accept-new', { record: false });
+  t.is(readFileSync(g, 'utf8'), `other ${B.type} ${B.b64}\n`);
+  // A changed key is refused in check mode too.
+  writeFileSync(g, `h ${B.type} ${B.b64}\n`);
+  t.like(checkHostKey(g, 'h', 22, A.type, A.blob, 'accept-new', { record: false }), { status: 'changed', accept: false });
+});
+
+test('accept-new records atomically: mode kept, no temp or lock left, a key recorded meanwhile is not doubled', (t) => {
+  const f = join(dir, 'kh-atomic');
+  writeFileSync(f, `# mine\nx ${B.type} ${B.b64}\n`, { mode: 0o644 });
+  chmodSync(f, 0o644);
+  const inodeBefore = statSync(f).ino;
+  recordHostKey(f, 'h', 22, A.type, A.blob);
+  recordHostKey(f, 'h', 22, A.type, A.blob);
+  t.is(readFileSync(f, 'utf8'), `# mine\nx ${B.type} ${B.b64}\nh ${A.type} ${A.b64}\n`);
+  t.is(statSync(f).mode & 0o777, 0o644);
+  t.not(statSync(f).ino, inodeBefore, 'replaced by rename, not rewritten in place');
+  t.deepEqual(readdirSync(dir).filter((n) => n.startsWith('kh-atomic')), ['kh-atomic']);
+});
+
+test('accept-new from many processes at once: every line recorded, none lost or torn', (t) => {
+  const f = join(dir, 'kh-many');
+  const script = join(dir, 'record.ts');
+  writeFileSync(
+    script,
+    `import { recordHostKey } from ${JSON.stringify(join(process.cwd(), 'src/transport/knownhosts.ts'))};\n` +
+      `const [f, n, type, b64] = process.argv.slice(2);\n` +
+      `for (let i = 0; i < 5; i++) recordHostKey(f, 'host' + n + '-' + i, 22, type, Buffer.from(b64, 'base64'));\n`,
+  );
+  const shell = Array.from({ length: 6 }, (_, n) => `node --import tsx ${script} ${f} ${n} ${A.type} ${A.b64} &`).join(' ') + ' wait';
+  execFileSync('sh', ['-c', shell], { cwd: process.cwd() });
+  const lines = readFileSync(f, 'utf8').trim().split('\n');
+  t.is(lines.length, 30);
+  t.is(new Set(lines).size, 30);
+  for (const l of lines) t.regex(l, new RegExp(`^host\\d-\\d ${A.type} ${A.b64.replace(/[+/]/g, '\\$&')}$`));
+  t.false(existsSync(`${f}.lock`));
 });
 
 test('off: accepts, with a warning for unknown or changed keys', (t) => {

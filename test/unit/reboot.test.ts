@@ -23,6 +23,10 @@ type Guest = Facts['guests'][number];
 interface SimNode {
   name: string;
   cluster: string | null;
+  /** `pvecm status` without its `Name:` line (pmxcfs could not read corosync.conf). */
+  hideName?: boolean;
+  /** corosync down on this member: `Cannot initialize CMAP service`. */
+  corosyncDown?: boolean;
   up: boolean;
   boot: number;
   /** How long the node stays down. */
@@ -104,6 +108,10 @@ class Sim {
         totalVotes: up,
         nodes: members.map((m) => m.name),
       };
+      if (n.hideName) base.cluster = { ...base.cluster, name: null, member: true };
+      if (n.corosyncDown) {
+        base.cluster = { ...base.cluster, member: true, quorate: false, expectedVotes: 0, totalVotes: 0, quorumUnknown: 'Cannot initialize CMAP service' };
+      }
     }
     return base;
   }
@@ -350,6 +358,33 @@ test('quorate but no headroom (a non-candidate member is down): waits until it i
   const res = await coordinateReboots(cands, opts);
   t.is(res.get('c1-n1')!.status, 'rebooted');
   t.true(sim.intervals[0].down - t0 >= 95, 'did not go down while c1-n3 was down');
+});
+
+test('members whose pvecm status lacks the Name: line still roll one at a time, never as standalone hosts', async (t) => {
+  const sim = new Sim();
+  const names = cluster(sim, 'c1', 3, { hideName: true, downMs: 40 });
+  const { cands, opts, events } = setup(sim, names);
+  t.true(cands.every((c) => c.facts.cluster.name === null && c.facts.cluster.member === true));
+  const res = await coordinateReboots(cands, opts);
+  t.true([...res.values()].every((r) => r.status === 'rebooted'));
+  t.is(sim.maxDown.get('c1'), 1);
+  assertNoOverlap(t, sim.intervals);
+  t.true(events.some((e) => e.type === 'reboot-wait' && /cluster \(of unknown name\): at most 1 member down/.test(e.reason)));
+});
+
+test('a member whose quorum cannot be read (corosync down) is refused with the reason; nothing sent to it', async (t) => {
+  const sim = new Sim();
+  const names = cluster(sim, 'c1', 3);
+  sim.nodes.get('c1-n2')!.corosyncDown = true;
+  const { cands, opts } = setup(sim, names);
+  const res = await coordinateReboots(cands, opts);
+  const r = res.get('c1-n2')!;
+  t.is(r.status, 'failed');
+  if (r.status === 'failed') {
+    t.regex(r.msg, /c1-n2: not rebooted: it is a member of cluster c1, but its quorum cannot be read \(Cannot initialize CMAP service\)/);
+    t.regex(r.hint ?? '', /corosync/);
+  }
+  t.false(sim.log.includes(`c1-n2: ${REBOOT_COMMAND}`));
 });
 
 test('two-node cluster without a QDevice: members pending, nothing sent', async (t) => {
