@@ -14,9 +14,8 @@
  *   The user points the task at the real file instead.
  * - The temp name is unique per writer (mktemp, O_EXCL: never follows a link, never reuses a name)
  *   and a writer removes only its own temp file, so concurrent writers never delete each other's.
- *   The name carries the writer's pid and start time: the temp file of a writer killed with
- *   SIGKILL (no trap runs) is removed by the next write into that directory once /proc shows no
- *   process with that pid and start time.
+ *   Each writer holds an flock on its temp file while it lives: the next write into that
+ *   directory removes only temp files nobody holds (writers killed with SIGKILL, no trap ran).
  * - fsync of the file before the rename and of the directory after it; an fsync error fails the
  *   write (before the rename: the old file stays; after: the new file is in place, said so).
  * - Mode and owner: the given ones, else the old file's, else 0644 and the writer's own.
@@ -67,21 +66,28 @@ export function writeScript(path: string, size: number, opts: WriteOptions = {},
     'fi',
     '[ -d "$p" ] && { echo "passthru: cannot write $p: it is a directory" >&2; exit 1; }',
     '[ -e "$p" ] && [ ! -f "$p" ] && { echo "passthru: cannot write $p: it is not a regular file" >&2; exit 1; }',
-    // Leftovers of writers killed with SIGKILL (no trap ran): the temp name carries the writer's
-    // pid and that process's start time, so a file is removed only when no process with that pid
-    // and start time exists (a reused pid has another start time), never a live writer's.
-    'started() { s=$(cat "/proc/$1/stat" 2>/dev/null) || return 1; s=${s##*) }; set -- $s; echo "${20}"; }',
-    'me="$$-$(started $$ || echo 0)"',
-    'if [ -r /proc/self/stat ]; then for f in "$d"/.passthru-tmp.*-*.*; do',
+    // Each writer holds an flock on its own temp file for as long as it lives (fd 9 of this
+    // shell). A temp file nobody holds is a leftover of a writer killed with SIGKILL (no trap ran):
+    // removed, under the lock. A live writer's file is never touched.
+    'lock=; command -v flock >/dev/null 2>&1 && lock=1',
+    'if [ -n "$lock" ]; then for f in "$d"/.passthru-tmp.*; do',
     '  [ -f "$f" ] && [ ! -L "$f" ] || continue',
-    '  w=${f##*/.passthru-tmp.}; w=${w%%.*}; wp=${w%%-*}; ws=${w#*-}',
-    '  case $wp$ws in ""|*[!0-9]*) continue;; esac',
-    '  [ "$(started "$wp")" = "$ws" ] || rm -f -- "$f"',
+    '  flock -n "$f" rm -f -- "$f" 2>/dev/null',
     'done; fi',
-    'tmp=$(mktemp "$d/.passthru-tmp.$me.XXXXXXXXXX") || fail "cannot create a temp file in $d"',
+    'tmp=; i=0',
+    'while [ $i -lt 10 ]; do',
+    '  i=$((i+1))',
+    '  t=$(mktemp "$d/.passthru-tmp.XXXXXXXXXX") || fail "cannot create a temp file in $d"',
+    '  exec 9>>"$t" || fail "cannot open the temp file"',
+    // Locked and still the file at that name (a cleaner may have removed it in between): ours.
+    '  if [ -z "$lock" ] || { flock -n 9 && [ /dev/fd/9 -ef "$t" ]; }; then tmp=$t; break; fi',
+    '  exec 9>&-',
+    'done',
+    '[ -n "$tmp" ] || fail "cannot get a temp file of its own in $d"',
     `trap 'rm -f -- "$tmp"' EXIT`,
     "trap 'exit 1' HUP INT TERM PIPE",
-    'cat > "$tmp" || fail "writing the new content failed"',
+    // fd 9 (and its lock) stays open until the rename: the temp file is ours to the end.
+    'cat >&9 || fail "writing the new content failed"',
     `size=$(wc -c < "$tmp" | tr -d ' ')`,
     '[ "$size" = "$want" ] || fail "short write ($size of $want bytes: the connection dropped or the disk is full)"',
     'sync -- "$tmp" || fail "fsync of the new content failed"',

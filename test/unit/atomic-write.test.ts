@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalConnection } from '../../src/transport/local.ts';
@@ -44,19 +45,18 @@ test('concurrent writers to one file: every write succeeds whole, no temp file o
   t.teardown(() => rm(dir, { recursive: true }));
   const p = join(dir, 'shared.conf');
   await writeFile(p, 'v0\n');
-  // Another writer's temp file, in flight right now (its pid is alive): must survive.
-  const stat = await readFile(`/proc/${process.pid}/stat`, 'utf8');
-  const started = stat.slice(stat.lastIndexOf(') ') + 2).split(' ')[19];
-  const foreign = join(dir, `.passthru-tmp.${process.pid}-${started}.inflight01`);
+  // Another writer's temp file, in flight right now (it holds the lock): must survive.
+  const foreign = join(dir, '.passthru-tmp.inflight01');
   await writeFile(foreign, 'partial');
-  // Leftovers of writers killed with SIGKILL: a pid that does not exist (above pid_max), and a
-  // live pid with another start time (the pid was reused): both cleaned.
-  await writeFile(join(dir, '.passthru-tmp.4194305-123.stale00001'), 'old');
-  await writeFile(join(dir, `.passthru-tmp.${process.pid}-1.stale00002`), 'old');
+  const holder = spawn('flock', ['-n', foreign, 'sleep', '30'], { stdio: 'ignore' });
+  t.teardown(() => holder.kill('SIGKILL'));
+  await new Promise((r) => setTimeout(r, 300));
+  // A leftover of a writer killed with SIGKILL (nobody holds it): cleaned.
+  await writeFile(join(dir, '.passthru-tmp.stale00001'), 'old');
   const contents = Array.from({ length: 12 }, (_, i) => `writer ${i} ${'x'.repeat(5000 + i)}\n`);
   await Promise.all(contents.map((c) => conn.write(p, c)));
   t.true(contents.includes(await readFile(p, 'utf8')));
-  t.deepEqual((await readdir(dir)).sort(), [`.passthru-tmp.${process.pid}-${started}.inflight01`, 'shared.conf']);
+  t.deepEqual((await readdir(dir)).sort(), ['.passthru-tmp.inflight01', 'shared.conf']);
   t.is(await readFile(foreign, 'utf8'), 'partial');
 });
 
