@@ -283,7 +283,7 @@ export function printPciMappingCfg(mappings: PciMapping[]): string {
 // ---------------------------------------------------------------- PCI extras, DRM
 
 export interface PciExtra {
-  /** `1043:889c`, null when the device has none. */
+  /** `1043:889c` (`0000:0000` when the device has none), null when sysfs has no such file. */
   subsystemId: string | null;
   sriovTotalVfs: number | null;
   sriovNumVfs: number | null;
@@ -306,7 +306,8 @@ export function parsePciExtra(text: string): Record<string, PciExtra> {
     const sv = hex(r.subsystem_vendor);
     const sd = hex(r.subsystem_device);
     out[addr] = {
-      subsystemId: sv && sd && !(sv === '0000' && sd === '0000') ? `${sv}:${sd}` : null,
+      // 0000:0000 is a value too: Proxmox's mapping check (PVE::SysFSTools::pci_device_info) expects it.
+      subsystemId: sv && sd ? `${sv}:${sd}` : null,
       sriovTotalVfs: int(r.sriov_totalvfs),
       sriovNumVfs: int(r.sriov_numvfs),
     };

@@ -9,6 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { bootNode, initNode, type NodeMeta } from './node.ts';
+import { initPveFs } from './pve-fs.ts';
 import { LAB_ROOT, listProfiles, loadProfile, MAIN_PROFILES, type Profile } from './profile.ts';
 
 
@@ -287,6 +288,7 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
     writeFileSync(join(dir, 'clusters', c, 'members'), members.join('\n') + '\n');
     for (const m of members) writeFileSync(join(dir, 'nodes', m, 'cluster'), c + '\n');
   }
+  for (const pl of planned) initPveFs(dir, join(dir, 'nodes', pl.name), pl.name, pl.cluster, pl.profile);
   writeFileSync(join(dir, 'ssh', 'known_hosts'), knownHosts.join('\n') + '\n');
   writeFileSync(join(dir, 'lab.json'), JSON.stringify({ nodes, rebootDelayS: delay, startedAt: new Date().toISOString() }, null, 2) + '\n');
   const inventoryPath = join(dir, 'inventory.yaml');

@@ -32,6 +32,15 @@ bind "$G/sys/class/iommu" /sys/class/iommu
 bind "$G/sys/bus/pci/devices" /sys/bus/pci/devices
 bind "$G/sys/bus/pci/drivers" /sys/bus/pci/drivers
 mount --bind "$LAB_STUBS" /usr/local/sbin
+# /etc/pve: the cluster's shared directory (or the node's own), see src/lab/pve-fs.ts
+if [ -f "$N/pve-dir" ]; then
+  P=$(cat "$N/pve-dir")
+  mkdir -p /etc/pve
+  mount --bind "$P" /etc/pve
+  mount --bind "$P/nodes/$NODE_NAME/qemu-server" /etc/pve/qemu-server
+  mount --bind "$P/nodes/$NODE_NAME/lxc" /etc/pve/lxc
+  mount --bind "$P/nodes/$NODE_NAME" /etc/pve/local
+fi
 hostname "$NODE_NAME"
 echo up > "$N/state"
 echo "up $(date +%s%3N) $(cat "$G/proc/boot_id")" >> "$N/boots.log"

@@ -10,6 +10,7 @@ import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, w
 import { dirname, join } from 'node:path';
 import { boot, compareKernels, liveModFiles, SNAPSHOT_HEADER, type BootResult, type NodeView } from './boot.ts';
 import type { Profile } from './profile.ts';
+import { writePciExtra } from './pve-fs.ts';
 
 export interface NodeMeta {
   name: string;
@@ -298,6 +299,7 @@ export function writeGen(nodeDir: string, p: Profile, res: BootResult, bootId: s
     if (d.class.startsWith('03')) put(join(dd, 'boot_vga'), d.bootVga ? '1\n' : '0\n');
     put(join(dd, 'reset_method'), d.resetMethod.join(' ') + '\n');
     put(join(dd, 'driver_override'), '(null)\n');
+    writePciExtra(dd, p.pci.find((x) => x.address === d.address));
     if (d.driver) {
       mkdirSync(join(g, 'sys/bus/pci/drivers', d.driver), { recursive: true });
       symlinkSync(`/sys/bus/pci/drivers/${d.driver}`, join(dd, 'driver'));

@@ -105,9 +105,10 @@ test('parsePciMappingCfg: sections, map entries, digest; printing gives the same
   t.is(printMapEntry(mappings[0].map[0]), mappings[0].map[0].raw);
 });
 
-test('parsePciExtra: subsystem ids from sysfs; 0000:0000 is none', (t) => {
+test('parsePciExtra: subsystem ids from sysfs, 0000:0000 kept (Proxmox expects it in the mapping)', (t) => {
   const x = parsePciExtra(fx('pci-extra-this-machine.txt'));
-  t.is(x['0000:00:00.0'].subsystemId, null);
+  t.is(x['0000:00:00.0'].subsystemId, '0000:0000');
+  t.is(parsePciExtra('/sys/bus/pci/devices/0000:00:03.0/sriov_numvfs:0\n')['0000:00:03.0'].subsystemId, null);
   t.regex(x['0000:00:01.0'].subsystemId ?? '', /^1af4:[0-9a-f]{4}$/);
   t.is(x['0000:00:01.0'].sriovTotalVfs, null);
   const s = parsePciExtra('/sys/bus/pci/devices/0000:00:02.0/sriov_totalvfs:7\n/sys/bus/pci/devices/0000:00:02.0/sriov_numvfs:0\n');
