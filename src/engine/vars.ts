@@ -38,6 +38,9 @@ export function taskVars(l: VarLayers): Vars {
     inventory_hostname: l.host.name,
     group_names: l.host.groups.filter((g) => g !== 'all'),
     groups,
+    // Every host's inventory variables (not its facts), as Ansible's hostvars: what a role that acts
+    // once for a cluster (pci-mapping) needs to know of the other members.
+    hostvars: Object.fromEntries([...l.inventory.hosts].map(([n, h]) => [n, h.vars])),
   };
   // Values written in YAML (defaults, inventory, stage, role reference, -e) may hold templates
   // themselves: render them when first used, as Ansible does, with the final variables.

@@ -14,6 +14,8 @@ import { sysctlModule } from './sysctl.ts';
 import { kernelCmdlineModule } from './kernel_cmdline.ts';
 import { kernelModulesModule } from './kernel_modules.ts';
 import { passthroughCheckModule } from './passthrough_check.ts';
+import { pveVmModule } from './pve_vm.ts';
+import { pciMappingCheckModule, pciMappingModule } from './pci_mapping.ts';
 
 export const modules: Map<string, Module<any>> = new Map<string, Module<any>>([
   [fileModule.name, fileModule],
@@ -27,4 +29,7 @@ export const modules: Map<string, Module<any>> = new Map<string, Module<any>>([
   [kernelCmdlineModule.name, kernelCmdlineModule],
   [kernelModulesModule.name, kernelModulesModule],
   [passthroughCheckModule.name, passthroughCheckModule],
+  [pveVmModule.name, pveVmModule],
+  [pciMappingModule.name, pciMappingModule],
+  [pciMappingCheckModule.name, pciMappingCheckModule],
 ]);
