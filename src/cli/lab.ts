@@ -3,8 +3,10 @@
  */
 import type { Command } from 'commander';
 import { EXIT } from '../model/types.ts';
-import { labDown, labStatus, labUp } from '../lab/index.ts';
 import type { Io } from './main.ts';
+
+/** The lab's code (YAML, profiles, boot simulator) loads when a lab command runs, not at every start. */
+const labModule = () => import('../lab/index.ts');
 
 export function labCommand(program: Command, io: Io, setCode: (c: number) => void): void {
   const lab = program.command('lab').description('simulated Proxmox VE nodes (real sshd in mount namespaces on 127.0.x.y), needs root');
@@ -18,7 +20,7 @@ export function labCommand(program: Command, io: Io, setCode: (c: number) => voi
     .action(async (f: { nodes?: string; scenario?: string[]; dir: string; rebootDelay: string }) => {
       setCode(
         await guard(io, async () => {
-          const info = await labUp({
+          const info = await (await labModule()).labUp({
             dir: f.dir,
             nodes: f.nodes ? Number.parseInt(f.nodes, 10) : undefined,
             scenarios: f.scenario,
@@ -33,13 +35,13 @@ export function labCommand(program: Command, io: Io, setCode: (c: number) => voi
     .command('status')
     .option('--dir <dir>', 'lab directory', '.lab')
     .action(async (f: { dir: string }) => {
-      setCode(await guard(io, async () => io.out(`${JSON.stringify(await labStatus(f.dir), null, 2)}\n`)));
+      setCode(await guard(io, async () => io.out(`${JSON.stringify(await (await labModule()).labStatus(f.dir), null, 2)}\n`)));
     });
   lab
     .command('down')
     .option('--dir <dir>', 'lab directory', '.lab')
     .action(async (f: { dir: string }) => {
-      setCode(await guard(io, async () => labDown(f.dir)));
+      setCode(await guard(io, async () => (await labModule()).labDown(f.dir)));
     });
 }
 

@@ -8,24 +8,17 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { EXIT, type GuestPolicy, type RunReport } from '../model/types.ts';
 import { ConfigError, ConfigErrors } from '../model/errors.ts';
-import { EventBus } from '../engine/events.ts';
-import { planRun, runPlaybook } from '../engine/run.ts';
-import { selectedSteps } from '../engine/host.ts';
-import { defaultFailedHostsPath, writeFailedHosts } from '../engine/failed-hosts.ts';
-import { loadInventory } from '../inventory/index.ts';
-import { loadExtraVars, loadPlaybook } from '../load/playbook.ts';
-import { checkHostVars } from '../load/hostvars.ts';
-import { knownTags, unknownTags } from '../load/tags.ts';
-import { modules } from '../modules/index.ts';
-import { openConnection } from '../transport/index.ts';
-import { Limiter } from '../transport/limiter.ts';
-import { plainReporter, type ReporterOptions } from '../report/plain.ts';
-import { liveReporter, type LiveReporter } from '../report/live.ts';
-import { recapTable, paint, colorEnabled } from '../report/format.ts';
+import type { ReporterOptions } from '../report/plain.ts';
+import type { LiveReporter } from '../report/live.ts';
 import { labCommand } from './lab.ts';
-import { terminalPrompt } from './prompt.ts';
-import { demo } from './demo.ts';
 import { factsCommand } from './facts.ts';
+import { colorEnabled } from '../report/format.ts';
+
+/**
+ * The engine, loaders, modules and reporters (YAML, semver, diff, listr2, ssh2 behind them) load
+ * when a command needs them, so `passthru --help` and argument errors start in a fraction of the time.
+ */
+const engine = () => import('./engine.ts');
 
 export interface RunFlags {
   inventory?: string;
@@ -135,7 +128,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('modules')
     .description('list the modules with their arguments')
-    .action(() => {
+    .action(async () => {
+      const { modules } = await engine();
       for (const m of modules.values()) {
         io.out(`${m.name}${m.readOnly ? ' (read-only)' : ''}\n  ${m.doc.split('\n')[0]}\n`);
         for (const [k, a] of Object.entries(m.schema)) {
@@ -154,6 +148,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .option('--dir <dir>', 'lab directory', '.lab')
     .option('--keep', 'leave the lab up afterwards')
     .action(async (flags: { dir: string; keep?: boolean }) => {
+      const { demo } = await import('./demo.ts');
       code = await demo({ dir: flags.dir, keep: Boolean(flags.keep) }, io);
     });
 
@@ -189,12 +184,13 @@ export function reportError(e: unknown, io: Io): number {
 }
 
 interface Loaded {
-  pb: Awaited<ReturnType<typeof loadPlaybook>>;
-  inv: Awaited<ReturnType<typeof loadInventory>>;
+  pb: Awaited<ReturnType<Awaited<ReturnType<typeof engine>>['loadPlaybook']>>;
+  inv: Awaited<ReturnType<Awaited<ReturnType<typeof engine>>['loadInventory']>>;
   extra: Record<string, unknown>;
 }
 
 async function load(pbPath: string, flags: RunFlags, io: Io, opts: { warnStages?: boolean } = {}): Promise<Loaded> {
+  const { loadInventory, loadPlaybook, modules, loadExtraVars, planRun, unknownTags, knownTags, checkHostVars } = await engine();
   const inv = await loadInventory(flags.inventory!);
   const pb = await loadPlaybook(pbPath, { modules });
   if (flags.guests) pb.stages = pb.stages.map((st) => ({ ...st, guestPolicy: flags.guests! }));
@@ -213,6 +209,10 @@ async function load(pbPath: string, flags: RunFlags, io: Io, opts: { warnStages?
 }
 
 export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promise<number> {
+  const {
+    EventBus, liveReporter, plainReporter, Limiter, terminalPrompt, runPlaybook, modules, openConnection,
+    recapTable, paint, defaultFailedHostsPath, writeFailedHosts,
+  } = await engine();
   let loaded: Loaded;
   try {
     loaded = await load(pbPath, flags, io);
@@ -299,6 +299,7 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
 }
 
 async function listCommand(pbPath: string, flags: RunFlags, io: Io): Promise<number> {
+  const { planRun, selectedSteps } = await engine();
   let loaded: Loaded;
   try {
     loaded = await load(pbPath, { ...flags, extraVars: [] }, io, { warnStages: true });
@@ -323,6 +324,7 @@ async function listCommand(pbPath: string, flags: RunFlags, io: Io): Promise<num
 }
 
 async function validateCommand(pbPath: string, flags: RunFlags, io: Io): Promise<number> {
+  const { planRun, selectedSteps } = await engine();
   let loaded: Loaded;
   try {
     loaded = await load(pbPath, flags, io, { warnStages: true });

@@ -14,6 +14,14 @@ import { LAB_ROOT, listProfiles, loadProfile, MAIN_PROFILES, type Profile } from
 
 
 const SRC_DIR = dirname(fileURLToPath(import.meta.url));
+/**
+ * How a node's supervisor runs the boot logic between two runs of its sshd: the compiled
+ * boot-cli.js with plain node when this module runs from dist/ (the installed CLI), the
+ * TypeScript source through tsx when it runs from src/ (tests, development).
+ */
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const BOOT_CLI = join(SRC_DIR, FROM_SOURCE ? 'boot-cli.ts' : 'boot-cli.js');
+const NODE_ARGS = FROM_SOURCE ? '--import tsx' : '';
 const REPO = resolve(SRC_DIR, '../..');
 const STUBS = join(LAB_ROOT, 'stubs', 'bin');
 const SSHD = '/usr/sbin/sshd';
@@ -268,6 +276,8 @@ export async function labUp(opts: LabUpOptions): Promise<LabInfo> {
         `LAB_DIR='${dir}'`,
         `LAB_STUBS='${STUBS}'`,
         `LAB_SRC='${SRC_DIR}'`,
+        `BOOT_CLI='${BOOT_CLI}'`,
+        `NODE_ARGS='${NODE_ARGS}'`,
         `REPO='${REPO}'`,
         `NODE_BIN='${process.execPath}'`,
         `REBOOT_DELAY='${delay}'`,

@@ -13,7 +13,7 @@ while [ ! -f "$N/stop" ]; do
     echo rebooting > "$N/state"
     sleep "$REBOOT_DELAY"
     [ -f "$N/stop" ] && break
-    (cd "$REPO" && "$NODE_BIN" --import tsx "$LAB_SRC/boot-cli.ts" "$N") >>"$N/boot.log" 2>&1 \
+    (cd "$REPO" && "$NODE_BIN" $NODE_ARGS "$BOOT_CLI" "$N") >>"$N/boot.log" 2>&1 \
       || echo "boot logic failed, starting with the previous state" >>"$N/boot.log"
   fi
   first=

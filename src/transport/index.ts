@@ -7,10 +7,8 @@ import type { Host } from '../model/types.ts';
 import type { Connection } from './connection.ts';
 import { Limiter } from './limiter.ts';
 import { LocalConnection } from './local.ts';
-import { connectSsh } from './ssh.ts';
 
 export { Limiter } from './limiter.ts';
-export { SshConnection, CommandTimeoutError, connectSsh } from './ssh.ts';
 
 export interface TransportOptions {
   /** Global cap on SSH handshakes in flight; default: one shared Limiter(16) per process. */
@@ -34,6 +32,8 @@ export const defaultHandshakes = new Limiter(16);
  */
 export async function openConnection(host: Host, opts: TransportOptions = {}): Promise<Connection> {
   if (host.conn.transport === 'local') return new LocalConnection(host.name);
+  // ssh2 (and its crypto) loads on the first SSH connection, not at every start of the CLI.
+  const { connectSsh } = await import('./ssh.ts');
   try {
     return await connectSsh(host.name, host.conn, {
       handshakes: opts.handshakes ?? defaultHandshakes,
