@@ -6,11 +6,7 @@
 import type { Command } from 'commander';
 import { EXIT, type Host } from '../model/types.ts';
 import { ConfigError } from '../model/errors.ts';
-import { loadInventory } from '../inventory/index.ts';
-import { matchHosts } from '../inventory/patterns.ts';
-import { gatherFacts } from '../facts/index.ts';
-import { openConnection, Limiter } from '../transport/index.ts';
-import { describeHost, FACTS_SCHEMA_ID, formatHostFacts, unreachableHost, type HostFacts } from '../report/facts.ts';
+import type { HostFacts } from '../report/facts.ts';
 import type { PassthroughVars } from '../facts/devices.ts';
 import { colorEnabled } from '../report/format.ts';
 import { terminalPrompt } from './prompt.ts';
@@ -72,7 +68,17 @@ export function factsCommand(program: Command, io: Io, setCode: (c: number) => v
     });
 }
 
+/** What the command needs (YAML, semver, ssh2 behind it), loaded when it runs, not at every start of the CLI. */
+const deps = async () => ({
+  ...(await import('../inventory/index.ts')),
+  ...(await import('../inventory/patterns.ts')),
+  ...(await import('../facts/index.ts')),
+  ...(await import('../transport/index.ts')),
+  ...(await import('../report/facts.ts')),
+});
+
 export async function runFacts(target: string | undefined, flags: FactsFlags, io: Io): Promise<number> {
+  const { loadInventory, matchHosts, gatherFacts, openConnection, Limiter, describeHost, FACTS_SCHEMA_ID, formatHostFacts, unreachableHost } = await deps();
   let hosts: Host[];
   try {
     if (flags.inventory) {
