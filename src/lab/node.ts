@@ -325,6 +325,27 @@ export function writeGen(nodeDir: string, p: Profile, res: BootResult, bootId: s
   }).join('\n') + '\n');
   put(join(run, 'guests.tsv'), (p.guests ?? []).map((gu, i) => [gu.kind, gu.id, gu.name, gu.onboot ? 'running' : 'stopped', gu.mem ?? 2048, gu.disk ?? '32.00', gu.onboot ? 10000 + i * 37 : 0].join('\t')).join('\n') + ((p.guests ?? []).length ? '\n' : ''));
   put(join(run, 'boot.json'), JSON.stringify({ bootId, ...res }, null, 2) + '\n');
+  put(join(run, 'profile.tsv'), profileTsv(p));
+}
+
+/**
+ * The profile flattened for the stubs' `profile_get` (lab/stubs/lib/common.sh), so that a stub
+ * reads a value with shell builtins instead of starting node: one `dotted.path<TAB>value` line per
+ * value at every depth, objects and arrays as JSON, as `profile_get` printed them from profile.json.
+ */
+export function profileTsv(p: Profile): string {
+  const lines: string[] = [];
+  const walk = (v: unknown, path: string) => {
+    if (v == null) return;
+    if (path) {
+      const text = typeof v === 'object' ? JSON.stringify(v) : String(v);
+      if (/[\t\n]/.test(text) || /[\t\n]/.test(path)) throw new Error(`lab profile ${p.name}: ${path}: a value may not contain a tab or a newline`);
+      lines.push(`${path}\t${text}`);
+    }
+    if (typeof v === 'object' && !Array.isArray(v)) for (const [k, x] of Object.entries(v)) walk(x, path ? `${path}.${k}` : k);
+  };
+  walk(p, '');
+  return lines.join('\n') + '\n';
 }
 
 /** Run the boot logic for a node from its files and write the booted state. Returns the new boot_id. */

@@ -5,11 +5,20 @@ if [ -z "$LAB_NODE" ] && [ -r /etc/passthru-lab/env ]; then . /etc/passthru-lab/
 G="$LAB_NODE/gen"
 RUN="$G/run"
 PROFILE_JSON="$LAB_NODE/profile.json"
-kernel_release() { cat "$RUN/kernel"; }
-# A value of profile.json by a dotted path (node is on the machine; used only where shell is awkward).
-profile_get() { node -e 'const p=require(process.argv[1]);let v=p;for(const k of process.argv[2].split(".")){v=v==null?undefined:v[k]}process.stdout.write(v==null?"":typeof v=="object"?JSON.stringify(v):String(v))' "$PROFILE_JSON" "$1"; }
-# Reads a top-level string field of profile.json (written by labUp with 2-space JSON.stringify).
-profile_field() { sed -n "s/^  \"$1\": \"\\{0,1\\}\\([^\",]*\\)\"\\{0,1\\},\\{0,1\\}$/\\1/p" "$PROFILE_JSON" | head -1; }
+kernel_release() { local k; read -r k < "$RUN/kernel"; printf '%s\n' "$k"; }
+# A value of the profile by a dotted path (nothing when missing; objects and arrays as JSON): from
+# $RUN/profile.tsv, which the boot writes once (src/lab/node.ts profileTsv), with shell builtins.
+profile_get() {
+  if [ ! -r "$RUN/profile.tsv" ]; then
+    node -e 'const p=require(process.argv[1]);let v=p;for(const k of process.argv[2].split(".")){v=v==null?undefined:v[k]}process.stdout.write(v==null?"":typeof v=="object"?JSON.stringify(v):String(v))' "$PROFILE_JSON" "$1"
+    return
+  fi
+  local k v
+  while IFS=$'\t' read -r k v; do [ "$k" = "$1" ] && { printf '%s' "$v"; return 0; }; done < "$RUN/profile.tsv"
+  return 0
+}
+# A top-level string field of the profile.
+profile_field() { profile_get "$1"; }
 bootloader() { profile_field bootloader; }
 now_ms() { date +%s%3N; }
 is_pve() { [ "$(profile_field kind)" = pve ]; }
