@@ -1,16 +1,16 @@
 /**
- * `npm run bench`: every benchmark, one after the other, each printing its own figures.
- * Benchmarks measure; they assert nothing (that is what the tests are for).
+ * `npm run bench`: passthru side by side with its floors and ansible-core (bench/compare.ts), with
+ * its flags (`npm run bench -- --sizes 10,50 --json out.json`). The other benchmarks by name:
+ * `npm run bench -- ssh` (the SSH transport against OpenSSH), `npm run bench -- converge` (full
+ * converges against the unavoidable waits). Benchmarks measure; they assert nothing.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const benches = process.argv.slice(2).length ? process.argv.slice(2) : ['ssh', 'converge'];
-let failed = 0;
-for (const b of benches) {
-  const file = fileURLToPath(new URL(`./${b}.ts`, import.meta.url));
-  console.log(`\n### bench/${b}.ts`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', file], { stdio: 'inherit' });
-  if (r.status !== 0) failed++;
-}
-process.exitCode = failed ? 1 : 0;
+const args = process.argv.slice(2);
+const named = ['ssh', 'converge', 'compare'].includes(args[0] ?? '');
+const bench = named ? args[0]! : 'compare';
+const file = fileURLToPath(new URL(`./${bench}.ts`, import.meta.url));
+console.error(`### bench/${bench}.ts`);
+const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(named ? args.slice(1) : args)], { stdio: 'inherit' });
+process.exitCode = r.status ?? 1;

@@ -205,7 +205,9 @@ function sshdConfig(nodeDir: string, labDir: string, address: string, name: stri
     'PrintMotd no',
     'MaxStartups 200:30:400',
     'MaxSessions 64',
-    'LogLevel ERROR',
+    // VERBOSE logs one `Starting session: command ...` line per command a client runs: the bench
+    // counts remote commands per host from the node's own sshd.log, not from the engine.
+    'LogLevel VERBOSE',
     'Subsystem sftp internal-sftp',
     `SetEnv LAB_NODE=${nodeDir} LAB_DIR=${labDir} LAB_NODE_NAME=${name} LAB_LIB=${join(LAB_ROOT, 'stubs', 'lib')}`,
     '',

@@ -1,0 +1,331 @@
+/**
+ * `npm run bench`: passthru side by side with its floors and with ansible-core, on the same lab
+ * nodes, in one run (not a test: it prints figures). Needs root (the lab does); run it under the
+ * lab lock when other lab runs may share the machine.
+ *
+ *   npm run bench                          # N = 10, 50, 200
+ *   npm run bench -- --sizes 10,50         # chosen N
+ *   npm run bench -- --sizes 10 --json -   # the figures as JSON on stdout (or --json FILE)
+ *
+ * For each N, a lab of N nodes (the profiles that converge, as bench/converge.ts), then:
+ *  - `ssh true` floor: OpenSSH `ssh host true` to every node in parallel (a new connection each);
+ *  - probe floor: OpenSSH running passthru's facts probe (`sh -s`) on every node in parallel;
+ *  - first converge with `--no-reboot`, then the full converge (reboots; not in the table);
+ *  - `check` and `apply` with no drift;
+ *  - ansible-core: bench/ansible-host-stage.yaml on the same nodes (gather facts, then the files
+ *    the host stage manages, with the content passthru left: a no-op), forks N, pipelining;
+ *    installed from Debian's packages (scripts/install-deps.sh) when ansible-playbook is missing.
+ * passthru runs as the installed CLI (bin/passthru.js, compiled dist/), each run in its own
+ * process under /usr/bin/time: wall, controller CPU (user + system) and peak RSS are that
+ * process's. Remote commands per host are counted by the nodes: each node's sshd logs one
+ * `Starting session:` line per command (LogLevel VERBOSE), read before and after each run.
+ */
+import { spawn } from 'node:child_process';
+import { availableParallelism, cpus, tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { labDown, labUp, type LabInfo } from '../src/lab/index.ts';
+import { probeScript } from '../src/facts/probe.ts';
+
+const REPO = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(REPO, 'bin', 'passthru.js');
+const PLAYBOOK = join(REPO, 'playbooks', 'gpu-passthrough.yaml');
+const ANSIBLE_PLAYBOOK = join(REPO, 'bench', 'ansible-host-stage.yaml');
+const DELAY_S = 1;
+/** Profiles that converge; cluster3 stands for its three members. */
+const MIX: Array<[profile: string, nodes: number]> = [
+  ['intel-grub-pve8-rtx4090', 1],
+  ['amd-systemdboot-zfs-pve8-rx6800', 1],
+  ['pve7-kernel515', 1],
+  ['shared-group-usb', 1],
+  ['cluster3', 3],
+  ['debian-guest-nvidia-docker', 1],
+];
+/** Files the host stage manages (roles' defaults): Ansible's equivalent manages the same. */
+const MANAGED = [
+  '/etc/default/grub',
+  '/etc/kernel/cmdline',
+  '/etc/modules',
+  '/etc/modprobe.d/vfio.conf',
+  '/etc/modprobe.d/blacklist-passthru.conf',
+  '/etc/sysctl.d/80-passthru-hugepages.conf',
+];
+
+function arg(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+const sizes = (arg('--sizes') ?? '10,50,200').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 254);
+const jsonOut = arg('--json');
+const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
+
+function baseAddr(n: number): string {
+  return n <= 50 ? (n <= 10 ? '127.0.122.1' : '127.0.123.1') : '127.1.1.1';
+}
+
+function scenariosFor(n: number): string[] {
+  const out: string[] = [];
+  let left = n;
+  for (let i = 0; left > 0; i++) {
+    const [p, k] = MIX[i % MIX.length]!;
+    if (k <= left) {
+      out.push(p);
+      left -= k;
+    }
+  }
+  return out;
+}
+
+interface Proc {
+  code: number;
+  out: string;
+  err: string;
+  wallS: number;
+  /** user + system CPU of the process and its children (/usr/bin/time). */
+  cpuS: number;
+  rssMiB: number;
+}
+
+/** Run a command under /usr/bin/time; stdin from a string when given. */
+function run(cmd: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutS?: number } = {}): Promise<Proc> {
+  const tfile = join(tmpdir(), `passthru-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const p = spawn('/usr/bin/time', ['-f', '%U %S %M', '-o', tfile, ...cmd], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (err += d));
+    const timer = setTimeout(() => p.kill('SIGTERM'), (opts.timeoutS ?? 1200) * 1000);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      const wallS = (performance.now() - t0) / 1000;
+      let cpuS = NaN;
+      let rssMiB = NaN;
+      try {
+        const last = readFileSync(tfile, 'utf8').trim().split('\n').pop()!.split(' ').map(Number);
+        cpuS = last[0]! + last[1]!;
+        rssMiB = last[2]! / 1024;
+      } catch {
+        /* killed before time wrote its line */
+      }
+      rmSync(tfile, { force: true });
+      resolve({ code: code ?? -1, out, err, wallS, cpuS, rssMiB });
+    });
+    p.stdin.end(opts.input ?? '');
+  });
+}
+
+function sshArgs(info: LabInfo, address: string): string[] {
+  return ['ssh', '-q', '-o', 'BatchMode=yes', '-o', `UserKnownHostsFile=${join(info.dir, 'ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes',
+    '-o', 'IdentitiesOnly=yes', '-o', 'ControlMaster=no', '-o', 'ControlPath=none', '-i', join(info.dir, 'ssh', 'id_ed25519'), `root@${address}`];
+}
+
+/** One command on every node in parallel through OpenSSH; the wall time of the whole. */
+async function sshAll(info: LabInfo, command: string, input?: string): Promise<number> {
+  const t0 = performance.now();
+  const rs = await Promise.all(info.nodes.map((n) => run([...sshArgs(info, n.address), command], { input })));
+  const bad = rs.find((r) => r.code !== 0);
+  if (bad) throw new Error(`ssh ${command}: exit ${bad.code}: ${bad.err.trim()}`);
+  return (performance.now() - t0) / 1000;
+}
+
+/** Commands each node's sshd has started so far (LogLevel VERBOSE: one line per session). */
+function sessions(info: LabInfo): number[] {
+  return info.nodes.map((n) => {
+    try {
+      return (readFileSync(join(info.dir, 'nodes', n.name, 'sshd.log'), 'utf8').match(/Starting session: (command|subsystem)/g) ?? []).length;
+    } catch {
+      return 0;
+    }
+  });
+}
+
+const median = (xs: number[]) => {
+  const a = [...xs].sort((x, y) => x - y);
+  const m = a.length >> 1;
+  return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
+};
+
+interface Measured {
+  wallS: number;
+  cpuS: number;
+  rssMiB: number;
+  exit: number;
+  /** remote commands per host (median over the hosts; max in maxCmds). */
+  cmds: number;
+  maxCmds: number;
+  changed?: number;
+}
+
+async function counted(info: LabInfo, cmd: string[], env?: NodeJS.ProcessEnv, only?: (name: string) => boolean): Promise<Measured & { proc: Proc }> {
+  const before = sessions(info);
+  const proc = await run(cmd, { env });
+  const after = sessions(info);
+  const per = after.map((a, i) => a - before[i]!).filter((_, i) => !only || only(info.nodes[i]!.name));
+  return { wallS: proc.wallS, cpuS: proc.cpuS, rssMiB: proc.rssMiB, exit: proc.code, cmds: median(per), maxCmds: Math.max(...per), proc };
+}
+
+async function passthru(info: LabInfo, dir: string, tag: string, args: string[]): Promise<Measured> {
+  const json = join(dir, `${tag}.json`);
+  const m = await counted(info, [process.execPath, CLI, ...args, PLAYBOOK, '-i', info.inventoryPath, '--forks', String(info.nodes.length),
+    '--progress', 'quiet', '--json', json, '--failed-hosts', join(dir, `${tag}.failed`)]);
+  let changed: number | undefined;
+  try {
+    const rep = JSON.parse(readFileSync(json, 'utf8')) as { recap: Record<string, { changed: number }> };
+    changed = Object.values(rep.recap).reduce((a, r) => a + r.changed, 0);
+  } catch {
+    /* no report */
+  }
+  if (m.exit !== 0 && tag !== 'first') log(`passthru ${tag}: exit ${m.exit}: ${m.proc.err.trim().split('\n').slice(-3).join(' / ')}`);
+  const { proc: _p, ...rest } = m;
+  return { ...rest, changed };
+}
+
+/** Ansible inventory of the same nodes: the host stage's hosts, with the files' current content. */
+async function ansibleInventory(info: LabInfo, dir: string): Promise<string> {
+  const hosts = info.nodes.filter((n) => n.profile !== 'debian-guest-nvidia-docker');
+  const lines = ['all:', '  hosts:'];
+  for (const n of hosts) {
+    const script = MANAGED.map((p) => `if [ -f '${p}' ]; then printf '@@file %s\\n' '${p}'; base64 -w0 '${p}'; echo; fi`).join('; ');
+    const r = await run([...sshArgs(info, n.address), script]);
+    const files: Array<{ path: string; content_b64: string }> = [];
+    const parts = r.out.split('\n');
+    for (let i = 0; i < parts.length; i++) {
+      const m = /^@@file (.*)$/.exec(parts[i]!);
+      if (m) files.push({ path: m[1]!, content_b64: parts[i + 1] ?? '' });
+    }
+    lines.push(`    ${n.name}:`, `      ansible_host: ${n.address}`, `      managed_files: ${JSON.stringify(files)}`);
+  }
+  lines.push('  vars:', '    ansible_user: root', `    ansible_ssh_private_key_file: ${join(info.dir, 'ssh', 'id_ed25519')}`,
+    `    ansible_ssh_common_args: "-o UserKnownHostsFile=${join(info.dir, 'ssh', 'known_hosts')} -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes"`,
+    '    ansible_python_interpreter: /usr/bin/python3', '');
+  const path = join(dir, 'ansible-inventory.yaml');
+  writeFileSync(path, lines.join('\n'));
+  return path;
+}
+
+async function ansible(info: LabInfo, dir: string): Promise<Measured | null> {
+  const inv = await ansibleInventory(info, dir);
+  const inPlay = new Set(info.nodes.filter((n) => n.profile !== 'debian-guest-nvidia-docker').map((n) => n.name));
+  const hosts = inPlay.size;
+  const env = { ...process.env, ANSIBLE_PIPELINING: '1', ANSIBLE_HOST_KEY_CHECKING: 'True', ANSIBLE_NOCOLOR: '1', ANSIBLE_RETRY_FILES_ENABLED: '0',
+    ANSIBLE_LOCAL_TEMP: join(dir, 'ansible-tmp'), ANSIBLE_SSH_CONTROL_PATH_DIR: join(dir, 'cp') };
+  const m = await counted(info, ['ansible-playbook', '-i', inv, ANSIBLE_PLAYBOOK, '--forks', String(hosts)], env, (h) => inPlay.has(h));
+  const changed = [...m.proc.out.matchAll(/changed=(\d+)/g)].reduce((a, x) => a + Number(x[1]), 0);
+  const failed = [...m.proc.out.matchAll(/(?:failed|unreachable)=(\d+)/g)].reduce((a, x) => a + Number(x[1]), 0);
+  if (m.exit !== 0 || failed) log(`ansible: exit ${m.exit}, failed/unreachable ${failed}: ${m.proc.out.trim().split('\n').slice(-6).join(' / ')}`);
+  const { proc: _p, ...rest } = m;
+  return { ...rest, changed };
+}
+
+interface Row {
+  n: number;
+  sshTrueS: number;
+  probeFloorS: number;
+  first: Measured;
+  convergeS: number;
+  check: Measured;
+  apply: Measured;
+  ansible: Measured | null;
+}
+
+async function ensureAnsible(): Promise<boolean> {
+  const have = (await run(['sh', '-c', 'command -v ansible-playbook'])).code === 0;
+  if (have) return true;
+  log('ansible-playbook missing: installing ansible-core from Debian (scripts/install-deps.sh)');
+  const r = await run(['sh', join(REPO, 'scripts', 'install-deps.sh'), '--as', 'bench', 'ansible-core']);
+  process.stderr.write(r.err);
+  return r.code === 0;
+}
+
+let liveLab: string | null = null;
+async function cleanup(): Promise<void> {
+  const d = liveLab;
+  liveLab = null;
+  if (d) await labDown(join(d, 'lab'));
+  if (d) rmSync(d, { recursive: true, force: true });
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
+
+async function runN(n: number, withAnsible: boolean): Promise<Row> {
+  const dir = mkdtempSync(join(tmpdir(), `passthru-bench-${n}-`));
+  liveLab = dir;
+  try {
+    log(`N=${n}: lab up at ${baseAddr(n)}...`);
+    const info = await labUp({ dir: join(dir, 'lab'), scenarios: scenariosFor(n), rebootDelayS: DELAY_S, baseAddr: baseAddr(n) });
+    const sshTrueS = await sshAll(info, 'true');
+    const probeFloorS = await sshAll(info, 'sh -s', probeScript());
+    log(`N=${n}: floors ${sshTrueS.toFixed(2)} s / ${probeFloorS.toFixed(2)} s; first converge (--no-reboot)...`);
+    const first = await passthru(info, dir, 'first', ['apply', '--no-reboot']);
+    log(`N=${n}: full converge (reboots)...`);
+    const conv = await passthru(info, dir, 'converge', ['apply', '--guests', 'shutdown']);
+    log(`N=${n}: check and apply with no drift...`);
+    const check = await passthru(info, dir, 'check', ['check']);
+    const apply = await passthru(info, dir, 'noop', ['apply']);
+    let ans: Measured | null = null;
+    if (withAnsible) {
+      log(`N=${n}: ansible-core...`);
+      ans = await ansible(info, dir);
+    }
+    return { n, sshTrueS, probeFloorS, first, convergeS: conv.wallS, check, apply, ansible: ans };
+  } finally {
+    await cleanup();
+  }
+}
+
+if (!existsSync(join(REPO, 'dist', 'cli', 'main.js'))) {
+  log('dist/ is missing: run `npm run build` (or `npm ci`) first');
+  process.exit(1);
+}
+const withAnsible = await ensureAnsible();
+const rows: Row[] = [];
+const hardStop = setTimeout(() => {
+  log('time box (60 min) exceeded, bringing the lab down');
+  void cleanup().finally(() => process.exit(1));
+}, 60 * 60_000);
+try {
+  for (const n of sizes) rows.push(await runN(n, withAnsible));
+} catch (e) {
+  log(`could not run: ${(e as Error).stack ?? String(e)}`);
+  process.exitCode = 1;
+} finally {
+  clearTimeout(hardStop);
+}
+
+const cores = availableParallelism();
+const cpuModel = cpus()[0]?.model ?? '';
+const s = (x: number) => `${x.toFixed(2)} s`;
+const cols: Array<[string, (r: Row) => string]> = [
+  ['N', (r) => String(r.n)],
+  ['ssh true', (r) => s(r.sshTrueS)],
+  ['probe floor', (r) => s(r.probeFloorS)],
+  ['check', (r) => `${s(r.check.wallS)}${r.check.exit ? ` (exit ${r.check.exit})` : ''}`],
+  ['check/floor', (r) => `${(r.check.wallS / r.probeFloorS).toFixed(2)}x`],
+  ['apply no-op', (r) => `${s(r.apply.wallS)}${r.apply.changed ? ` (${r.apply.changed} changed)` : ''}`],
+  ['converge --no-reboot', (r) => s(r.first.wallS)],
+  ['ansible no-op', (r) => (r.ansible ? `${s(r.ansible.wallS)}${r.ansible.changed ? ` (${r.ansible.changed} changed)` : ''}` : '-')],
+  ['ansible/check', (r) => (r.ansible ? `${(r.ansible.wallS / r.check.wallS).toFixed(1)}x` : '-')],
+  ['cmds/host check·apply·ansible', (r) => `${r.check.cmds}·${r.apply.cmds}·${r.ansible ? r.ansible.cmds : '-'}`],
+  ['CPU check (per host)', (r) => `${s(r.check.cpuS)} (${((r.check.cpuS / r.n) * 1000).toFixed(0)} ms)`],
+  ['CPU ansible', (r) => (r.ansible ? s(r.ansible.cpuS) : '-')],
+  ['peak RSS check·converge', (r) => `${r.check.rssMiB.toFixed(0)}·${r.first.rssMiB.toFixed(0)} MiB`],
+];
+if (jsonOut) {
+  const text = `${JSON.stringify({ cores, cpuModel, rebootDelayS: DELAY_S, rows }, null, 2)}\n`;
+  if (jsonOut === '-') process.stdout.write(text);
+  else writeFileSync(jsonOut, text);
+}
+if (rows.length && jsonOut !== '-') {
+  const w = cols.map(([h, f]) => Math.max(h.length, ...rows.map((r) => f(r).length)));
+  console.log(cols.map(([h], i) => h.padStart(w[i]!)).join('  '));
+  for (const r of rows) console.log(cols.map(([, f], i) => f(r).padStart(w[i]!)).join('  '));
+  console.log(
+    `\n${cores} cores (${cpuModel}). Wall times of one run each. ssh true / probe floor: OpenSSH to every node in parallel ` +
+      '(`ssh host true`; `ssh host sh -s` < the facts probe). check / apply no-op: on converged nodes. converge --no-reboot: the first ' +
+      'apply on fresh nodes. ansible no-op: bench/ansible-host-stage.yaml (gather facts, the same files), forks N, pipelining. cmds/host: ' +
+      'commands per host counted by the nodes\' sshd (median). CPU and peak RSS: the controller process (user + system, with its children).',
+  );
+}
