@@ -274,3 +274,15 @@ test('secrets: a template error in ansible_password never prints the password', 
   t.regex(text, /inventory\.yaml:3:\d+: host 'n1': the template in 'ansible_password' does not render \(its text is not shown: it is a secret\)/);
   t.notRegex(text, /hunter2|S3CRET/);
 });
+
+import { checkRoleVars } from '../../src/load/argspec.ts';
+import { taskVars } from '../../src/engine/vars.ts';
+
+test('values written as templates are checked when rendered, by the same spec (on the host)', (t) => {
+  const spec = specs['vendor-reset']!.spec!;
+  const host = { name: 'n1', vars: { vendor_reset_version: '{{ evil }}', evil: '0.1.1; touch /root/pwned #' }, groups: ['all'], conn: {} as any };
+  const vars = taskVars({ stage: { vars: {} } as any, host, inventory: { file: 'i', hosts: new Map([['n1', host]]), groups: new Map() }, facts: null, registered: {}, extra: {} });
+  const e = t.throws(() => checkRoleVars(spec, vars));
+  t.regex(e!.message, /'vendor_reset_version' must match .* found "0\.1\.1; touch \/root\/pwned #" \(role 'vendor-reset'\)/);
+  t.notThrows(() => checkRoleVars(spec, { ...vars, vendor_reset_version: '0.1.1' }));
+});
