@@ -71,10 +71,12 @@ function placements(o: OptionSpec, v: string): unknown[] {
 function varsFile(name: string, value: unknown, raw?: Buffer): string {
   const f = join(tmp, `vars-${markerNo}-${Math.random().toString(36).slice(2)}.yaml`);
   const json = JSON.stringify(value);
+  // the vendor-reset role's commands run only when it is on: turn it on for its own variables
+  const extra = name.startsWith('vendor_reset_') ? "vendor_reset: 'on'\n" : '';
   if (raw && json.includes('"__RAW__"')) {
     const [pre, post] = json.split('"__RAW__"');
-    writeFileSync(f, Buffer.concat([Buffer.from(`${name}: ${pre}'`), raw, Buffer.from(`'${post}\n`)]));
-  } else writeFileSync(f, `${name}: ${json}\n`);
+    writeFileSync(f, Buffer.concat([Buffer.from(`${extra}${name}: ${pre}'`), raw, Buffer.from(`'${post}\n`)]));
+  } else writeFileSync(f, `${extra}${name}: ${json}\n`);
   return f;
 }
 
@@ -89,7 +91,7 @@ const trees = (): Map<string, NodeTree> => new Map(nodes.map((n) => [n, nodeTree
 
 /** Files a role may own on a node (an accepted value may change these and only these). */
 function owned(): RegExp {
-  return /^\/(etc\/(apt\/sources\.list\.d|modprobe\.d|modules|default\/grub|kernel\/cmdline|sysctl\.d|udev\/rules\.d|docker)|usr\/(share\/keyrings|src)|var\/(lib|cache|log)|boot)\b|^\/proc\/|^\/sys\//;
+  return /^\/(etc\/(apt\/sources\.list\.d|modprobe\.d|modules|default\/grub|kernel\/cmdline|sysctl\.d|udev\/rules\.d|docker)|usr\/(share\/keyrings|src)|var\/(lib|cache|log)|lib\/modules|boot)\b|^\/proc\/|^\/sys\//;
 }
 
 lab('hostile values in every variable of every role: refused at load, or harmless (check and apply)', async (t) => {
@@ -138,4 +140,13 @@ lab('hostile values in every variable of every role: refused at load, or harmles
   t.true(refused > 0);
   // the only values a spec accepts here are URL-shaped ones, where the shell syntax stays text
   for (const a of acceptedCases) t.regex(a, /URL-shaped/, `accepted: ${a}`);
+
+  // the legitimate path of the quoted commands works: clone -- URL DIR, checkout REF --, then skipped
+  const pve = info!.nodes.find((n) => n.profile === 'intel-grub-pve8-rtx4090')!.name;
+  const on = varsFile('vendor_reset', 'on');
+  const first = await cli('apply', on);
+  t.true(existsSync(join(dir, 'nodes', pve, 'root', 'usr/src/vendor-reset-0.1.1/dkms.conf')), `vendor-reset source cloned: ${first.text.slice(-3000)}`);
+  t.regex(first.text, /vendor-reset source/);
+  const again = await cli('apply', on);
+  t.notRegex(again.text, /failed/i, again.text.slice(-3000));
 });
