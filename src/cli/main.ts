@@ -115,7 +115,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   program
     .command('validate <playbook>')
-    .description('every load-time check of a playbook, its roles and an inventory (formats, module arguments, templates, host patterns, tags, extra vars), without connecting')
+    .description('every load-time check of a playbook, its roles and an inventory (formats, module arguments, templates, host patterns, tags, extra vars, host variables against the argument specs of the roles), without connecting')
     .requiredOption('-i, --inventory <file>', 'inventory YAML')
     .option('--limit <pattern>', 'host pattern')
     .option('--tags <tags>', 'only these tags')
