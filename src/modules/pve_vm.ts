@@ -135,7 +135,7 @@ export function planVm(args: PveVmArgs, facts: Facts, raw: { exists: boolean; co
   const hp = after.hugepages;
   const running = facts.guests.some((g) => g.kind === 'qm' && g.id === id && g.status === 'running');
   if (hp && hp !== (eff.hugepages ?? '') && !running) {
-    const memMb = Number(String(after.memory ?? '512').replace(/^current=/, ''));
+    const memMb = Number(String(after.memory ?? (cur ? undefined : args.create_options?.memory) ?? '512').replace(/^current=/, ''));
     const sizeKb = hp === '1024' ? 1048576 : hp === '2' ? 2048 : facts.memory.hugepageSizeKb;
     if (hp !== 'any' && facts.memory.hugepageSizeKb !== sizeKb) {
       return { kind: 'fail', msg: `expected the host to reserve ${hp === '1024' ? '1G' : '2M'} hugepages for VM ${id}, found its default size ${facts.memory.hugepageSizeKb} kB`, hint: 'set the host variable hugepages.size to match, or the VM option. Nothing was changed.' };

@@ -53,6 +53,8 @@ test('planVm refusals: not on vfio-pci, running without pending, onboot conflict
   const f = facts();
   p = planVm(base({ options: { hugepages: '2' } }), { ...f, memory: { ...f.memory, hugepageSizeKb: 2048, hugepagesFree: 1024, hugepagesTotal: 1024 } }, { exists: true, content: conf }, P);
   t.regex((p as { msg: string }).msg, /expected 2048 free hugepages of 2048 kB for VM 100 \(4096 MB\), found 1024 free of 1024/);
+  p = planVm(base({ create: true, create_options: { memory: 4096 }, options: { hugepages: '2' } }), { ...f, memory: { ...f.memory, hugepageSizeKb: 2048, hugepagesFree: 1024, hugepagesTotal: 1024 } }, { exists: false, content: '' }, P);
+  t.regex((p as { msg: string }).msg, /expected 2048 free hugepages .*\(4096 MB\)/);
   p = planVm(base({ options: { machine: 'q35' } }), f, { exists: false, content: '' }, P);
   t.regex((p as { msg: string }).msg, /expected VM 100 on .*, found no/);
   p = planVm(base({ create: true, create_options: { name: 'new', memory: 1024 }, options: { machine: 'q35' } }), f, { exists: false, content: '' }, P);
