@@ -21,6 +21,12 @@ export interface PassthroughVars {
   /** Modules to blacklist; default from the vendors of the chosen display devices. */
   blacklist_drivers?: string[] | null;
   vfio_disable_vga?: boolean;
+  /**
+   * How vfio-pci gets the chosen devices: `ids` (`options vfio-pci ids=`, every device with the
+   * id), `address` (driver_override for exactly the chosen addresses, set in the initramfs) or
+   * `auto` (default: ids unless ids= would also take a device that was not chosen).
+   */
+  vfio_bind?: 'auto' | 'ids' | 'address';
   hugepages?: { size?: string; count?: number | string } | null;
   /** Refuse hugepages above this share of MemTotal (0..1). */
   hugepages_max_share?: number | string;
@@ -55,8 +61,15 @@ export interface DevicePlan {
   ids: string[];
   /** Problems that stop the choice itself (nothing chosen, slot missing). */
   deviceProblems: Problem[];
-  /** `ids=` would bind devices that were not chosen (the boot display above all). */
+  /** `ids=` would bind devices that were not chosen (the boot display above all) and ids binding was forced. */
   captureProblems: Problem[];
+  /** How the chosen devices are bound: `ids=` or driver_override by address. */
+  bind: 'ids' | 'address';
+  bindReason: string;
+  /** Devices not chosen that share an id with a chosen one: they must keep their own driver. */
+  sameId: Array<{ address: string; id: string; bootVga: boolean; driver: string | null }>;
+  /** initramfs-tools init-top script that sets driver_override (address binding), '' otherwise. */
+  overrideScript: string;
   blacklist: string[];
   softdeps: string[];
   notes: string[];
@@ -162,6 +175,56 @@ export function headersPackage(facts: Facts): string {
   return `linux-headers-${r}`;
 }
 
+/** Name of the init-top script (under /etc/initramfs-tools/scripts/init-top/) that binds by address. */
+export const OVERRIDE_SCRIPT_NAME = 'passthru-vfio-override';
+
+/**
+ * Per-device binding: an initramfs-tools init-top script that writes `vfio-pci` to
+ * `driver_override` of exactly the chosen functions.
+ *
+ * Why this mechanism (on Proxmox kernels): driver_override must be set before the host driver
+ * probes the device. init-top scripts run first in the initramfs, before local-top and the root
+ * mount, so before the real root's udev ever loads nouveau/amdgpu/snd_hda_intel. A udev rule in
+ * /etc/udev/rules.d is not copied into the initramfs (the udev hook takes a fixed list of rules),
+ * so it comes too late whenever the GPU driver is in the initramfs; a modprobe `install` rule
+ * depends on the driver being a module loaded through modprobe and makes every later load of
+ * that driver run a shell. init-top is the one place that runs early on every kernel the
+ * initramfs is built for (`update-initramfs -u -k all`). initramfs-tools orders init-top scripts
+ * with tsort, so this one may still run after the initramfs udev coldplug: when a host driver
+ * already holds a chosen function, the script unbinds it and asks the kernel to re-probe, and
+ * driver_override then leaves vfio-pci as the only driver that may take it (vfio-pci loads from
+ * /etc/modules, or earlier through the softdep lines). Other devices with the same
+ * vendor:device pair are never touched.
+ */
+export function overrideScriptText(chosen: Array<Pick<PciDevice, 'address' | 'id' | 'name'>>): string {
+  const lines = [
+    '#!/bin/sh',
+    '# Managed by passthru: bind exactly these PCI functions to vfio-pci (driver_override),',
+    '# before their host drivers; other devices with the same vendor:device keep their driver.',
+    'PREREQ=""',
+    'prereqs() { echo "$PREREQ"; }',
+    'case "$1" in',
+    'prereqs) prereqs; exit 0 ;;',
+    'esac',
+  ];
+  for (const d of chosen) {
+    lines.push(`# ${d.address} [${d.id}] ${d.name.replace(/[^\x20-\x7e]/g, '?')}`);
+    lines.push(`[ -e /sys/bus/pci/devices/${d.address} ] && echo vfio-pci > /sys/bus/pci/devices/${d.address}/driver_override`);
+  }
+  lines.push(
+    '# A host driver that probed first lets go; driver_override leaves only vfio-pci.',
+    `for d in ${chosen.map((d) => d.address).join(' ')}; do`,
+    '  p=/sys/bus/pci/devices/$d',
+    '  if [ -e "$p/driver" ] && [ ! -e "/sys/bus/pci/drivers/vfio-pci/$d" ]; then',
+    '    echo "$d" > "$p/driver/unbind"',
+    '    echo "$d" > /sys/bus/pci/drivers_probe',
+    '  fi',
+    'done',
+    'exit 0',
+  );
+  return lines.join('\n') + '\n';
+}
+
 export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
   const deviceProblems: Problem[] = [];
   const captureProblems: Problem[] = [];
@@ -206,19 +269,37 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
   const chosenAddrs = new Set(chosen.map((d) => d.address));
   const ids = uniq(chosen.map((d) => d.id));
 
-  // `ids=` binds every device with the id, chosen or not.
-  for (const id of ids) {
-    const others = facts.pci.filter((d) => d.id === id && !chosenAddrs.has(d.address));
-    if (others.length === 0) continue;
-    const boot = others.filter((d) => d.bootVga);
-    const what = boot.length > 0 ? `the boot display ${boot.map((d) => d.address).join(', ')}` : `${others.map((d) => d.address).join(', ')} (not chosen)`;
-    captureProblems.push({
-      msg: `expected ids=${id} to match only the chosen devices, found it would also bind ${what}`,
-      hint:
-        `\`options vfio-pci ids=\` matches every device with that vendor:device pair, so the host would lose ${boot.length > 0 ? 'its console' : 'that device'}. ` +
-        `Pass a slot whose ids are unique on this host, or bind per device: write vfio-pci to /sys/bus/pci/devices/<address>/driver_override for ` +
-        `${[...chosenAddrs].join(', ')} early in boot (before the host driver loads), then \`echo <address> > /sys/bus/pci/drivers_probe\`.`,
-    });
+  // `ids=` binds every device with the id, chosen or not. When that would take a device that
+  // was not chosen (a second identical card, above all the boot display), bind by address.
+  const sameIdDevs = facts.pci.filter((d) => ids.includes(d.id) && !chosenAddrs.has(d.address));
+  const sameId = sameIdDevs.map((d) => ({ address: d.address, id: d.id, bootVga: d.bootVga, driver: d.driver }));
+  const bindRaw = vars.vfio_bind === undefined || vars.vfio_bind === null ? 'auto' : String(vars.vfio_bind);
+  let bind: 'ids' | 'address' = 'ids';
+  let bindReason = '';
+  if (!['auto', 'ids', 'address'].includes(bindRaw)) {
+    deviceProblems.push({ msg: `expected vfio_bind auto, ids or address, found '${bindRaw}'`, hint: 'auto (default) binds by address only when ids= would take a device that was not chosen' });
+  } else if (bindRaw === 'address') {
+    bind = 'address';
+    bindReason = 'vfio_bind is address';
+  } else if (bindRaw === 'auto' && sameIdDevs.length > 0) {
+    bind = 'address';
+    bindReason = `ids=${uniq(sameIdDevs.map((d) => d.id)).join(',')} would also take ${sameIdDevs.map((d) => `${d.address}${d.bootVga ? ' (boot display)' : ''}`).join(', ')}: bound by address (driver_override)`;
+  } else {
+    bindReason = bindRaw === 'ids' ? 'vfio_bind is ids' : 'every chosen id is unique on this host';
+  }
+  if (bind === 'ids') {
+    for (const id of ids) {
+      const others = sameIdDevs.filter((d) => d.id === id);
+      if (others.length === 0) continue;
+      const boot = others.filter((d) => d.bootVga);
+      const what = boot.length > 0 ? `the boot display ${boot.map((d) => d.address).join(', ')}` : `${others.map((d) => d.address).join(', ')} (not chosen)`;
+      captureProblems.push({
+        msg: `expected ids=${id} to match only the chosen devices, found it would also bind ${what} (vfio_bind: ids)`,
+        hint:
+          `\`options vfio-pci ids=\` matches every device with that vendor:device pair, so the host would lose ${boot.length > 0 ? 'its console' : 'that device'}. ` +
+          `Set vfio_bind: address (or auto, the default) to bind ${[...chosenAddrs].join(', ')} by address: driver_override set early in boot.`,
+      });
+    }
   }
   for (const d of chosen) if (d.bootVga) notes.push(`${d.address} is the boot display: the host console goes with it`);
 
@@ -314,11 +395,15 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
   const modulesAbsent = virqfd ? [] : ['vfio_virqfd'];
 
   const disableVga = vars.vfio_disable_vga === undefined ? true : Boolean(vars.vfio_disable_vga);
+  const vfioOptions = bind === 'ids' ? [`ids=${ids.join(',')}`, ...(disableVga ? ['disable_vga=1'] : [])] : disableVga ? ['disable_vga=1'] : [];
   const vfioConf = ids.length
-    ? '# Managed by passthru: bind the chosen devices to vfio-pci before their host drivers.\n' +
-      `options vfio-pci ids=${ids.join(',')}${disableVga ? ' disable_vga=1' : ''}\n` +
+    ? (bind === 'ids'
+        ? '# Managed by passthru: bind the chosen devices to vfio-pci before their host drivers.\n'
+        : `# Managed by passthru: the chosen devices are bound by address (${OVERRIDE_SCRIPT_NAME} in the initramfs), not by vendor:device.\n`) +
+      (vfioOptions.length ? `options vfio-pci ${vfioOptions.join(' ')}\n` : '') +
       softdeps.map((m) => `softdep ${m} pre: vfio-pci\n`).join('')
     : '';
+  const overrideScript = bind === 'address' && chosen.length > 0 ? overrideScriptText(chosen) : '';
   const blacklistConf = blacklist.length
     ? '# Managed by passthru: host drivers kept off the devices passed through.\n' + blacklist.map((m) => `blacklist ${m}\n`).join('')
     : '';
@@ -336,6 +421,10 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
     ids,
     deviceProblems,
     captureProblems,
+    bind,
+    bindReason,
+    sameId,
+    overrideScript,
     blacklist,
     softdeps,
     notes,

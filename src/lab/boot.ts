@@ -180,7 +180,9 @@ export function parseModConfig(files: Map<string, string>): ModConfig {
           cfg.softdepPre.set(m, [...(cfg.softdepPre.get(m) ?? []), ...pre]);
         }
       }
-    } else if (p.startsWith('/etc/initramfs-tools/scripts/')) {
+    } else if (p.startsWith('/etc/initramfs-tools/scripts/init-top/') || p.startsWith('/etc/initramfs-tools/scripts/init-premount/')) {
+      // An early boot script writing driver_override (the snapshot holds only scripts
+      // initramfs-tools would run: executable ones).
       const re = /vfio-pci\s*>\s*\/sys\/bus\/pci\/devices\/([0-9a-fA-F:.]+)\/driver_override/g;
       for (const m of text.matchAll(re)) cfg.overrides.add(m[1]!.toLowerCase());
     }
@@ -356,10 +358,12 @@ export function boot(profile: Profile, view: NodeView): BootResult {
     if (m in DKMS_MODULES) return dkms.has(m);
     return true;
   };
-  const earlyVfio =
-    snap.load.includes('vfio_pci') ||
-    snap.overrides.size > 0 ||
-    [...snap.softdepPre.values()].some((pre) => pre.includes('vfio_pci'));
+  // ids= binding needs vfio-pci loaded before the host driver: from the initramfs' module list
+  // or pulled in first by a softdep of the host driver.
+  const earlyVfio = snap.load.includes('vfio_pci') || [...snap.softdepPre.values()].some((pre) => pre.includes('vfio_pci'));
+  // driver_override (written in the initramfs, before any driver probed): the kernel lets only
+  // the named driver bind that device, whenever that driver loads (now or from /etc/modules).
+  const vfioEverLoads = earlyVfio || live.load.includes('vfio_pci') || [...live.softdepPre.values()].some((pre) => pre.includes('vfio_pci'));
 
   const loaded = new Set<string>((profile.modules ?? []).map(norm));
   const devices: BootDevice[] = [];
@@ -370,8 +374,19 @@ export function boot(profile: Profile, view: NodeView): BootResult {
     const softdep = hostMod !== null && (snap.softdepPre.get(hostMod) ?? []).includes('vfio_pci');
     const override = snap.overrides.has(d.address.toLowerCase());
     let driver: string | null = d.driver ?? null;
-    const wantsVfio = (ids.has(id) && (blacklisted || softdep)) || override;
-    if (earlyVfio && wantsVfio && active) {
+    const wantsVfio = ids.has(id) && (blacklisted || softdep);
+    if (override) {
+      log.push(`pci ${d.address}: driver_override=vfio-pci`);
+      if (vfioEverLoads && active) {
+        driver = 'vfio-pci';
+        log.push(`vfio-pci ${d.address}: enabling device`);
+        if (d.class.startsWith('03')) log.push(`vfio-pci ${d.address}: vgaarb: deactivate vga console`);
+        if (d.boot_vga) log.push(`vfio-pci ${d.address}: boot display claimed by vfio-pci: host console lost`);
+      } else {
+        driver = null;
+        if (vfioEverLoads) log.push(`vfio-pci: probe of ${d.address} failed with error -22`);
+      }
+    } else if (earlyVfio && wantsVfio && active) {
       driver = 'vfio-pci';
       log.push(`vfio-pci ${d.address}: enabling device`);
       if (d.class.startsWith('03')) log.push(`vfio-pci ${d.address}: vgaarb: deactivate vga console`);

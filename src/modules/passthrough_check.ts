@@ -97,7 +97,7 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
       const problems = [...p.deviceProblems, ...p.captureProblems];
       if (problems.length > 0) return fail(problems.map((x) => x.msg).join('; '), problems.map((x) => x.hint).join(' '), p);
       return pass(
-        `${p.devices.map((d) => `${d.address} ${d.id}${d.driver ? ` (${d.driver})` : ''}`).join(', ')}; ids=${p.ids.join(',')}${p.notes.length ? `; ${p.notes.join('; ')}` : ''}`,
+        `${p.devices.map((d) => `${d.address} ${d.id}${d.driver ? ` (${d.driver})` : ''}`).join(', ')}; ${p.bind === 'ids' ? `ids=${p.ids.join(',')}` : `by address (${p.bindReason})`}${p.notes.length ? `; ${p.notes.join('; ')}` : ''}`,
         p,
       );
     }
@@ -193,13 +193,35 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
       const p = planDevices(f, vars);
       if (p.devices.length === 0) return fail(p.deviceProblems.map((x) => x.msg).join('; ') || 'expected chosen devices, found none', p.deviceProblems.map((x) => x.hint).join(' '));
       const wrong = p.devices.filter((d) => d.driver !== 'vfio-pci');
-      if (wrong.length === 0) return pass(`vfio-pci drives ${p.devices.map((d) => d.address).join(', ')}`, p.devices);
+      // Devices with a chosen id that were not chosen keep their own driver (the boot display).
+      const current = new Map(f.pci.map((d) => [d.address, d]));
+      const taken = p.sameId.filter((d) => {
+        const drv = current.get(d.address)?.driver ?? null;
+        // A boot display without a driver lost its console too (a blacklist of its driver).
+        return drv === 'vfio-pci' || (drv === null && d.bootVga);
+      });
+      const how = p.bind === 'ids' ? `ids=${p.ids.join(',')}` : 'driver_override by address';
+      if (wrong.length === 0 && taken.length === 0) {
+        const kept = p.sameId.map((d) => `${d.address} on ${current.get(d.address)?.driver}`);
+        return pass(`vfio-pci drives ${p.devices.map((d) => d.address).join(', ')} (${how})${kept.length ? `; same id kept: ${kept.join(', ')}` : ''}`, p.devices);
+      }
+      if (wrong.length === 0) {
+        return fail(
+          `expected ${taken.map((d) => `${d.address}${d.bootVga ? ' (boot display)' : ''}`).join(', ')} (same id, not chosen) on ${taken.length === 1 ? 'its' : 'their'} own driver, found ${taken.map((d) => current.get(d.address)?.driver ?? 'no driver').join(', ')}`,
+          p.bind === 'ids'
+            ? 'ids= binds every device with the id: set vfio_bind: address, run apply again and reboot'
+            : `something else binds by id (an ids= line in /etc/modprobe.d other than vfio.conf, or a blacklist of the host driver): grep -r vfio-pci /etc/modprobe.d, then update-initramfs -u -k all and reboot`,
+          p.devices,
+        );
+      }
       const loaded = f.modules.includes('vfio_pci');
       return fail(
         `expected vfio-pci in use for ${wrong.map((d) => d.address).join(', ')}, found ${wrong.map((d) => d.driver ?? 'no driver').join(', ')}`,
         !loaded
           ? 'vfio_pci is not loaded: check /etc/modules, then update-initramfs -u -k all and reboot'
-          : `a host driver claimed the device first: check the softdep/blacklist lines in /etc/modprobe.d, run update-initramfs -u -k all, reboot (lspci -nnk -s ${wrong[0].address} shows the driver)`,
+          : p.bind === 'address'
+            ? `a host driver claimed the device first: check /etc/initramfs-tools/scripts/init-top/passthru-vfio-override is executable and in the initramfs (lsinitramfs /boot/initrd.img-$(uname -r) | grep passthru), cat /sys/bus/pci/devices/${wrong[0].address}/driver_override, run update-initramfs -u -k all, reboot`
+            : `a host driver claimed the device first: check the softdep/blacklist lines in /etc/modprobe.d, run update-initramfs -u -k all, reboot (lspci -nnk -s ${wrong[0].address} shows the driver)`,
         p.devices,
       );
     }

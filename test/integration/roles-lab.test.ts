@@ -20,8 +20,8 @@ import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDown
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
 
 /** Profiles that converge, plus the ones a preflight refuses. */
-const CONVERGE = ['intel-grub-pve8-rtx4090', 'amd-systemdboot-zfs-pve8-rx6800', 'pve7-kernel515', 'cluster3', 'debian-guest-nvidia-docker', 'shared-group-usb'];
-const REFUSED = ['two-identical-gpus-bootvga', 'iommu-off-firmware'];
+const CONVERGE = ['intel-grub-pve8-rtx4090', 'amd-systemdboot-zfs-pve8-rx6800', 'pve7-kernel515', 'cluster3', 'debian-guest-nvidia-docker', 'shared-group-usb', 'two-identical-gpus-bootvga'];
+const REFUSED = ['iommu-off-firmware'];
 
 let info: LabInfo | undefined;
 let dir = '';
@@ -106,10 +106,10 @@ async function refused(t: ExecutionContext, host: string, ...args: string[]): Pr
   return f;
 }
 
-lab('preflight: two identical GPUs, ids= would capture the boot display: refused, no file changed', async (t) => {
-  const f = await refused(t, byProfile('two-identical-gpus-bootvga'));
+lab('preflight: two identical GPUs with vfio_bind: ids forced, ids= would capture the boot display: refused, no file changed', async (t) => {
+  const f = await refused(t, byProfile('two-identical-gpus-bootvga'), '-e', 'vfio_bind=ids');
   t.regex(f.msg, /would also bind the boot display 0000:01:00\.0/);
-  t.regex(f.hint ?? '', /driver_override/);
+  t.regex(f.hint ?? '', /vfio_bind: address/);
 });
 
 lab('preflight: IOMMU off in the firmware (kernel that turns it on by default): refused with the firmware hint, no file changed', async (t) => {
@@ -184,6 +184,25 @@ lab('converge: every profile (GRUB, systemd-boot, PVE 7, cluster, guest, shared 
   t.notRegex(nodeFile(dir, intel, '/etc/modules')!, /^vfio_virqfd$/m);
   // Shared group: ACS override on the booted line.
   t.regex(nodeFile(dir, byProfile('shared-group-usb'), '/proc/cmdline')!, /pcie_acs_override=downstream,multifunction/);
+  // Two identical GPUs, the first the boot display: bound by address (driver_override in the
+  // initramfs), no ids= anywhere, the boot display and its audio keep their drivers, nouveau
+  // (used by the boot display) not blacklisted.
+  const twin = byProfile('two-identical-gpus-bootvga');
+  const override = nodeFile(dir, twin, '/etc/initramfs-tools/scripts/init-top/passthru-vfio-override')!;
+  t.regex(override, /echo vfio-pci > \/sys\/bus\/pci\/devices\/0000:41:00\.0\/driver_override/);
+  t.regex(override, /0000:41:00\.1\/driver_override/);
+  t.notRegex(override, /0000:01:00/);
+  t.notRegex(nodeFile(dir, twin, '/etc/modprobe.d/vfio.conf')!, /ids=/);
+  t.notRegex(nodeFile(dir, twin, '/etc/modprobe.d/blacklist-passthru.conf') ?? '', /^blacklist nouveau$/m);
+  t.regex(nodeFile(dir, twin, `/boot/initrd.img-6.8.12-4-pve`)!, /passthru-vfio-override/);
+  const lspci = await sshNode(twin, 'lspci -nnk');
+  const driverOf = (addr: string) => new RegExp(`^${addr} [^\\n]*\\n(?:\\t[^\\n]*\\n)*?\\tKernel driver in use: (\\S+)`, 'm').exec(lspci)?.[1];
+  t.is(driverOf('41:00.0'), 'vfio-pci', lspci);
+  t.is(driverOf('41:00.1'), 'vfio-pci', lspci);
+  t.is(driverOf('01:00.0'), 'nouveau', lspci);
+  t.is(driverOf('01:00.1'), 'snd_hda_intel', lspci);
+  const twinGate = tasks(r.report, twin).find((x) => x.kind === 'gate' && /vfio-pci/.test(x.task))!;
+  t.regex(twinGate.msg ?? '', /same id kept: 0000:01:00\.0 on nouveau/, JSON.stringify(twinGate));
   // The refused hosts were not in the run and stay as they were.
   REFUSED.forEach((p, i) => t.deepEqual(changedFiles(refusedTrees[i]!, tree(byProfile(p))), [], p));
   for (const h of pveHosts) grubBefore.set(h, nodeFile(dir, h, '/etc/default/grub'));

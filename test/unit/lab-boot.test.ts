@@ -216,3 +216,23 @@ test('docker runtimes at boot come from daemon.json', (t) => {
   t.deepEqual(boot(p, v).dockerRuntimes, ['io.containerd.runc.v2', 'runc', 'nvidia']);
   t.is(boot(p, v).devices.find((d) => d.address === '0000:01:00.0')!.driver, 'nvidia');
 });
+
+test('driver_override from an init-top script: only vfio-pci may bind, and only once it loads', (t) => {
+  const p = loadProfile('two-identical-gpus-bootvga');
+  const script = '#!/bin/sh\necho vfio-pci > /sys/bus/pci/devices/0000:41:00.0/driver_override\necho vfio-pci > /sys/bus/pci/devices/0000:41:00.1/driver_override\n';
+  // Written but vfio-pci never loads: the chosen functions stay without a driver, the twin keeps nouveau.
+  const v = grubNode(p, p.cmdline, { '/etc/initramfs-tools/scripts/init-top/passthru-vfio-override': script });
+  applyInitramfs(v, p.kernel.release);
+  const r = boot(p, v);
+  t.is(r.devices.find((d) => d.address === '0000:41:00.0')!.driver, null);
+  t.is(r.devices.find((d) => d.address === '0000:01:00.0')!.driver, 'nouveau');
+  // vfio_pci from /etc/modules (after the root mount) binds them then.
+  v.files['/etc/modules'] = VFIO['/etc/modules'];
+  const r2 = boot(p, v);
+  t.deepEqual(r2.devices.filter((d) => d.driver === 'vfio-pci').map((d) => d.address), ['0000:41:00.0', '0000:41:00.1']);
+  t.is(r2.devices.find((d) => d.address === '0000:01:00.1')!.driver, 'snd_hda_intel');
+  // The script only counts once it is in the initramfs.
+  const w = grubNode(p, p.cmdline, { '/etc/modules': VFIO['/etc/modules'] });
+  w.files['/etc/initramfs-tools/scripts/init-top/passthru-vfio-override'] = script;
+  t.is(boot(p, w).devices.find((d) => d.address === '0000:41:00.0')!.driver, 'nouveau');
+});

@@ -67,17 +67,40 @@ test('nothing chosen / missing slot / bad id are device problems', (t) => {
   t.regex(planDevices(labFacts(), { vfio_ids: ['nvidia'] }).deviceProblems[0].msg, /vendor:device/);
 });
 
-test('ids= capturing the boot display or an unchosen twin is refused, with per-device binding explained', (t) => {
-  const twin = planDevices(pveNvidiaFacts({ twin: true }), NV);
+test('ids= that would capture an unchosen twin or the boot display: auto binds by address, forced ids is refused', (t) => {
+  const twin = planDevices(pveNvidiaFacts({ twin: true }), { ...NV, vfio_bind: 'ids' });
   t.is(twin.captureProblems.length, 1);
   t.regex(twin.captureProblems[0].msg, /ids=10de:1f91 .* also bind 0000:02:00.0 \(not chosen\)/);
-  t.regex(twin.captureProblems[0].hint, /driver_override/);
+  t.regex(twin.captureProblems[0].hint, /vfio_bind: address/);
+  const auto = planDevices(pveNvidiaFacts({ twin: true }), NV);
+  t.is(auto.bind, 'address');
+  t.deepEqual(auto.captureProblems, []);
+  t.deepEqual(auto.sameId.map((d) => d.address), ['0000:02:00.0']);
+  t.notRegex(auto.vfioConf, /ids=/);
+  t.regex(auto.vfioConf, /^softdep nvidia pre: vfio-pci$/m);
+  // driver_override for exactly the chosen functions, never the twin.
+  t.regex(auto.overrideScript, /^\[ -e \/sys\/bus\/pci\/devices\/0000:01:00\.0 \] && echo vfio-pci > \/sys\/bus\/pci\/devices\/0000:01:00\.0\/driver_override$/m);
+  t.regex(auto.overrideScript, /0000:01:00\.1\/driver_override/);
+  t.notRegex(auto.overrideScript, /0000:02:00/);
+  t.regex(auto.overrideScript, /^prereqs\) prereqs; exit 0 ;;$/m);
+  // The twin's driver is not blacklisted.
+  t.false(auto.blacklist.includes('nvidia'));
+  // Asked for: address binding even when the ids are unique.
+  const asked = planDevices(pveNvidiaFacts(), { ...NV, vfio_bind: 'address' });
+  t.is(asked.bind, 'address');
+  t.is(asked.bindReason, 'vfio_bind is address');
+  t.is(planDevices(pveNvidiaFacts(), NV).bind, 'ids');
+  t.is(planDevices(pveNvidiaFacts(), NV).overrideScript, '');
+  t.regex(planDevices(pveNvidiaFacts(), { ...NV, vfio_bind: 'slot' as 'ids' }).deviceProblems[0].msg, /expected vfio_bind auto, ids or address, found 'slot'/);
   // Same id as the boot display (a lab with QEMU's std VGA, also 1234:1111, as console):
   const f = labFacts({}, {});
   f.pci.push({ ...f.pci.find((d) => d.address === '0000:00:05.0')!, address: '0000:00:01.0', slot: '00:01', class: '0300', bootVga: true });
-  const boot = planDevices(f, LAB);
+  const boot = planDevices(f, { ...LAB, vfio_bind: 'ids' });
   t.regex(boot.captureProblems[0].msg, /the boot display 0000:00:01.0/);
   t.regex(boot.captureProblems[0].hint, /lose its console/);
+  const bootAuto = planDevices(f, LAB);
+  t.is(bootAuto.bind, 'address');
+  t.regex(bootAuto.bindReason, /0000:00:01.0 \(boot display\)/);
 });
 
 test('group isolation: bridges allowed, a SATA controller is not; ACS need and support', (t) => {
@@ -168,8 +191,11 @@ test('preflight-devices: passes with the plan as data, refuses the capture', (t)
   const p = check('preflight-devices', labFacts(), LAB);
   t.is(p.kind, 'noop');
   t.deepEqual((p as { data: { ids: string[] } }).data.ids, ['1234:1111', '8086:293e']);
-  const q = check('preflight-devices', pveNvidiaFacts({ twin: true }), NV);
+  const q = check('preflight-devices', pveNvidiaFacts({ twin: true }), { ...NV, vfio_bind: 'ids' });
   t.regex(failMsg(q), /also bind 0000:02:00.0/);
+  const a = check('preflight-devices', pveNvidiaFacts({ twin: true }), NV);
+  t.is(a.kind, 'noop');
+  t.regex((a as { reason: string }).reason, /by address/);
   t.regex(failMsg(check('preflight-devices', labFacts(), {})), /found neither/);
 });
 
@@ -218,6 +244,24 @@ test('gate-vfio', (t) => {
   const p = check('gate-vfio', labFacts(), LAB);
   t.regex(failMsg(p), /expected vfio-pci in use for 0000:00:05.0, 0000:00:05.1, found bochs-drm, snd_hda_intel/);
   t.regex(hint(p), /vfio_pci is not loaded/);
+  // Identical boot display (address binding): the chosen functions on vfio-pci AND the boot display on its own driver.
+  const twin = () => {
+    const f = labFacts({ bound: true });
+    f.pci.push({ ...f.pci.find((d) => d.address === '0000:00:05.0')!, address: '0000:00:01.0', slot: '00:01', bootVga: true, driver: 'bochs-drm' });
+    return f;
+  };
+  const ok = check('gate-vfio', twin(), LAB);
+  t.is(ok.kind, 'noop');
+  t.regex((ok as { reason: string }).reason, /\(driver_override by address\); same id kept: 0000:00:01.0 on bochs-drm/);
+  const taken = twin();
+  taken.pci.find((d) => d.address === '0000:00:01.0')!.driver = 'vfio-pci';
+  t.regex(failMsg(check('gate-vfio', taken, LAB)), /expected 0000:00:01.0 \(boot display\) \(same id, not chosen\) on its own driver, found vfio-pci/);
+  const lost = twin();
+  lost.pci.find((d) => d.address === '0000:00:01.0')!.driver = null;
+  t.regex(failMsg(check('gate-vfio', lost, LAB)), /found no driver/);
+  const unbound = twin();
+  unbound.pci.find((d) => d.address === '0000:00:05.0')!.driver = 'bochs-drm';
+  t.regex(hint(check('gate-vfio', unbound, LAB)), /passthru-vfio-override/);
 });
 
 test('gate-blacklist', (t) => {

@@ -188,9 +188,9 @@ test('Proxmox node (systemd-boot, NVIDIA, SATA in the group, 1G hugepages): /etc
 test('refusals stop the host before any write', async (t) => {
   const pb = await load();
   const files = { '/etc/default/grub': DEBIAN_GRUB, '/etc/modules': DEBIAN_MODULES };
-  // Twin GPU: ids= would capture 02:00.0 too.
+  // Twin GPU, ids binding forced: ids= would capture 02:00.0 too.
   const twin = new MemHost({ '/etc/kernel/cmdline': 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\n', ...files });
-  const r1 = await runRoles(pb, ['blacklist', 'vfio'], pveNvidiaFacts({ twin: true }), { passthrough_slots: ['01:00'] }, twin);
+  const r1 = await runRoles(pb, ['blacklist', 'vfio'], pveNvidiaFacts({ twin: true }), { passthrough_slots: ['01:00'], vfio_bind: 'ids' }, twin);
   t.regex(r1.failed[0].msg, /also bind 0000:02:00.0/);
   t.deepEqual(twin.writes, []);
   // Hugepages above 75% of MemTotal.
