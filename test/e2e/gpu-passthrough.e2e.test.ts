@@ -1,6 +1,8 @@
 /**
- * End to end on a real kernel: a Debian 12 guest in QEMU with an emulated Intel IOMMU and a
- * two-function "GPU" in slot 00:05 (bochs display + HD audio). `passthru apply` with the
+ * End to end on a real kernel: a Debian 12 guest in QEMU with an emulated Intel IOMMU, a boot
+ * display (std VGA at 00:02.0, 1234:1111) and a two-function "GPU" in slot 00:05 (bochs display,
+ * also 1234:1111, + HD audio): the identical-id case, so binding goes by address
+ * (driver_override) and the boot display must keep its driver. `passthru apply` with the
  * built-in playbook must make it passthrough-ready over SSH, reboot it for real and prove it;
  * this file then checks the result from inside the guest with plain OpenSSH.
  *
@@ -38,11 +40,11 @@ all:
           identity_file: ${JSON.stringify(v.image.identityFile)}
           known_hosts: ${JSON.stringify(join(runDir, 'known_hosts'))}
           host_key_checking: accept-new
-          # Slot 00:05: bochs display (1234:1111) and ICH9 HD audio (8086:293e).
+          # Slot 00:05: bochs display (1234:1111) and ICH9 HD audio (8086:293e). The boot display
+          # 00:02.0 is 1234:1111 too: vfio_bind auto picks address binding, and bochs (the boot
+          # display's driver) is not blacklisted, only softdep'd.
           passthrough_slots: ["00:05"]
           hugepages: { size: 2M, count: ${HUGEPAGES} }
-          # Vendor-neutral: the display's driver is blacklisted, the audio's only softdep'd.
-          blacklist_drivers: [bochs]
           bootloader: auto
           acs_override: auto
           vendor_reset: auto
@@ -153,6 +155,16 @@ test.serial('the booted guest is passthrough-ready (checked with plain ssh)', as
   const fns = lspci.split(/\n(?=\S)/).filter((s) => /^00:05\.\d/.test(s));
   t.is(fns.length, 2, 'two functions in slot 00:05');
   for (const fn of fns) t.regex(fn, /Kernel driver in use: vfio-pci/, fn);
+  // Bound by address: driver_override on exactly the chosen functions; the boot display, same
+  // vendor:device, keeps its own driver (and the host its console).
+  for (const a of ['0000:00:05.0', '0000:00:05.1']) t.is((await v.sshOk(`cat /sys/bus/pci/devices/${a}/driver_override`)).trim(), 'vfio-pci', a);
+  t.is((await v.sshOk('cat /sys/bus/pci/devices/0000:00:02.0/boot_vga')).trim(), '1', '00:02.0 is the boot display');
+  t.is((await v.sshOk('cat /sys/bus/pci/devices/0000:00:02.0/driver_override')).trim(), '(null)');
+  const bootDisplay = await v.sshOk('lspci -nnk -s 00:02.0');
+  t.log(bootDisplay);
+  t.regex(bootDisplay, /\[1234:1111\]/, 'the boot display has the same vendor:device');
+  t.regex(bootDisplay, /Kernel driver in use: bochs/, 'the boot display keeps its driver');
+  t.notRegex(await v.sshOk(`cat ${VFIO_CONF}`), /ids=/, 'no ids= (it would take the boot display)');
   const meminfo = await v.sshOk('cat /proc/meminfo');
   t.regex(meminfo, new RegExp(`HugePages_Total:\\s+${HUGEPAGES}\\b`));
 });
@@ -180,8 +192,9 @@ test.serial('check reports no drift', async (t) => {
 test.serial('a hand edit of vfio.conf is drift with a diff, and apply restores the file', async (t) => {
   const v = vm!;
   const original = await v.sshOk(`cat ${VFIO_CONF}`);
-  t.regex(original, /options vfio-pci ids=1234:1111,8086:293e/);
-  await v.sshOk(`sed -i 's/ids=[^ ]*/ids=1234:1111/' ${VFIO_CONF}`);
+  t.regex(original, /^options vfio-pci disable_vga=1$/m);
+  // The edit people make by hand: ids= for the card, which would take the boot display as well.
+  await v.sshOk(`sed -i 's/^options vfio-pci /options vfio-pci ids=1234:1111,8086:293e /' ${VFIO_CONF}`);
   const edited = await v.sshOk(`cat ${VFIO_CONF}`);
   t.not(edited, original);
 
@@ -189,8 +202,8 @@ test.serial('a hand edit of vfio.conf is drift with a diff, and apply restores t
   showOutput(t, check.r);
   t.is(check.r.code, EXIT.drift, `check exits ${EXIT.drift} on drift`);
   // The diff is shown: the hand-edited line goes, the desired one comes back.
-  t.regex(check.r.stdout, /^-.*ids=1234:1111(\s|$)/m, 'diff removes the hand-edited line');
-  t.regex(check.r.stdout, /^\+.*ids=1234:1111,8086:293e/m, 'diff restores the ids');
+  t.regex(check.r.stdout, /^-.*ids=1234:1111,8086:293e/m, 'diff removes the hand-edited line');
+  t.regex(check.r.stdout, /^\+options vfio-pci disable_vga=1/m, 'diff restores the line');
   const diffs = check.report?.hosts[HOST]?.tasks.flatMap((x) => x.diff) ?? [];
   t.true(diffs.some((d) => d.path === VFIO_CONF), 'JSON report carries the diff of vfio.conf');
   t.is(await v.sshOk(`cat ${VFIO_CONF}`), edited, 'check changed nothing');
@@ -201,4 +214,5 @@ test.serial('a hand edit of vfio.conf is drift with a diff, and apply restores t
   t.is(await v.sshOk(`cat ${VFIO_CONF}`), original, 'vfio.conf restored');
   const lspci = await v.sshOk('lspci -nnk -s 00:05');
   t.is((lspci.match(/Kernel driver in use: vfio-pci/g) ?? []).length, 2, lspci);
+  t.regex(await v.sshOk('lspci -nnk -s 00:02.0'), /Kernel driver in use: bochs/);
 });

@@ -1,6 +1,7 @@
 /**
  * A real Linux guest for the end-to-end lane: build (or find) the cached Debian image, boot it
- * in QEMU with an emulated Intel IOMMU and a two-function "GPU" in slot 00:05, and talk to it
+ * in QEMU with an emulated Intel IOMMU, a boot display (std VGA, 1234:1111) and a two-function
+ * "GPU" in slot 00:05 whose display has the same vendor:device, and talk to it
  * over plain OpenSSH (independent of the project's own transport).
  *
  * Nothing here skips: if QEMU or the image cannot be had, the functions throw.
@@ -153,8 +154,10 @@ export class Vm {
       '-drive', `file=${overlay},if=virtio,format=qcow2`,
       '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${this.port}-:22`,
       '-device', 'virtio-net-pci,netdev=n0',
-      // No default VGA: it would be a second 1234:1111 device (and the boot display).
-      '-vga', 'none',
+      // The boot display: QEMU's std VGA (00:02.0) is 1234:1111 too, the same vendor:device as the
+      // bochs-display stand-in. ids= would take both; the run must bind 00:05.x by address and
+      // leave the console on its driver.
+      '-vga', 'std',
       '-display', 'none',
       '-monitor', 'none',
       '-serial', `file:${this.consoleLog}`,
