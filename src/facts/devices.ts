@@ -82,6 +82,10 @@ export interface DevicePlan {
     enable: boolean;
     devices: Array<{ address: string; id: string; family: string }>;
     headersPackage: string;
+    /** Every installed kernel (and the one that boots next): DKMS builds the module for each. */
+    kernels: string[];
+    /** Packages the build needs: dkms, git, build tools and the headers of every kernel in `kernels`. */
+    aptPackages: string[];
     udevRules: string;
     reason: string;
   };
@@ -168,8 +172,8 @@ export function needsVfioVirqfd(kernelVersion: string): boolean {
   return semver.coerce(kernelVersion) !== null && !kernelAtLeast(kernelVersion, '6.2.0');
 }
 
-export function headersPackage(facts: Facts): string {
-  const r = facts.kernelRelease;
+export function headersPackage(facts: Facts, release = facts.kernelRelease): string {
+  const r = release;
   if (facts.pveMajor !== null && facts.pveMajor >= 8) return `proxmox-headers-${r}`;
   if (facts.pveMajor !== null) return `pve-headers-${r}`;
   return `linux-headers-${r}`;
@@ -390,6 +394,9 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
       '\n'
     : '';
 
+  // A kernel upgrade installs a kernel that boots next: the module must be there for it too.
+  const vrKernels = uniq([facts.kernelRelease, facts.kernelNext, ...facts.kernelsInstalled].filter((k) => !!k));
+
   const virqfd = needsVfioVirqfd(facts.kernelVersion);
   const modules = ['vfio', 'vfio_iommu_type1', 'vfio_pci', ...(virqfd ? ['vfio_virqfd'] : [])];
   const modulesAbsent = virqfd ? [] : ['vfio_virqfd'];
@@ -436,6 +443,8 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
       enable: vrEnable,
       devices: vrDevices,
       headersPackage: headersPackage(facts),
+      kernels: vrKernels,
+      aptPackages: ['dkms', 'git', 'build-essential', ...vrKernels.map((k) => headersPackage(facts, k))],
       udevRules,
       reason:
         vrMode === 'off'

@@ -444,3 +444,31 @@ export function parseIommuLog(text: string): { evidence: string[]; irqRemapping:
     translated: all.some((l) => /Default domain type: (Translated|Passthrough)|Adding to iommu group/.test(l)),
   };
 }
+
+/** Order of kernel releases: `6.8.12-4-pve` < `6.8.12-10-pve` < `6.11.0-1-pve` (numbers, not text). */
+export function compareKernelReleases(a: string, b: string): number {
+  const nums = (r: string) => (r.match(/\d+/g) ?? []).map(Number);
+  const x = nums(a);
+  const y = nums(b);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? -1) !== (y[i] ?? -1)) return (x[i] ?? -1) - (y[i] ?? -1);
+  return a.localeCompare(b);
+}
+
+/**
+ * Installed kernels (one release a line, from /boot/vmlinuz-*) newest first, and the one the
+ * next boot starts: a proxmox-boot-tool pin (`next-boot-pin` before `proxmox-boot-pin`, lines
+ * `<file> <release>`) when that kernel is installed, else the newest (GRUB's first entry and
+ * systemd-boot's default both are the newest kernel).
+ */
+export function parseKernels(list: string, pins: string, running: string): { installed: string[]; next: string } {
+  // Release names only (they end up in dkms and apt command lines): digits first, no shell characters.
+  const release = (l: string) => /^\d+\.\d+[\w.+~-]*$/.test(l);
+  const installed = [...new Set([...list.split('\n').map((l) => l.trim()).filter(release), ...(release(running) ? [running] : [])])];
+  installed.sort((a, b) => compareKernelReleases(b, a));
+  const pinned = pins
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/))
+    .filter((p) => p.length === 2 && installed.includes(p[1]))
+    .map((p) => p[1]);
+  return { installed, next: pinned[0] ?? installed[0] ?? running };
+}

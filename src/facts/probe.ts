@@ -15,6 +15,7 @@ import {
   parseGrubVars,
   parseIommuGroups,
   parseIommuLog,
+  parseKernels,
   parseLspciNn,
   parseMeminfo,
   parseModules,
@@ -34,6 +35,8 @@ const SECTIONS: Array<[string, string]> = [
   // The first processor block only (up to the first blank line).
   ['cpuinfo', `sed -n '1,/^$/p' /proc/cpuinfo 2>/dev/null`],
   ['uname', `uname -r`],
+  ['kernels', `for f in /boot/vmlinuz-*; do [ -e "$f" ] && echo "\${f#/boot/vmlinuz-}"; done`],
+  ['kernel-pin', `for f in /etc/kernel/next-boot-pin /etc/kernel/proxmox-boot-pin; do [ -s "$f" ] && echo "\${f##*/} $(head -n 1 "$f")"; done`],
   ['pveversion', `command -v pveversion >/dev/null 2>&1 && pveversion 2>&1`],
   ['proxmox-boot-tool', `command -v proxmox-boot-tool >/dev/null 2>&1 && proxmox-boot-tool status 2>&1`],
   ['efibootmgr', `command -v efibootmgr >/dev/null 2>&1 && efibootmgr -v 2>&1`],
@@ -118,6 +121,7 @@ export function parseProbe(stdout: string): Facts {
   const sec = (k: string) => s[k] ?? '';
   const cpu = parseCpuinfo(sec('cpuinfo'));
   const kernelRelease = sec('uname').trim();
+  const kernels = parseKernels(sec('kernels'), sec('kernel-pin'), kernelRelease);
   const pve = parsePveversion(sec('pveversion'));
   const efi = sec('efi').trim() === 'yes';
   const boot = detectBootloader({ proxmoxBootTool: sec('proxmox-boot-tool'), efibootmgr: sec('efibootmgr'), efi });
@@ -159,6 +163,8 @@ export function parseProbe(stdout: string): Facts {
     cpuVirtualization: cpu.virtualization,
     kernelRelease,
     kernelVersion: coerceKernel(kernelRelease),
+    kernelsInstalled: kernels.installed,
+    kernelNext: kernels.next,
     pveVersion: pve.version,
     pveMajor: pve.major,
     bootloader: boot.bootloader,

@@ -49,6 +49,10 @@ export interface Facts {
   kernelRelease: string;
   /** Kernel release coerced to semver, `6.8.12`. */
   kernelVersion: string;
+  /** Installed kernels (`/boot/vmlinuz-*`), newest first; the running one always included. */
+  kernelsInstalled: string[];
+  /** The kernel the next boot starts: a proxmox-boot-tool pin (next-boot first), else the newest installed. */
+  kernelNext: string;
   /** `pve-manager` version (`8.2.4`), null when not a Proxmox VE host. */
   pveVersion: string | null;
   /** Major of pveVersion, null when not Proxmox VE. */

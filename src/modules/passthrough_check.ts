@@ -6,7 +6,7 @@
  * fails with "expected …, found …" and the likely cause and fix.
  */
 import type { Facts } from '../facts/types.ts';
-import { kernelAtLeast, planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
+import { headersPackage, kernelAtLeast, planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
 import type { Module, Plan, PlanContext } from './contract.ts';
 
 export const CHECKS = [
@@ -19,6 +19,7 @@ export const CHECKS = [
   'preflight-hugepages',
   'preflight-container-toolkit',
   'gate-cmdline',
+  'gate-iommu-cmdline',
   'gate-iommu',
   'gate-isolation',
   'gate-vfio',
@@ -49,6 +50,33 @@ function bootFile(facts: Facts): string {
   return facts.bootloader === 'systemd-boot' ? '/etc/kernel/cmdline' : '/etc/default/grub (GRUB_CMDLINE_LINUX_DEFAULT)';
 }
 
+/**
+ * The IOMMU parameters for the kernel command line, kernel-aware. Intel: `intel_iommu=on` only
+ * while some kernel that may boot (the running one, the next one, any installed one) is older
+ * than 6.8: from 6.8 the Intel IOMMU is on by default (pve-docs qm-pci-passthrough), so on a host
+ * whose every kernel is 6.8+ the parameter changes nothing and is not written; with an older
+ * kernel still installed (a fallback boot entry) it is written, or that kernel boots without an
+ * IOMMU. `intel_iommu_on: always | never` overrides the choice. AMD: the IOMMU is on by default.
+ */
+export function iommuParams(f: Facts, vars: Record<string, unknown>): { params: string[]; reason: string } {
+  const list = (v: unknown, d: string[]) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v.trim() ? v.split(/[,\s]+/).filter(Boolean) : d);
+  if (f.cpuVendor !== 'intel') return { params: list(vars.iommu_params_amd, ['iommu=pt']), reason: 'AMD: the IOMMU is on by default when the firmware enables it' };
+  const base = list(vars.iommu_params_intel, ['iommu=pt']);
+  const raw = vars.intel_iommu_on;
+  const mode = raw === true || raw === 'always' || raw === 'on' ? 'always' : raw === false || raw === 'never' || raw === 'off' ? 'never' : 'auto';
+  const kernels = [...new Set([f.kernelRelease, f.kernelNext, ...f.kernelsInstalled].filter(Boolean))];
+  const old = kernels.filter((k) => !kernelAtLeast(k, '6.8.0'));
+  const want = mode === 'always' || (mode === 'auto' && old.length > 0);
+  const params = want ? ['intel_iommu=on', ...base.filter((p) => p !== 'intel_iommu=on')] : base;
+  const reason =
+    mode !== 'auto'
+      ? `intel_iommu_on: ${mode}`
+      : want
+        ? `intel_iommu=on: ${old.join(', ')} ${old.length === 1 ? 'is' : 'are'} older than 6.8 (the Intel IOMMU is off by default there)`
+        : `no intel_iommu=on: every kernel (${kernels.join(', ')}) is 6.8 or newer, where the Intel IOMMU is on by default`;
+  return { params, reason };
+}
+
 export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: PassthroughVars & Record<string, unknown>, extra: { nvidiaSmi?: { code: number; stdout: string; stderr: string }; nvidiaCtk?: { code: number; stdout: string; stderr: string } } = {}): Plan {
   const f = facts;
   switch (args.check) {
@@ -75,10 +103,13 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
         );
       }
       const iommu = f.iommu.active ? 'IOMMU active' : f.iommu.present ? 'IOMMU unit present, translation not on yet' : 'IOMMU not visible yet (the iommu role turns it on; the gate checks after the reboot)';
-      return pass(`${f.cpuVendor} CPU, virtualization ${f.cpuVirtualization ? 'on' : 'not exposed (allowed)'}, ${iommu}`, {
+      const ip = iommuParams(f, vars);
+      return pass(`${f.cpuVendor} CPU, virtualization ${f.cpuVirtualization ? 'on' : 'not exposed (allowed)'}, ${iommu}; ${ip.reason}`, {
         vendor: f.cpuVendor,
         virtualization: f.cpuVirtualization,
         iommuActive: f.iommu.active,
+        params: ip.params,
+        paramsReason: ip.reason,
       });
     }
     case 'preflight-bootloader': {
@@ -141,7 +172,9 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
       }
       return pass(`docker present, runtimes: ${f.docker.runtimes.join(', ') || 'none listed'}`, f.docker);
     }
+    case 'gate-iommu-cmdline':
     case 'gate-cmdline': {
+      if (args.check === 'gate-iommu-cmdline') args = { ...args, params: iommuParams(f, vars).params };
       const running = tokens(f.cmdlineRunning);
       const configured = tokens(f.cmdlineConfigured);
       const missing = args.params.filter((p) => !running.includes(p));
@@ -162,7 +195,10 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
     }
     case 'gate-iommu': {
       if (f.iommu.active) {
-        return pass(`IOMMU active: ${Object.keys(f.iommuGroups).length} groups${f.iommu.irqRemapping ? ', interrupt remapping on' : ''}`, f.iommu);
+        // Proven from the booted kernel (groups and its log), not from the command line: on 6.8+
+        // the Intel IOMMU is on without intel_iommu=on.
+        const logged = f.iommu.evidence.filter((e) => !e.startsWith('/sys/')).slice(0, 2);
+        return pass(`IOMMU active: ${Object.keys(f.iommuGroups).length} groups${f.iommu.irqRemapping ? ', interrupt remapping on' : ''}${logged.length ? `; kernel log: ${logged.join('; ')}` : ''}`, f.iommu);
       }
       const asked = tokens(f.cmdlineRunning).some((t) => t === 'intel_iommu=on' || t.startsWith('iommu=') || t.startsWith('amd_iommu'));
       return fail(
@@ -240,10 +276,13 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
       const vr = p.vendorReset;
       if (!vr.enable) return pass(`vendor-reset not needed: ${vr.reason}`);
       const dkms = f.dkms['vendor-reset'] ?? [];
-      if (!dkms.includes(f.kernelRelease)) {
+      // Every installed kernel, the next boot's above all: a kernel upgrade must not lose the module.
+      const lacking = vr.kernels.filter((k) => !dkms.includes(k));
+      if (lacking.length > 0) {
+        const which = lacking.map((k) => `${k}${k === f.kernelRelease ? ' (running)' : ''}${k === f.kernelNext && k !== f.kernelRelease ? ' (boots next)' : ''}`);
         return fail(
-          `expected vendor-reset built by DKMS for the running kernel ${f.kernelRelease}, found ${dkms.length ? `builds for ${dkms.join(', ')}` : 'no build'}`,
-          `its DKMS build often breaks on new kernels: install ${vr.headersPackage}, run \`dkms autoinstall -k ${f.kernelRelease}\` and read /var/lib/dkms/vendor-reset/*/build/make.log`,
+          `expected vendor-reset built by DKMS for every installed kernel, found ${which.join(', ')} without it (builds: ${dkms.length ? dkms.join(', ') : 'none'})`,
+          `its DKMS build often breaks on new kernels: install ${lacking.map((k) => headersPackage(f, k)).join(' ')}, run \`dkms autoinstall -k ${lacking[0]}\` and read /var/lib/dkms/vendor-reset/*/build/make.log; or run apply again`,
         );
       }
       if (!f.modules.includes('vendor_reset')) {
@@ -257,7 +296,7 @@ export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: Passthr
           'on kernels >= 5.15 vendor-reset only acts through the device_specific reset method: check /etc/udev/rules.d/99-vendor-reset.rules and reboot',
         );
       }
-      return pass(`vendor-reset loaded for ${f.kernelRelease}; device_specific reset on ${vr.devices.map((d) => d.address).join(', ')}`);
+      return pass(`vendor-reset loaded on ${f.kernelRelease}, built for ${vr.kernels.join(', ')}; device_specific reset on ${vr.devices.map((d) => d.address).join(', ')}`);
     }
     case 'gate-hugepages': {
       const h = planHugepages(f, vars);

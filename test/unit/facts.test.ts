@@ -19,6 +19,7 @@ import {
   parseCorosyncSection,
   parseProxmoxBootTool,
   parseQmList,
+  parseKernels,
 } from '../../src/facts/parsers.ts';
 import { parseProbe, probeScript, splitSections } from '../../src/facts/probe.ts';
 import { gatherFacts } from '../../src/facts/index.ts';
@@ -275,4 +276,14 @@ test('gatherFacts: one exec, script on stdin to sh -s, nothrow', async (t) => {
   t.is(f.kernelRelease.length > 0, true);
   const bad = { host: 'h', exec: async () => ({ command: 'sh -s', code: 127, stdout: '', stderr: 'sh: not found', durationMs: 1 }) } as unknown as Connection;
   await t.throwsAsync(gatherFacts(bad), { message: /probe printed nothing usable/ });
+});
+
+test('parseKernels: newest first by numbers, running always listed, a pin of an installed kernel boots next', (t) => {
+  const k = parseKernels('6.8.12-4-pve\n6.8.12-10-pve\n6.5.13-6-pve\n', '', '6.8.12-4-pve');
+  t.deepEqual(k.installed, ['6.8.12-10-pve', '6.8.12-4-pve', '6.5.13-6-pve']);
+  t.is(k.next, '6.8.12-10-pve');
+  t.is(parseKernels('6.8.12-4-pve\n6.8.12-10-pve\n', 'proxmox-boot-pin 6.8.12-4-pve', '6.8.12-4-pve').next, '6.8.12-4-pve');
+  t.is(parseKernels('6.8.12-4-pve\n6.8.12-10-pve\n', 'next-boot-pin 6.8.12-4-pve\nproxmox-boot-pin 6.8.12-10-pve', '6.8.12-4-pve').next, '6.8.12-4-pve');
+  t.is(parseKernels('6.8.12-4-pve\n', 'proxmox-boot-pin 6.2.16-1-pve', '6.8.12-4-pve').next, '6.8.12-4-pve', 'a pin of a removed kernel is ignored');
+  t.deepEqual(parseKernels('*\n6.8.12-4-pve;rm\n', '', '6.1.0-28-amd64').installed, ['6.1.0-28-amd64'], 'no glob leftovers, no shell characters');
 });

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { needsVfioVirqfd, planDevices, planHugepages, vendorResetFamily, normalizeSlot } from '../../src/facts/devices.ts';
-import { passthroughCheckModule, runCheck, type CheckName } from '../../src/modules/passthrough_check.ts';
+import { iommuParams, passthroughCheckModule, runCheck, type CheckName } from '../../src/modules/passthrough_check.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import type { Plan } from '../../src/modules/contract.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
@@ -264,6 +264,24 @@ test('gate-vfio', (t) => {
   t.regex(hint(check('gate-vfio', unbound, LAB)), /passthru-vfio-override/);
 });
 
+test('kernel-aware IOMMU parameters: intel_iommu=on only while a kernel older than 6.8 may boot', (t) => {
+  const f = pveNvidiaFacts(); // Intel, 6.8.12-4-pve only
+  t.deepEqual(iommuParams(f, {}).params, ['iommu=pt']);
+  t.regex(iommuParams(f, {}).reason, /every kernel .* is 6\.8 or newer/);
+  const fallback = { ...f, kernelsInstalled: ['6.8.12-4-pve', '6.5.13-6-pve'] };
+  t.deepEqual(iommuParams(fallback, {}).params, ['intel_iommu=on', 'iommu=pt']);
+  t.regex(iommuParams(fallback, {}).reason, /6\.5\.13-6-pve is older than 6\.8/);
+  t.deepEqual(iommuParams(labFacts(), {}).params, ['intel_iommu=on', 'iommu=pt']); // Debian 6.1
+  t.deepEqual(iommuParams(f, { intel_iommu_on: 'always' }).params, ['intel_iommu=on', 'iommu=pt']);
+  t.deepEqual(iommuParams(fallback, { intel_iommu_on: 'never' }).params, ['iommu=pt']);
+  // A user's own list is kept (intel_iommu=on listed by hand stays).
+  t.deepEqual(iommuParams(f, { iommu_params_intel: ['intel_iommu=on', 'iommu=pt'] }).params, ['intel_iommu=on', 'iommu=pt']);
+  t.deepEqual(iommuParams({ ...f, cpuVendor: 'amd' }, {}).params, ['iommu=pt']);
+  // The gate checks the same list on the booted command line.
+  t.is(check('gate-iommu-cmdline', { ...f, cmdlineRunning: 'root=ZFS=rpool/ROOT/pve-1 boot=zfs iommu=pt' }, {}).kind, 'noop');
+  t.regex(failMsg(check('gate-iommu-cmdline', { ...fallback, cmdlineRunning: 'root=ZFS=rpool/ROOT/pve-1 boot=zfs iommu=pt' }, {})), /expected intel_iommu=on in \/proc\/cmdline/);
+});
+
 test('gate-blacklist', (t) => {
   t.is(check('gate-blacklist', labFacts({ bound: true }), LAB).kind, 'noop');
   t.regex(failMsg(check('gate-blacklist', labFacts(), LAB)), /expected bochs not loaded, found it in \/proc\/modules/);
@@ -273,7 +291,15 @@ test('gate-vendor-reset', (t) => {
   t.regex((check('gate-vendor-reset', pveNvidiaFacts(), NV) as { reason: string }).reason, /not needed/);
   const f = pveNvidiaFacts();
   Object.assign(f.pci.find((d) => d.address === '0000:01:00.0')!, { vendor: '1002', device: '67df', id: '1002:67df' });
-  t.regex(failMsg(check('gate-vendor-reset', f, NV)), /expected vendor-reset built by DKMS for the running kernel 6\.8\.12-4-pve, found builds for 6\.8\.12-2-pve/);
+  t.regex(failMsg(check('gate-vendor-reset', f, NV)), /expected vendor-reset built by DKMS for every installed kernel, found 6\.8\.12-4-pve \(running\) without it \(builds: 6\.8\.12-2-pve\)/);
+  // A kernel upgrade: 6.8.12-5-pve installed, boots next, no build for it yet. The gate names it.
+  const up = { ...f, kernelsInstalled: ['6.8.12-5-pve', '6.8.12-4-pve'], kernelNext: '6.8.12-5-pve', dkms: { 'vendor-reset': ['6.8.12-4-pve'] }, modules: [...f.modules, 'vendor_reset'] };
+  const upFail = check('gate-vendor-reset', up, NV);
+  t.regex(failMsg(upFail), /found 6\.8\.12-5-pve \(boots next\) without it \(builds: 6\.8\.12-4-pve\)/);
+  t.regex(hint(upFail), /proxmox-headers-6\.8\.12-5-pve/);
+  const plan = planDevices(up, NV).vendorReset;
+  t.deepEqual(plan.kernels, ['6.8.12-4-pve', '6.8.12-5-pve']);
+  t.deepEqual(plan.aptPackages, ['dkms', 'git', 'build-essential', 'proxmox-headers-6.8.12-4-pve', 'proxmox-headers-6.8.12-5-pve']);
   f.dkms = { 'vendor-reset': ['6.8.12-4-pve'] };
   t.regex(failMsg(check('gate-vendor-reset', f, NV)), /vendor_reset module loaded/);
   f.modules.push('vendor_reset');

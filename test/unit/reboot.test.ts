@@ -177,6 +177,8 @@ function baseFacts(hostname: string): Facts {
     cpuVirtualization: true,
     kernelRelease: '6.8.12-4-pve',
     kernelVersion: '6.8.12',
+    kernelsInstalled: ['6.8.12-4-pve'],
+    kernelNext: '6.8.12-4-pve',
     pveVersion: '8.2.4',
     pveMajor: 8,
     bootloader: 'grub-uefi',

@@ -178,11 +178,16 @@ test('Proxmox node (systemd-boot, NVIDIA, SATA in the group, 1G hugepages): /etc
   const vars = { passthrough_slots: ['01:00'], hugepages: { size: '1G', count: 8 } };
   const r = await runRoles(pb, STAGE1, facts, vars, host);
   t.deepEqual(r.failed, []);
-  t.is(host.files['/etc/kernel/cmdline'], 'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt pcie_acs_override=downstream,multifunction default_hugepagesz=1G hugepagesz=1G hugepages=8\n');
+  // Every installed kernel is 6.8+: the Intel IOMMU is on by default, no intel_iommu=on.
+  t.is(host.files['/etc/kernel/cmdline'], 'root=ZFS=rpool/ROOT/pve-1 boot=zfs iommu=pt pcie_acs_override=downstream,multifunction default_hugepagesz=1G hugepagesz=1G hugepages=8\n');
   t.is(host.files['/etc/default/grub'], DEBIAN_GRUB, 'the file the host does not boot from is untouched');
   t.is(host.files['/etc/modules'], 'vfio\nvfio_iommu_type1\nvfio_pci\n', 'vfio_virqfd removed on 6.8');
   t.regex(host.files['/etc/modprobe.d/blacklist-passthru.conf'], /blacklist nouveau\nblacklist nvidia\nblacklist nvidiafb\nblacklist nvidia_drm\n/);
   t.deepEqual((await runRoles(pb, STAGE1, facts, vars, host)).changed, []);
+  // A 6.5 kernel still installed (a fallback entry): intel_iommu=on is written for it.
+  const old = new MemHost({ '/etc/kernel/cmdline': 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\n', '/etc/default/grub': DEBIAN_GRUB, '/etc/modules': '' });
+  await runRoles(pb, ['iommu'], { ...facts, kernelsInstalled: ['6.8.12-4-pve', '6.5.13-6-pve'] }, vars, old);
+  t.is(old.files['/etc/kernel/cmdline'], 'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt\n');
 });
 
 test('refusals stop the host before any write', async (t) => {
