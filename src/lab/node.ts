@@ -171,6 +171,9 @@ export function initNode(nodeDir: string, p: Profile, meta: NodeMeta): void {
   put(join(r, 'etc/sysctl.conf'), '#\n# /etc/sysctl.conf - Configuration file for setting system variables\n#\n');
   put(join(r, 'etc/initramfs-tools/modules'), '# List of modules that you want to include in your initramfs.\n');
   put(join(r, 'etc/initramfs-tools/initramfs.conf'), 'MODULES=most\nBUSYBOX=auto\nCOMPRESS=zstd\n');
+  // initramfs-tools-core ships these (empty) for local boot scripts.
+  for (const d of ['init-top', 'init-premount', 'init-bottom', 'local-top', 'local-premount', 'local-bottom', 'panic'])
+    mkdirSync(join(r, 'etc/initramfs-tools/scripts', d), { recursive: true });
   put(join(r, 'etc/apt/sources.list'), isPve ? 'deb http://deb.debian.org/debian bookworm main contrib\ndeb http://deb.debian.org/debian bookworm-updates main contrib\ndeb http://security.debian.org bookworm-security main contrib\n' : 'deb http://deb.debian.org/debian bookworm main contrib non-free non-free-firmware\n');
   mkdirSync(join(r, 'etc/apt/sources.list.d'), { recursive: true });
   mkdirSync(join(r, 'etc/apt/keyrings'), { recursive: true });
