@@ -114,6 +114,8 @@ function run(cmd: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; tim
       rmSync(tfile, { force: true });
       resolve({ code: code ?? -1, out, err, wallS, cpuS, rssMiB });
     });
+    // A command that does not read its stdin (`ssh host true`) may exit before it is written.
+    p.stdin.on('error', () => {});
     p.stdin.end(opts.input ?? '');
   });
 }
