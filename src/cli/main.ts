@@ -3,6 +3,7 @@
  * loads and validates everything before any host is contacted, wires reporters to the engine's
  * events, and maps the outcome to the documented exit codes.
  */
+import { hostname, userInfo } from 'node:os';
 import { Command, CommanderError, Option } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -275,6 +276,8 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
       signal: abort.signal,
       commandTimeoutMs,
       connect: (host) => openConnection(host, { handshakes, commandTimeoutMs, prompt, check }),
+      // One apply at a time per node: a second run waits 10 s for the lock, then stops for that host.
+      hostLock: { waitS: 10, owner: `${userInfo().username}@${hostname()} pid ${process.pid}, started ${new Date().toISOString()}` },
     });
   } catch (e) {
     return reportError(e, io);

@@ -15,9 +15,13 @@ import { cmd, type Connection } from '../transport/connection.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/passthru';
 
+/** The host's state directory (`passthru_state_dir`, default /var/lib/passthru). */
+export function stateDir(host: Host): string {
+  return typeof host.vars.passthru_state_dir === 'string' ? host.vars.passthru_state_dir : DEFAULT_STATE_DIR;
+}
+
 export function pendingHandlersPath(host: Host): string {
-  const dir = typeof host.vars.passthru_state_dir === 'string' ? host.vars.passthru_state_dir : DEFAULT_STATE_DIR;
-  return path.posix.join(dir, 'pending-handlers');
+  return path.posix.join(stateDir(host), 'pending-handlers');
 }
 
 /** `role<TAB>handler` lines → handler keys (`role\0handler`); anything else is ignored. */

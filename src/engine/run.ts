@@ -15,6 +15,8 @@ import { matchHosts } from '../inventory/index.ts';
 import { EventBus } from './events.ts';
 import { runStage } from './stage.ts';
 import { isConnectionLoss } from './host.ts';
+import { lockHost, type HostLock } from './host-lock.ts';
+import { stateDir } from './pending-handlers.ts';
 
 export interface RunOptions {
   playbook: Playbook;
@@ -34,6 +36,11 @@ export interface RunOptions {
   connect: (host: Host) => Promise<Connection>;
   /** Reads facts (one exec); defaults to the probe. */
   probe?: (conn: Connection) => Promise<Facts>;
+  /**
+   * Lock each host against a concurrent apply (host-lock.ts) for the run; a second run waits up
+   * to `waitS`, then fails that host. Not in check mode. The CLI turns it on.
+   */
+  hostLock?: { waitS: number; owner: string };
 }
 
 export interface StagePlan {
@@ -107,6 +114,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const allHosts = [...new Set(plan.flatMap((p) => p.hosts))];
   const order = [...o.inventory.hosts.keys()];
   const conns = new Map<string, Promise<Connection>>();
+  const locks = new Map<string, Promise<HostLock | null>>();
   const results = new Map<string, TaskResult[]>(allHosts.map((h) => [h, []]));
   const recap = new Map<string, HostRecap>(
     allHosts.map((h) => [h, { ok: 0, changed: 0, failed: 0, skipped: 0, unreachable: 0, rebootPending: false, rebooted: false }]),
@@ -135,6 +143,25 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
       } catch (e) {
         const err = e as Error & { hint?: string };
         return fail('unreachable', err.message, err.hint);
+      }
+      if (o.hostLock && !o.check) {
+        const hl = o.hostLock;
+        if (!locks.has(host.name)) {
+          const p = lockHost(conn, {
+            dir: stateDir(host),
+            owner: hl.owner,
+            waitS: hl.waitS,
+            warn: (msg) => bus.emit({ type: 'warning', msg, host: host.name }),
+          });
+          p.catch(() => {});
+          locks.set(host.name, p);
+        }
+        try {
+          await locks.get(host.name);
+        } catch (e) {
+          const err = e as Error & { hint?: string };
+          return fail('failed', err.message, err.hint);
+        }
       }
       const t = Date.now();
       try {
@@ -197,6 +224,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
       aborted = s.aborted;
     }
   } finally {
+    await Promise.allSettled([...locks.values()].map(async (p) => (await p)?.release()));
     await Promise.allSettled(
       [...conns.values()].map(async (p) => {
         try {

@@ -15,6 +15,12 @@ export interface ExecOptions {
   timeoutMs?: number;
   /** Do not throw on a non-zero exit; return the result instead (for probes). */
   nothrow?: boolean;
+  /**
+   * Keep the command's stdin open (no timeout applies) until this signal aborts: a command that
+   * reads its stdin to the end lives exactly as long as the run wants it, and ends by itself when
+   * the connection drops (the host lock holds a flock this way).
+   */
+  hold?: AbortSignal;
 }
 
 /** What a command did. Thrown as part of a CommandError when it fails and `nothrow` is not set. */

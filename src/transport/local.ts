@@ -40,7 +40,7 @@ export class LocalConnection implements Connection {
       child.stderr.on('data', (b: Buffer) => err.push(b));
       // A command that does not read its stdin closes the pipe early: not an error.
       child.stdin.on('error', () => {});
-      if (opts.timeoutMs !== undefined && opts.timeoutMs > 0) {
+      if (opts.timeoutMs !== undefined && opts.timeoutMs > 0 && !opts.hold) {
         timer = setTimeout(() => {
           timedOut = true;
           killGroup(child.pid);
@@ -69,7 +69,10 @@ export class LocalConnection implements Connection {
         else resolve(result);
       });
       if (opts.stdin !== undefined) child.stdin.end(opts.stdin);
-      else child.stdin.end();
+      else if (opts.hold) {
+        if (opts.hold.aborted) child.stdin.end();
+        else opts.hold.addEventListener('abort', () => child.stdin.end(), { once: true });
+      } else child.stdin.end();
     });
   }
 

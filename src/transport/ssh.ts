@@ -375,7 +375,7 @@ export class SshConnection implements Connection {
   }
 
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const timeoutMs = opts.timeoutMs ?? this.opts.commandTimeoutMs;
+    const timeoutMs = opts.hold ? undefined : (opts.timeoutMs ?? this.opts.commandTimeoutMs);
     let line = command;
     if (timeoutMs !== undefined) {
       // OpenSSH does not deliver signals to root sessions and keeps a closed channel's command
@@ -460,7 +460,7 @@ export class SshConnection implements Connection {
       const err: Buffer[] = [];
       let code: number | undefined;
       let signal: string | undefined;
-      const timeoutMs = opts.timeoutMs ?? this.opts.commandTimeoutMs;
+      const timeoutMs = opts.hold ? undefined : (opts.timeoutMs ?? this.opts.commandTimeoutMs);
       let settled = false;
       const timer =
         timeoutMs !== undefined
@@ -509,7 +509,17 @@ export class SshConnection implements Connection {
         resolve(signal ? { ...result, signal } : result);
       });
       if (opts.stdin !== undefined) stream.end(opts.stdin);
-      else stream.end();
+      else if (opts.hold) {
+        const close = () => {
+          try {
+            stream.end();
+          } catch {
+            // the channel is gone already (connection dropped, host rebooted)
+          }
+        };
+        if (opts.hold.aborted) close();
+        else opts.hold.addEventListener('abort', close, { once: true });
+      } else stream.end();
     });
   }
 
