@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what the tests need, on Debian/Ubuntu (apt-get), by group or by package name:
 #   scripts/install-deps.sh test        # SSH integration tests and the benchmark: OpenSSH server and
-#                                       # client tools (ssh, ssh-keygen, ssh-agent), sudo, unshare
+#                                       # client tools (ssh, ssh-keygen, ssh-agent), sudo, unshare, and
+#                                       # tmux (the terminal tests read the screen of a real terminal)
 #   scripts/install-deps.sh e2e         # end-to-end lane (test/e2e): QEMU (x86 system emulator and
 #                                       # qemu-img), debootstrap and the disk tools that build the guest
 #                                       # image (sfdisk, losetup, partx, mkfs.ext4), the OpenSSH client
@@ -44,6 +45,7 @@ group_test() {
   need ssh-agent openssh-client
   need sudo sudo
   need unshare util-linux
+  need tmux tmux
 }
 group_e2e() {
   need qemu-system-x86_64 qemu-system-x86

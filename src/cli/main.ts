@@ -243,7 +243,7 @@ export async function runCommand(pbPath: string, flags: RunFlags, io: Io): Promi
   const bus = new EventBus();
   const mode = flags.progress === 'auto' ? (io.isTTY ? 'tree' : 'plain') : flags.progress;
   let live: LiveReporter | undefined;
-  if (mode === 'tree') live = liveReporter(bus, ropts);
+  if (mode === 'tree') live = liveReporter(bus, { ...ropts, rebootTimeoutS: (name) => loaded.pb.stages.find((st) => st.name === name)?.rebootTimeoutS });
   else if (mode === 'plain') plainReporter(bus, ropts);
 
   const abort = new AbortController();

@@ -14,6 +14,8 @@ export type RunEvent =
   | { type: 'task-result'; result: TaskResult }
   | { type: 'host-end'; stage: string; host: string; status: 'ok' | 'failed' | 'unreachable' }
   | { type: 'reboot-wait'; stage: string; host: string; reason: string; waitingFor: string }
+  /** The host's turn to reboot came: what happens before it goes down (guests, quorum, HA). */
+  | { type: 'reboot-prepare'; stage: string; host: string; what: string }
   | { type: 'reboot-start'; stage: string; host: string; reason: string; at: number }
   | { type: 'reboot-down'; stage: string; host: string; at: number }
   | { type: 'reboot-up'; stage: string; host: string; at: number; downForMs: number; bootId: string }

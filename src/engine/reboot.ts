@@ -29,7 +29,7 @@
  * - An aborted `signal` (Ctrl-C) starts no new reboot; hosts already down are still waited for.
  *
  * The function never throws for a host's trouble: each candidate gets exactly one outcome.
- * Events emitted here: reboot-wait, reboot-start, reboot-down, reboot-up (and a warning when HA
+ * Events emitted here: reboot-wait, reboot-prepare, reboot-start, reboot-down, reboot-up (and a warning when HA
  * maintenance cannot be left). The caller emits reboot-pending / reboot-failed from the outcomes.
  */
 import type { Connection } from '../transport/connection.ts';
@@ -199,6 +199,7 @@ export async function coordinateReboots(
   async function rebootOne(c: RebootCandidate, lane?: Lane): Promise<void> {
     const { host, conn } = c;
     if (signal?.aborted) return pending(host, interrupted);
+    bus.emit({ type: 'reboot-prepare', stage: stage.name, host, what: 'its turn: reading guests and quorum' });
 
     // Fresh state: guests and quorum are read just before the reboot.
     let facts: Facts;
@@ -267,6 +268,7 @@ export async function coordinateReboots(
     // Guests: shut down under `shutdown`, then wait until none runs.
     let running = runningGuests(facts);
     if (running.length && stage.guestPolicy === 'shutdown') {
+      bus.emit({ type: 'reboot-prepare', stage: stage.name, host, what: `shutting down ${running.length} guest${running.length > 1 ? 's' : ''}` });
       const shutDeadline = now() + timeoutMs;
       const secs = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
       await Promise.all(

@@ -1,8 +1,10 @@
 /**
  * The live progress tree for a terminal, drawn by listr2: one list per batch, one row per
- * host showing its current task, reboot wait or down time, and its counts when done. Diffs
- * and failure details are printed below the tree when the batch ends, so the tree is never
- * torn apart by them.
+ * host showing its current role › task, then the reboot as its own step (waiting for its turn
+ * in a cluster roll: "waiting for pve-c1"; down for N s with the reboot_timeout countdown), and
+ * one line with its counts when done. Diffs (identical ones once, with their hosts) and failure
+ * details are printed below the tree when the batch ends, so the tree is never torn apart by
+ * them; after the last tree, a short summary of what changed where.
  */
 import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { EventBus, RunEvent } from '../engine/events.ts';
@@ -15,6 +17,8 @@ interface Row {
   done: (err?: Error) => void;
   counts: { changed: number; failed: number; ok: number; skipped: number };
   downSince?: number;
+  /** Waiting for its turn to reboot: what it waits for, since when. */
+  waiting?: { for: string; since: number };
   rebooted?: boolean;
   ended: boolean;
 }
@@ -25,11 +29,21 @@ export interface LiveReporter {
   flush: () => Promise<void>;
 }
 
-export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
+export interface LiveOptions extends ReporterOptions {
+  /** A stage's reboot_timeout in seconds, for the countdown of a reboot (default 600). */
+  rebootTimeoutS?: (stage: string) => number | undefined;
+}
+
+export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
   let rows = new Map<string, Row>();
   let running: Promise<unknown> = Promise.resolve();
   let tail: string[] = [];
   let timer: NodeJS.Timeout | undefined;
+  // Diffs of the batch, identical ones once with their hosts: key → hosts, text.
+  let diffs = new Map<string, { hosts: string[]; title: string; text: string }>();
+  // What changed where over the whole run, for the summary after the tree.
+  const changedWhere = new Map<string, string[]>();
+  const secs = (ms: number) => `${Math.max(0, Math.round(ms / 1000))} s`;
 
   const startBatch = (stage: string, hosts: string[], label: string) => {
     rows = new Map();
@@ -55,12 +69,19 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
     for (const h of hosts) rows.set(h, { done: () => {}, counts: { changed: 0, failed: 0, ok: 0, skipped: 0 }, ended: false });
     o.write(`${paint(o, 'bold', `${stage}${label}`)}\n`);
     running = list.run().catch(() => undefined);
-    timer = setInterval(() => {
-      for (const [h, r] of rows) {
-        if (r.downSince && r.task) r.task.output = `rebooting: down ${((Date.now() - r.downSince) / 1000).toFixed(0)} s`;
-        void h;
+    const timeoutS = o.rebootTimeoutS?.(stage) ?? 600;
+    const tick = () => {
+      const now = Date.now();
+      for (const r of rows.values()) {
+        if (!r.task || r.ended) continue;
+        if (r.downSince) {
+          r.task.output = `reboot: down ${secs(now - r.downSince)}, reboot_timeout ${timeoutS} s (${secs(r.downSince + timeoutS * 1000 - now)} left)`;
+        } else if (r.waiting) {
+          r.task.output = `reboot: waiting for ${r.waiting.for} (${secs(now - r.waiting.since)})`;
+        }
       }
-    }, 1000);
+    };
+    timer = setInterval(tick, 1000);
   };
 
   const finishHost = (h: string, status: string) => {
@@ -86,7 +107,18 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
     else if (res.status === 'ok') r.counts.ok++;
     else if (res.status === 'skipped') r.counts.skipped++;
     if (res.status === 'failed' || res.status === 'unreachable') tail.push(failureBlock(o, res));
-    if (o.diff && res.diff.length) tail.push(`${paint(o, 'yellow', `${res.host}: ${res.role} › ${res.task}`)}\n${diffText(o, res)}`);
+    if (res.status === 'changed') {
+      const l = changedWhere.get(res.host) ?? [];
+      l.push(`${res.role ? `${res.role} › ` : ''}${res.task}`);
+      changedWhere.set(res.host, l);
+    }
+    if (o.diff && res.diff.length) {
+      const text = diffText(o, res);
+      const key = `${res.role}\0${res.task}\0${text}`;
+      const d = diffs.get(key);
+      if (d) d.hosts.push(res.host);
+      else diffs.set(key, { hosts: [res.host], title: `${res.role ? `${res.role} › ` : ''}${res.task}`, text });
+    }
   };
 
   let ending: Promise<void> = Promise.resolve();
@@ -94,12 +126,28 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
     for (const h of rows.keys()) finishHost(h, 'ok');
     if (timer) clearInterval(timer);
     const drawn = running;
+    const shown = [...diffs.values()].map((d) => `${paint(o, 'yellow', `${d.title}  on ${d.hosts.length > 1 ? `${d.hosts.length} hosts: ` : ''}${d.hosts.join(', ')}`)}\n${d.text}`);
+    diffs = new Map();
     ending = ending.then(async () => {
       await drawn;
-      if (tail.length) o.write(`${tail.join('\n')}\n`);
+      const text = [...shown, ...tail];
+      if (text.length) o.write(`${text.join('\n')}\n`);
       tail = [];
     });
     return ending;
+  };
+
+  /** After the last tree: what changed where, one line per host (hosts with the same changes together). */
+  const summary = (): string => {
+    if (!changedWhere.size) return '';
+    const byChanges = new Map<string, string[]>();
+    for (const [h, l] of changedWhere) {
+      const k = l.join(', ');
+      byChanges.set(k, [...(byChanges.get(k) ?? []), h]);
+    }
+    const head = paint(o, 'bold', o.check ? 'Would change:' : 'Changed:');
+    const lines = [...byChanges].map(([what, hosts]) => `  ${hosts.sort().join(', ')}: ${what.length > 300 ? `${what.slice(0, 297)}...` : what}`);
+    return `${head}\n${lines.join('\n')}\n`;
   };
 
   let stageName = '';
@@ -123,13 +171,28 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
         break;
       case 'reboot-wait': {
         const r = rows.get(e.host);
-        if (r?.task) r.task.output = `waiting to reboot: ${e.waitingFor}`;
+        if (r) {
+          if (r.waiting?.for !== e.waitingFor) r.waiting = { for: e.waitingFor, since: Date.now() };
+          if (r.task) r.task.output = `reboot: waiting for ${e.waitingFor} (${e.reason})`;
+        }
+        break;
+      }
+      case 'reboot-prepare': {
+        const r = rows.get(e.host);
+        if (r) {
+          r.waiting = undefined;
+          if (r.task) r.task.output = `reboot: ${e.what}`;
+        }
         break;
       }
       case 'reboot-start':
       case 'reboot-down': {
         const r = rows.get(e.host);
-        if (r) r.downSince ??= e.at;
+        if (r) {
+          r.waiting = undefined;
+          r.downSince ??= e.at;
+          if (r.task && e.type === 'reboot-start') r.task.output = `reboot: ${e.reason}`;
+        }
         break;
       }
       case 'reboot-up': {
@@ -157,5 +220,12 @@ export function liveReporter(bus: EventBus, o: ReporterOptions): LiveReporter {
         break;
     }
   });
-  return { off, flush: () => endBatch() };
+  return {
+    off,
+    flush: async () => {
+      await endBatch();
+      const text = summary();
+      if (text) o.write(`\n${text}`);
+    },
+  };
 }

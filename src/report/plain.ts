@@ -32,6 +32,9 @@ export function plainReporter(bus: EventBus, o: ReporterOptions): () => void {
       case 'reboot-wait':
         say(`reboot     ${e.host}: waiting (${e.waitingFor})`);
         break;
+      case 'reboot-prepare':
+        say(`reboot     ${e.host}: ${e.what}`);
+        break;
       case 'reboot-start':
         say(`reboot     ${e.host}: rebooting (${e.reason})`);
         break;
