@@ -88,10 +88,12 @@ export function recapTable(s: Style, report: RunReport): string {
     lines.push(
       `${h.padEnd(w)}  ${cell('ok', r.ok, 'green')}${cell(report.check ? 'drift' : 'changed', r.changed, 'yellow')}` +
         `${cell('failed', r.failed, 'red')}${cell('skipped', r.skipped, 'cyan')}${cell('unreachable', r.unreachable, 'red')}` +
-        rebootNote(s, r),
+        rebootNote(s, r, report.check),
     );
   }
-  const pending = hosts.filter(([, r]) => r.rebootPending).map(([h]) => h);
+  // In check mode a host with drift "would reboot" after apply; only a host without drift that
+  // still needs a reboot is configured but not booted.
+  const pending = hosts.filter(([, r]) => r.rebootPending && !(report.check && r.changed > 0)).map(([h]) => h);
   if (pending.length) lines.push(paint(s, 'magenta', rebootAdvice(pending, report.check)));
   lines.push(`${(report.durationMs / 1000).toFixed(1)} s, exit ${report.exitCode}${exitWords(report.exitCode)}`);
   return lines.join('\n');
@@ -118,8 +120,9 @@ function exitWords(code: number): string {
   return EXIT_WORDS[code] ? ` (${EXIT_WORDS[code]})` : '';
 }
 
-function rebootNote(s: Style, r: HostRecap): string {
+function rebootNote(s: Style, r: HostRecap, check: boolean): string {
   if (r.rebooted) return paint(s, 'cyan', ' rebooted');
+  if (r.rebootPending && check && r.changed > 0) return paint(s, 'magenta', ' would reboot');
   if (r.rebootPending) return paint(s, 'magenta', ' reboot pending');
   return '';
 }

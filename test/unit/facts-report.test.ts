@@ -4,7 +4,8 @@
  */
 import test from 'ava';
 import { describeHost, formatHostFacts, unreachableHost, varsYaml } from '../../src/report/facts.ts';
-import { colorEnabled } from '../../src/report/format.ts';
+import { colorEnabled, recapTable } from '../../src/report/format.ts';
+import type { HostRecap } from '../../src/model/types.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
 
 const plain = { color: false };
@@ -104,4 +105,24 @@ test('colour: only on a terminal, never with --no-color or NO_COLOR', (t) => {
   t.false(colorEnabled(false, true, {}));
   t.false(colorEnabled(true, false, {}));
   t.false(colorEnabled(true, true, { NO_COLOR: '1' }));
+});
+
+test('recap: ok counts changed (said in the heading), reboot pending says what to do, check mode says "would reboot" for drift', (t) => {
+  const rc = (o: Partial<HostRecap>): HostRecap => ({ ok: 5, changed: 2, failed: 0, skipped: 1, unreachable: 0, rebootPending: false, rebooted: false, ...o });
+  const base = { playbook: 'p.yaml', startedAt: '', durationMs: 1500, hosts: {}, failedHosts: [] };
+  const apply = recapTable(plain, { ...base, check: false, exitCode: 6, recap: { a: rc({ rebootPending: true }), b: rc({ rebooted: true }) } });
+  t.is(
+    apply,
+    [
+      'RECAP (ok counts changed tasks too, as Ansible does)',
+      'a     ok=5   changed=2   failed=0   skipped=1   unreachable=0    reboot pending',
+      'b     ok=5   changed=2   failed=0   skipped=1   unreachable=0    rebooted',
+      'reboot pending on a: configured, not booted yet. In a maintenance window, rerun apply without --no-reboot (add --guests shutdown to stop running guests first), or reboot them yourself and run check.',
+      '1.5 s, exit 6 (reboot pending)',
+    ].join('\n'),
+  );
+  const check = recapTable(plain, { ...base, check: true, exitCode: 5, recap: { a: rc({ rebootPending: true }), c: rc({ changed: 0, rebootPending: true }) } });
+  t.regex(check, /^a .*drift=2 .* would reboot$/m);
+  t.regex(check, /^reboot pending on c: configured but not booted yet\. `apply` reboots and verifies them/m);
+  t.regex(check, /exit 5 \(drift: something would change\)$/);
 });
