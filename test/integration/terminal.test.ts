@@ -129,11 +129,12 @@ lab('a failed gate on a terminal: the host marked failed, the message and the hi
     await new Promise((r) => setTimeout(r, 300));
   }
   await new Promise((r) => setTimeout(r, 500));
-  const { screen, code } = await onScreen(t, 'gate', ['apply', PLAYBOOK, '-i', inv(), '--limit', c3, '--tags', 'verify']);
+  const { screen, code } = await onScreen(t, 'gate', ['apply', PLAYBOOK, '-i', inv(), '--limit', c3, '--tags', 'verify', '--failed-hosts', join(dir, 'failed-hosts')]);
   t.is(code, 2, screen);
   t.regex(screen, new RegExp(`^✖ ${c3}`, 'm'), screen);
   t.regex(screen, new RegExp(`^FAILED ${c3} \\| Host kernel and modules › iommu › gate: .*`, 'm'));
   t.regex(screen, /expected IOMMU groups in \/sys\/kernel\/iommu_groups, found none/);
   t.regex(screen, /hint: .*enable VT-d in the firmware setup/);
   t.regex(screen, /exit 2 \(a host failed\)$/m);
+  t.regex(screen, /failed or unreachable hosts written to .*: rerun them with --limit @/);
 });
