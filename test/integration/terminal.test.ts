@@ -18,6 +18,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PLAYBOOK = 'playbooks/gpu-passthrough.yaml';
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const SESSION = `passthru-term-${process.pid}`;
+/** The CLI from the sources (bin/passthru.js runs the compiled dist/, which may be older than the tree). */
+const CLI = "const { main } = await import('./src/cli/main.ts'); process.exitCode = await main(process.argv.slice(1));";
 
 let info: LabInfo | undefined;
 let dir = '';
@@ -34,7 +36,7 @@ test.after.always(async () => {
 });
 
 /**
- * Runs `node bin/passthru.js ARGS` in a fresh tmux window (120x60, TERM=xterm-256color, no CI
+ * Runs the CLI (`passthru ARGS`, from the sources) in a fresh tmux window (120x60, TERM=xterm-256color, no CI
  * variable so the tree is drawn), waits until it exits, and returns the screen and the exit code.
  */
 async function onScreen(t: ExecutionContext, name: string, args: string[], timeoutMs = 560_000): Promise<{ screen: string; code: number }> {
@@ -43,7 +45,7 @@ async function onScreen(t: ExecutionContext, name: string, args: string[], timeo
   spawnSync('tmux', ['kill-session', '-t', SESSION]);
   execFileSync('tmux', [
     'new-session', '-d', '-s', SESSION, '-x', '120', '-y', '60',
-    `cd '${ROOT}' && env -u CI -u NO_COLOR TERM=xterm-256color node bin/passthru.js ${quoted}; echo $? > '${done}'; sleep 600`,
+    `cd '${ROOT}' && env -u CI -u NO_COLOR TERM=xterm-256color node --import tsx --input-type=module -e "${CLI}" ${quoted}; echo $? > '${done}'; sleep 600`,
   ]);
   t.timeout(timeoutMs + 30_000);
   const until = Date.now() + timeoutMs;
