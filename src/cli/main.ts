@@ -12,6 +12,7 @@ import { ConfigError, ConfigErrors } from '../model/errors.ts';
 import type { ReporterOptions } from '../report/plain.ts';
 import type { LiveReporter } from '../report/live.ts';
 import { labCommand } from './lab.ts';
+import { inventoryCommand, repeatable } from './inventory.ts';
 import { factsCommand } from './facts.ts';
 import { colorEnabled } from '../report/format.ts';
 
@@ -22,7 +23,7 @@ import { colorEnabled } from '../report/format.ts';
 const engine = () => import('./engine.ts');
 
 export interface RunFlags {
-  inventory?: string;
+  inventory?: string | string[];
   limit?: string;
   tags?: string;
   skipTags?: string;
@@ -75,7 +76,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
 
   const runOptions = (c: Command) =>
     c
-      .requiredOption('-i, --inventory <file>', 'inventory YAML (Ansible shape)')
+      .requiredOption('-i, --inventory <source>', 'inventory: YAML or INI file, directory or host list (repeatable, merged in order)', repeatable)
       .option('--limit <pattern>', 'only hosts matching this pattern (names, groups, *, a:b, a:&b, a:!b, @file)')
       .option('--tags <tags>', 'only tasks with these tags (comma separated)')
       .option('--skip-tags <tags>', 'skip tasks with these tags')
@@ -106,7 +107,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('list <playbook>')
     .description('print the stages, roles, tasks and tags a run would execute, per host, without connecting')
-    .requiredOption('-i, --inventory <file>', 'inventory YAML')
+    .requiredOption('-i, --inventory <source>', 'inventory (repeatable)', repeatable)
     .option('--limit <pattern>', 'host pattern')
     .option('--tags <tags>', 'only these tags')
     .option('--skip-tags <tags>', 'skip these tags')
@@ -142,6 +143,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   factsCommand(program, io, (c) => (code = c));
 
   labCommand(program, io, (c) => (code = c));
+  inventoryCommand(program, io, (c) => (code = c));
 
   program
     .command('demo')

@@ -1,260 +1,64 @@
 /**
- * Inventory loading, in Ansible's YAML shape:
+ * Inventory loading: the sources are read with Ansible's semantics (see ./ansible.ts: YAML and
+ * INI files, directories, host lists, host ranges, group_vars/ and host_vars/, `all` and
+ * `ungrouped`, variable precedence with depth and ansible_group_priority), then each host's
+ * connection settings are taken from its merged variables.
  *
  * ```yaml
  * all:
- *   vars: { user: admin }
+ *   vars: { ansible_user: admin }
  *   hosts:
- *     pve1: { host: 10.0.0.11 }
+ *     pve1: { ansible_host: 10.0.0.11 }
  *   children:
  *     gpu:
  *       hosts:
- *         pve2: { ansible_host: 10.0.0.12, port: 2222 }
+ *         pve[2:3]: { ansible_port: 2222 }
  *       vars: { vfio_ids: [10de:1eb8] }
  * ```
- *
- * plus `group_vars/<group>.yaml` (or `.yml`, or a folder `group_vars/<group>/*.yaml`) and
- * `host_vars/<host>.yaml` beside the inventory file. A host's variables merge, lowest to
- * highest: `all` < parent groups < child groups (groups at the same depth: alphabetical, the
- * later wins) < the host's own vars (inline, then host_vars). Inline group vars are overridden
- * by that group's group_vars file.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import type { ConnSpec, Group, Host, HostKeyChecking, Inventory, Pos, Vars } from '../model/types.ts';
+import { statSync } from 'node:fs';
+import type { ConnSpec, Group, HostKeyChecking, Inventory, Pos, Vars } from '../model/types.ts';
 import { containsTemplate, isSecretName, render } from '../template/index.ts';
-import { Errors, suggest, isNull, loadYamlFile, mapEntries, toJS, type Entry, type YamlFile, type YNode } from '../load/yaml.ts';
-import { isMap, isSeq } from 'yaml';
-import { copyPositions, recordNodePositions, setPositions } from '../load/positions.ts';
+import { setPositions } from '../load/positions.ts';
+import { Errors, suggest } from '../load/yaml.ts';
+import { readSources, type VarLayer } from './ansible.ts';
+import { shlexSplit } from './pyliteral.ts';
 
-interface VarLayer {
-  vars: Vars;
-  /** Where each variable was set (the value's position). */
-  pos: Map<string, Pos>;
-}
-
-interface GroupBuild extends VarLayer {
-  name: string;
-  hosts: string[];
-  children: string[];
-  parents: Set<string>;
-  at?: Pos;
-}
-
-interface HostBuild extends VarLayer {
-  name: string;
-  at: Pos;
-}
-
-const GROUP_KEYS = ['hosts', 'vars', 'children'] as const;
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-function newLayer(): VarLayer {
-  return { vars: {}, pos: new Map() };
-}
-
-function mergeInto(dst: VarLayer, src: VarLayer): void {
-  for (const [k, v] of Object.entries(src.vars)) {
-    dst.vars[k] = v;
-    copyPositions(src.pos, dst.pos, k);
-  }
-}
-
-/** Read a vars map node into a layer (merging over what it holds). */
-function readVars(yf: YamlFile, node: YNode, errs: Errors, what: string, into: VarLayer, at?: Pos): void {
-  const entries = mapEntries(yf, node, errs, what, { nullOk: true, at });
-  for (const e of entries ?? []) {
-    if (!VAR_NAME.test(e.key)) {
-      errs.add(`invalid variable name '${e.key}' in ${what}`, e.keyPos, 'names use letters, digits and _ and do not start with a digit');
-      continue;
-    }
-    into.vars[e.key] = toJS(e.node);
-    copyPositions(new Map(), into.pos, e.key);
-    into.pos.set(e.key, e.pos);
-    recordNodePositions(yf, e.node, e.key, into.pos);
-  }
-}
-
-/** Files holding the vars of `name` under `base` (group_vars or host_vars), in merge order. */
-function varFiles(base: string, name: string): string[] {
-  const out: string[] = [];
-  for (const ext of ['', '.yaml', '.yml', '.json']) {
-    const p = join(base, name + ext);
-    if (existsSync(p) && statSync(p).isFile()) out.push(p);
-  }
-  const d = join(base, name);
-  if (existsSync(d) && statSync(d).isDirectory()) {
-    for (const f of readdirSync(d).sort()) {
-      if (/\.(ya?ml|json)$/.test(f) && statSync(join(d, f)).isFile()) out.push(join(d, f));
-    }
-  }
-  return out;
-}
-
-async function readVarFiles(base: string, name: string, errs: Errors, what: string, into: VarLayer): Promise<void> {
-  for (const f of varFiles(base, name)) {
-    let yf: YamlFile;
-    try {
-      yf = await loadYamlFile(f);
-    } catch (e) {
-      errs.push(e);
-      continue;
-    }
-    readVars(yf, yf.root, errs, `${what} (${f})`, into);
-  }
-}
-
-export async function loadInventory(path: string): Promise<Inventory> {
-  const yf = await loadYamlFile(path);
-  const errs = new Errors();
-  const dir = dirname(resolve(path));
-  const groups = new Map<string, GroupBuild>();
-  const hosts = new Map<string, HostBuild>();
-
-  const group = (name: string, at?: Pos): GroupBuild => {
-    let g = groups.get(name);
-    if (!g) {
-      g = { name, hosts: [], children: [], parents: new Set(), at, ...newLayer() };
-      groups.set(name, g);
-    } else if (!g.at) g.at = at;
-    return g;
-  };
-  group('all');
-
-  const defineGroup = (name: string, node: YNode, at: Pos, parent: string | undefined): void => {
-    const g = group(name, at);
-    if (parent && parent !== name) {
-      const p = group(parent);
-      if (!p.children.includes(name)) p.children.push(name);
-      g.parents.add(parent);
-    } else if (parent === name) {
-      errs.add(`group '${name}' lists itself as a child`, at);
-    }
-    if (isNull(node)) return;
-    const entries = mapEntries(yf, node, errs, `group '${name}'`, {
-      allowed: GROUP_KEYS,
-      at,
-      allowedHint: 'a group holds only hosts:, vars: and children:',
-    });
-    for (const e of entries ?? []) {
-      if (e.key === 'hosts') readHosts(g, e);
-      else if (e.key === 'vars') readVars(yf, e.node, errs, `vars of group '${name}'`, g, e.pos);
-      else if (e.key === 'children') {
-        if (isSeq(e.node)) {
-          errs.add(`children of group '${name}' must be a map of group names, found a list`, e.pos, 'write each child as `name:` on its own line (a trailing colon)');
-          continue;
-        }
-        for (const c of mapEntries(yf, e.node, errs, `children of group '${name}'`, { nullOk: true, at: e.pos }) ?? []) {
-          defineGroup(c.key, c.node, c.keyPos, name);
-        }
-      }
-    }
-  };
-
-  const readHosts = (g: GroupBuild, e: Entry): void => {
-    if (isSeq(e.node)) {
-      errs.add(`hosts of group '${g.name}' must be a map of host names, found a list`, e.pos, 'write each host as `name:` on its own line (a trailing colon), with its vars below it');
-      return;
-    }
-    for (const h of mapEntries(yf, e.node, errs, `hosts of group '${g.name}'`, { nullOk: true, at: e.pos }) ?? []) {
-      let hb = hosts.get(h.key);
-      if (!hb) {
-        hb = { name: h.key, at: h.keyPos, ...newLayer() };
-        hosts.set(h.key, hb);
-      }
-      if (!g.hosts.includes(h.key)) g.hosts.push(h.key);
-      if (!isNull(h.node) && !isMap(h.node)) {
-        errs.add(`host '${h.key}' must be followed by a map of its vars (or nothing), found ${describe(h.node)}`, h.pos, `write \`${h.key}:\` then its vars indented below, e.g. \`host: 10.0.0.1\``);
-        continue;
-      }
-      readVars(yf, h.node, errs, `vars of host '${h.key}'`, hb, h.pos);
-    }
-  };
-
-  if (isNull(yf.root)) {
-    errs.add('the inventory is empty', { file: path, line: 1, col: 1 }, 'start it with `all:` then `hosts:`');
-  } else {
-    for (const top of mapEntries(yf, yf.root, errs, 'the inventory') ?? []) {
-      defineGroup(top.key, top.node, top.keyPos, top.key === 'all' ? undefined : 'all');
-    }
-  }
-
-  // group_vars / host_vars beside the inventory file
-  for (const g of groups.values()) {
-    const layer = newLayer();
-    await readVarFiles(join(dir, 'group_vars'), g.name, errs, `group_vars of '${g.name}'`, layer);
-    mergeInto(g, layer);
-  }
-  for (const h of hosts.values()) {
-    const layer = newLayer();
-    await readVarFiles(join(dir, 'host_vars'), h.name, errs, `host_vars of '${h.name}'`, layer);
-    mergeInto(h, layer);
-  }
-
-  // depth of each group (longest path from all), rejecting cycles
-  const depth = new Map<string, number>();
-  const visiting = new Set<string>();
-  const depthOf = (name: string): number => {
-    const known = depth.get(name);
-    if (known !== undefined) return known;
-    if (name === 'all') return 0;
-    if (visiting.has(name)) {
-      errs.add(`group '${name}' is its own ancestor (a cycle in children)`, groups.get(name)!.at, 'remove one of the children: entries that form the cycle');
-      return 1;
-    }
-    visiting.add(name);
-    const ps = [...groups.get(name)!.parents];
-    const d = ps.length ? Math.max(...ps.map(depthOf)) + 1 : 1;
-    visiting.delete(name);
-    depth.set(name, d);
-    return d;
-  };
-  for (const g of groups.keys()) depthOf(g);
-  depth.set('all', 0);
-
-  // membership: a host belongs to a group if listed in it or in any descendant
-  const members = new Map<string, Set<string>>();
-  const membersOf = (name: string, seen = new Set<string>()): Set<string> => {
-    const hit = members.get(name);
-    if (hit) return hit;
-    const g = groups.get(name)!;
-    const s = new Set(name === 'all' ? hosts.keys() : g.hosts);
-    if (!seen.has(name)) {
-      seen.add(name);
-      for (const c of g.children) for (const h of membersOf(c, seen)) s.add(h);
-    }
-    members.set(name, s);
-    return s;
-  };
-  for (const g of groups.keys()) membersOf(g);
-
-  const order = [...groups.keys()].sort((a, b) => depth.get(a)! - depth.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
-
-  const inv: Inventory = { file: path, hosts: new Map(), groups: new Map() };
+/** Load one inventory source, or several merged in order (as repeated `-i` options). */
+export async function loadInventory(paths: string | string[]): Promise<Inventory> {
+  const list = typeof paths === 'string' ? [paths] : paths;
+  const ai = await readSources(list);
+  const errs = ai.errs;
+  errs.throwIfAny();
+  const inv: Inventory = { file: list.join(', '), hosts: new Map(), groups: new Map() };
+  const order = ai.sortGroups([...ai.groups.keys()]);
   for (const name of order) {
-    const g = groups.get(name)!;
-    const out: Group = { name, hosts: g.hosts, children: g.children, vars: g.vars };
+    const g = ai.groups.get(name)!;
+    const out: Group = { name, hosts: g.hosts, children: g.children, vars: (await ai.groupVars(name)).vars };
     if (g.at) out.pos = g.at;
     inv.groups.set(name, out);
   }
-  for (const hb of hosts.values()) {
-    const inGroups = order.filter((g) => members.get(g)!.has(hb.name));
-    const merged = newLayer();
-    for (const g of inGroups) mergeInto(merged, groups.get(g)!);
-    mergeInto(merged, hb);
-    const conn = connSpec(hb.name, merged, dir, hb.at, errs);
+  for (const h of ai.hosts.values()) {
+    const merged = await ai.hostVars(h.name);
+    const dir = baseDir(h.at.file);
+    const conn = connSpec(h.name, merged, dir, h.at, errs);
     setPositions(merged.vars, merged.pos);
-    inv.hosts.set(hb.name, { name: hb.name, vars: merged.vars, groups: inGroups, conn, pos: hb.at });
+    inv.hosts.set(h.name, { name: h.name, vars: merged.vars, groups: ai.hostGroups(h.name), conn, pos: h.at });
   }
   errs.throwIfAny();
   return inv;
 }
 
-function describe(node: YNode): string {
-  if (isSeq(node)) return 'a list';
-  const v = toJS(node);
-  return typeof v === 'string' ? `the string ${JSON.stringify(v)}` : `the value ${String(v)}`;
+/** Relative paths in a host's variables (keys, known_hosts) start from the directory of the file that defines the host. */
+function baseDir(file: string): string {
+  try {
+    if (statSync(file).isDirectory()) return file;
+  } catch {
+    return process.cwd();
+  }
+  return dirname(resolve(file));
 }
 
 // ---------------------------------------------------------------- connection settings
@@ -269,12 +73,61 @@ const CONN_KEYS = {
   password: ['password', 'ansible_password', 'ansible_ssh_pass'],
   become: ['become', 'ansible_become'],
   become_password_env: ['become_password_env'],
+  become_password: ['become_password', 'ansible_become_password', 'ansible_become_pass', 'ansible_sudo_pass'],
   jump: ['jump'],
+  ssh_args: ['ansible_ssh_common_args', 'ansible_ssh_extra_args'],
   known_hosts: ['known_hosts'],
   host_key_checking: ['host_key_checking', 'ansible_host_key_checking'],
   transport: ['transport', 'ansible_connection'],
   connect_timeout: ['connect_timeout', 'ansible_timeout'],
 } as const;
+
+/**
+ * The jump host in ssh options as Ansible users write them in ansible_ssh_common_args:
+ * `-J [user@]host[:port]`, `-o ProxyJump=...`, or `-o ProxyCommand="ssh -W %h:%p [-p N] [-q] [user@]host"`.
+ * Options that are not about a jump host are ignored (passthru speaks SSH itself).
+ */
+export function jumpFromSshArgs(text: string): { jump?: string; error?: string } {
+  let words: string[];
+  try {
+    words = shlexSplit(text);
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+  const opt = (o: string): { key: string; value: string } | undefined => {
+    const m = /^([A-Za-z]+)\s*[= ]\s*(.*)$/.exec(o);
+    return m ? { key: m[1]!.toLowerCase(), value: m[2]!.trim() } : undefined;
+  };
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    let o: { key: string; value: string } | undefined;
+    if (w === '-J') return words[i + 1] ? { jump: words[i + 1]!.split(',')[0] } : { error: '-J needs a host' };
+    if (w.startsWith('-J')) return { jump: w.slice(2).split(',')[0] };
+    if (w === '-o') o = opt(words[++i] ?? '');
+    else if (w.startsWith('-o')) o = opt(w.slice(2));
+    if (!o) continue;
+    if (o.key === 'proxyjump') return o.value && o.value !== 'none' ? { jump: o.value.split(',')[0] } : {};
+    if (o.key === 'proxycommand') {
+      const cmd = shlexSplit(o.value);
+      if (cmd[0] !== 'ssh' || !cmd.includes('-W')) return { error: `ProxyCommand ${JSON.stringify(o.value)} is not an ssh -W jump (passthru runs no proxy commands)` };
+      let port: string | undefined;
+      let user: string | undefined;
+      let host: string | undefined;
+      for (let k = 1; k < cmd.length; k++) {
+        const a = cmd[k]!;
+        if (a === '-W' || a === '-o' || a === '-i' || a === '-F') k++;
+        else if (a === '-p') port = cmd[++k];
+        else if (a === '-l') user = cmd[++k];
+        else if (a.startsWith('-')) continue;
+        else host = a;
+      }
+      if (!host) return { error: `no jump host in ProxyCommand ${JSON.stringify(o.value)}` };
+      if (user && !host.includes('@')) host = `${user}@${host}`;
+      return { jump: port ? `${host}:${port}` : host };
+    }
+  }
+  return {};
+}
 
 function connSpec(name: string, layer: VarLayer, dir: string, hostPos: Pos, errs: Errors): ConnSpec {
   const ctx: Vars = { ...layer.vars, inventory_hostname: name };
@@ -350,8 +203,39 @@ function connSpec(name: string, layer: VarLayer, dir: string, hostPos: Pos, errs
   }
   const bpe = str('become_password_env');
   if (bpe) conn.becomePasswordEnv = bpe;
+  const bp = get('become_password');
+  if (bp) {
+    if (typeof bp.v === 'string' || typeof bp.v === 'number') conn.becomePassword = String(bp.v);
+    else errs.add(`host '${name}': '${bp.key}' must be a string`, bp.pos);
+  }
   const jump = str('jump');
   if (jump) conn.jump = jump;
+  else {
+    // ansible_ssh_common_args / ansible_ssh_extra_args: only a jump host is understood
+    for (const key of CONN_KEYS.ssh_args) {
+      const g = layer.vars[key] == null ? undefined : { v: layer.vars[key], key, pos: layer.pos.get(key) ?? hostPos };
+      if (!g) continue;
+      if (typeof g.v !== 'string') {
+        bad(g, 'a string of ssh options');
+        continue;
+      }
+      let text = g.v;
+      if (containsTemplate(text)) {
+        try {
+          text = String(render(text, ctx, g.pos));
+        } catch (e) {
+          errs.push(e);
+          continue;
+        }
+      }
+      const r = jumpFromSshArgs(text);
+      if (r.error) errs.add(`host '${name}': ${key}: ${r.error}`, g.pos, 'passthru understands -J host, -o ProxyJump=host and -o ProxyCommand="ssh -W %h:%p [-p port] [user@]host"; other ssh options are not used');
+      else if (r.jump) {
+        conn.jump = r.jump;
+        break;
+      }
+    }
+  }
   const kh = path('known_hosts');
   if (kh) conn.knownHostsFile = kh;
   const hkc = get('host_key_checking');

@@ -155,11 +155,16 @@ export function readTextBounded(path: string): string {
   }
 }
 
+/** How to read scalars: `yaml11` keeps every plain scalar as text, for a YAML 1.1 reader (inventory/yaml11.ts) to type. */
+export interface ParseOptions {
+  yaml11?: boolean;
+}
+
 /** Parse YAML text. Syntax errors (all of them) become ConfigErrors at the parser's position. */
-export function parseYaml(text: string, file: string): YamlFile {
+export function parseYaml(text: string, file: string, opts: ParseOptions = {}): YamlFile {
   if (text.length > MAX_FILE_BYTES) throw tooBig(file, Buffer.byteLength(text));
   const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true });
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true, merge: true, ...(opts.yaml11 ? { version: '1.1' as const, schema: 'failsafe' } : {}) });
   const yf = new YamlFile(file, doc, lc);
   if (doc.errors.length) {
     const errs = doc.errors.map((e) => {
@@ -218,7 +223,7 @@ function yamlHint(code: string): string | undefined {
 }
 
 /** Read and parse a YAML file; a missing file is a ConfigError too. */
-export async function loadYamlFile(path: string): Promise<YamlFile> {
+export async function loadYamlFile(path: string, opts: ParseOptions = {}): Promise<YamlFile> {
   let text: string;
   try {
     const st = await stat(path);
@@ -228,7 +233,7 @@ export async function loadYamlFile(path: string): Promise<YamlFile> {
     if (e instanceof ConfigError) throw e;
     throw new ConfigError(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, undefined, 'check the path');
   }
-  return parseYaml(text, path);
+  return parseYaml(text, path, opts);
 }
 
 export function loadYamlFileSync(path: string): YamlFile {

@@ -31,6 +31,8 @@ export interface ConnSpec {
   become: boolean;
   /** Environment variable holding the sudo password, when sudo needs one. */
   becomePasswordEnv?: string;
+  /** The sudo password itself (ansible_become_password), when the inventory gives one (never printed). */
+  becomePassword?: string;
   /** ProxyJump-like: `user@host:port` of a jump host, or the name of another inventory host. */
   jump?: string;
   knownHostsFile?: string;

@@ -342,13 +342,13 @@ export class SshConnection implements Connection {
       return;
     }
     const pwVar = this.spec.becomePasswordEnv;
-    if (/password is required/.test(r.stderr) && pwVar && env[pwVar] !== undefined) {
+    if (/password is required/.test(r.stderr) && ((pwVar && env[pwVar] !== undefined) || this.spec.becomePassword !== undefined)) {
       this.sudoMode = 'password';
       const r2 = await this.exec('true', { nothrow: true, timeoutMs: 30_000 }).catch((e: Error) => e);
       if (!(r2 instanceof Error) && r2.code === 0) return;
       await this.close();
       throw new UnreachableError(
-        `${this.host}: sudo refused the password from environment variable ${pwVar} for user ${this.spec.user}`,
+        `${this.host}: sudo refused the password ${pwVar && env[pwVar] !== undefined ? `from environment variable ${pwVar}` : 'of ansible_become_password'} for user ${this.spec.user}`,
         this.host,
         `check the sudo password (it is never printed) and that ${this.spec.user} may run commands as root`,
       );
@@ -367,7 +367,8 @@ export class SshConnection implements Connection {
   private wrap(command: string, stdin: string | Buffer | undefined): { line: string; stdin: string | Buffer | undefined } {
     if (this.sudoMode === 'nopasswd') return { line: `sudo -n sh -c ${shq(command)}`, stdin };
     if (this.sudoMode === 'password') {
-      const pw = (this.opts.env ?? process.env)[this.spec.becomePasswordEnv!] ?? '';
+      const fromEnv = this.spec.becomePasswordEnv ? (this.opts.env ?? process.env)[this.spec.becomePasswordEnv] : undefined;
+      const pw = fromEnv ?? this.spec.becomePassword ?? '';
       const rest = stdin === undefined ? Buffer.alloc(0) : Buffer.from(stdin);
       return { line: `sudo -S -k -p '' sh -c ${shq(command)}`, stdin: Buffer.concat([Buffer.from(`${pw}\n`), rest]) };
     }

@@ -12,7 +12,7 @@ test('hosts keep inventory order and group membership includes parents and all',
   const inv = await loadInventory(basic);
   t.deepEqual([...inv.hosts.keys()], ['solo', 'pve1', 'pve2', 'pve3']);
   t.deepEqual(inv.hosts.get('pve2')!.groups, ['all', 'alpha', 'proxmox', 'zeta', 'gpu', 'storage']);
-  t.deepEqual(inv.hosts.get('solo')!.groups, ['all']);
+  t.deepEqual(inv.hosts.get('solo')!.groups, ['all', 'ungrouped']); // as in Ansible: in no group but all
   t.deepEqual(inv.groups.get('proxmox')!.children, ['gpu', 'storage']);
   t.deepEqual(inv.groups.get('gpu')!.hosts, ['pve1', 'pve2']);
   t.deepEqual(inv.hosts.get('pve1')!.pos, { file: basic, line: 23, col: 13 });
@@ -35,7 +35,7 @@ test('group_vars files and folders, host_vars files', async (t) => {
   const inv = await loadInventory(basic);
   const pve1 = inv.hosts.get('pve1')!.vars;
   t.is(pve1.gpu_inline, 'from_group_vars'); // group_vars file overrides the group's inline vars
-  t.is(pve1.gpu_file, 'yes');
+  t.is(pve1.gpu_file, true); // YAML 1.1 as Ansible reads it: `yes` is a boolean
   t.is(pve1.from_dir, 'b'); // group_vars/all/*.yaml merged in name order
   t.is(pve1.dir_only_a, 1);
   t.is(pve1.from_host_file, true);
