@@ -6,6 +6,9 @@
 #   scripts/install-deps.sh e2e         # end-to-end lane (test/e2e): QEMU (x86 system emulator and
 #                                       # qemu-img), debootstrap and the disk tools that build the guest
 #                                       # image (sfdisk, losetup, partx, mkfs.ext4), the OpenSSH client
+#   scripts/install-deps.sh oracle      # the differential tests' oracle: ansible-core (ansible-inventory
+#                                       # and its Python modules), against which inventories and
+#                                       # templates are checked
 #   scripts/install-deps.sh test e2e jq # several groups, and any Debian package by name
 # Options: --as NAME prefixes the messages with NAME (default: install-deps).
 # Idempotent: installs only what is missing (a group's tools are looked up on PATH, a package by
@@ -17,7 +20,7 @@ set -eu
 
 label=install-deps
 usage() {
-  echo "usage: install-deps.sh [--as NAME] GROUP|PACKAGE... (groups: test, e2e)" >&2
+  echo "usage: install-deps.sh [--as NAME] GROUP|PACKAGE... (groups: test, oracle, e2e)" >&2
   exit 2
 }
 
@@ -47,6 +50,10 @@ group_test() {
   need unshare util-linux
   need tmux tmux
 }
+group_oracle() {
+  need ansible-inventory ansible-core
+  need ansible ansible-core
+}
 group_e2e() {
   need qemu-system-x86_64 qemu-system-x86
   need qemu-img qemu-utils
@@ -65,6 +72,7 @@ while [ $# -gt 0 ]; do
     --as) [ $# -ge 2 ] || usage; label=$2; shift 2; continue ;;
     -h|--help) usage ;;
     test) group_test ;;
+    oracle) group_oracle ;;
     e2e) group_e2e ;;
     -*) usage ;;
     *)

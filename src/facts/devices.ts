@@ -377,7 +377,8 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
             ? 'groups unknown until the IOMMU is active: not enabled'
             : 'every chosen group is isolated: not needed';
 
-  const vrMode = vars.vendor_reset ?? 'auto';
+  const vrRaw = vars.vendor_reset as unknown; // true/false (YAML 1.1 on/off) mean on/off
+  const vrMode = vrRaw === true ? 'on' : vrRaw === false ? 'off' : ((vrRaw as string | undefined) ?? 'auto');
   const vrDevices = chosen.flatMap((d) => {
     const family = vendorResetFamily(d.id);
     return family ? [{ address: d.address, id: d.id, family }] : [];

@@ -734,7 +734,10 @@ export async function hostJson(inv: AnsibleInventory, name: string): Promise<Var
 /** `ansible-inventory --list`: `_meta.hostvars` and each non-empty group's hosts and children. */
 export async function listJson(inv: AnsibleInventory): Promise<Record<string, unknown>> {
   const hostvars: Record<string, Vars> = {};
-  for (const h of inv.hosts.keys()) hostvars[h] = await hostJson(inv, h);
+  for (const h of inv.hosts.keys()) {
+    const v = await hostJson(inv, h);
+    if (Object.keys(v).length) hostvars[h] = v; // as ansible-inventory: hosts without variables are left out
+  }
   const out: Record<string, unknown> = { _meta: { hostvars } };
   const seen = new Set<string>();
   const format = (name: string): void => {

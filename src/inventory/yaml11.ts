@@ -7,8 +7,9 @@
  *
  * The file is parsed with every plain scalar kept as text; this module then types each plain
  * scalar with PyYAML's regular expressions. Quoted and block scalars stay text. Tags: `!!str`,
- * `!!int`, `!!float`, `!!bool`, `!!null` and Ansible's `!unsafe` (text) are understood;
- * `!vault` is refused with a clear error (passthru does not decrypt Ansible Vault).
+ * `!!int`, `!!float`, `!!bool`, `!!null` are understood; Ansible's `!vault` (passthru does not
+ * decrypt Ansible Vault) and `!unsafe` (passthru has no never-templated values) are refused with
+ * a clear error.
  */
 import { visit, type Scalar } from 'yaml';
 import { loadYamlFile, type Errors, type YamlFile } from '../load/yaml.ts';
@@ -85,7 +86,9 @@ function resolveTagged(node: Scalar, tag: string, yf: YamlFile, errs: Errors): v
   const t = tag.replace(/^tag:yaml\.org,2002:/, '!!');
   switch (t) {
     case '!!str':
+      return;
     case '!unsafe':
+      errs.add('!unsafe values are not supported', yf.pos(node), 'passthru cannot yet mark a value as never templated; remove the tag (and any {{ }} in the value)');
       return;
     case '!!int':
       if (INT.test(text)) node.value = yamlInt(text);
