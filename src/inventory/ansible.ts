@@ -61,6 +61,7 @@ export interface AHost extends VarLayer {
 }
 
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const RANGE_HINT = 'a range is [begin:end] or [begin:end:step], e.g. pve[01:20] or node[a:f]; both ends have the same width';
 const GROUP_KEYS = ['hosts', 'vars', 'children'] as const;
 
 export function newLayer(): VarLayer {
@@ -525,7 +526,7 @@ async function readYamlSource(inv: AnsibleInventory, path: string): Promise<void
       try {
         ({ names, port } = expandHostPattern(h.key));
       } catch (e) {
-        if (e instanceof HostPatternError) errs.add(`host '${h.key}': ${e.message}`, h.keyPos);
+        if (e instanceof HostPatternError) errs.add(`host '${h.key}': ${e.message}`, h.keyPos, RANGE_HINT);
         else throw e;
         return;
       }
@@ -639,7 +640,7 @@ function readIni(inv: AnsibleInventory, path: string, text: string): void {
       try {
         tokens = shlexSplit(line);
       } catch (e) {
-        if (e instanceof ShlexError) errs.add(`error parsing host definition '${line}': ${e.message}`, { ...pos, col: col + e.col });
+        if (e instanceof ShlexError) errs.add(`error parsing host definition '${line}': ${e.message}`, { ...pos, col: col + e.col }, 'close the quote, or escape it with a backslash');
         else throw e;
         continue;
       }
@@ -650,7 +651,7 @@ function readIni(inv: AnsibleInventory, path: string, text: string): void {
       try {
         ({ names, port } = expandHostPattern(pattern));
       } catch (e) {
-        if (e instanceof HostPatternError) errs.add(`host '${pattern}': ${e.message}`, pos);
+        if (e instanceof HostPatternError) errs.add(`host '${pattern}': ${e.message}`, pos, RANGE_HINT);
         else throw e;
         continue;
       }
