@@ -72,8 +72,18 @@ function minmax(v: unknown, kw: Kw, f: string, sign: 1 | -1): unknown {
   const key = (x: unknown): unknown => (kw.attribute !== undefined ? attr(x, kw.attribute) : x);
   return xs.reduce((a, b) => (compare(key(b), key(a)) * sign < 0 ? b : a));
 }
-function flatten(xs: unknown[], levels: number): unknown[] {
-  return xs.flatMap((x) => (Array.isArray(x) && levels !== 0 ? flatten(x, levels - 1) : [x]));
+/** Python's json.dumps defaults (what Ansible's to_json gives): `{"a": 1, "b": [1, 2]}`, non-ASCII as \\uXXXX. */
+function pyJsonDumps(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(pyJsonDumps).join(', ')}]`;
+  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${pyJsonDumps(k)}: ${pyJsonDumps(x)}`).join(', ')}}`;
+  if (v === undefined) return 'null';
+  return JSON.stringify(v).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function flatten(xs: unknown[], levels: number, skipNulls = false): unknown[] {
+  return xs.flatMap((x) =>
+    skipNulls && (x === null || x === 'None' || x === 'null') ? [] : Array.isArray(x) && levels !== 0 ? flatten(x, levels - 1, skipNulls) : [x],
+  );
 }
 function combine(a: Record<string, unknown>, b: Record<string, unknown>, recursive: boolean): Record<string, unknown> {
   const out: Record<string, unknown> = { ...a };
@@ -190,7 +200,9 @@ export const FILTERS: Record<string, Filter> = {
   abs: (v) => Math.abs(num(v, 'abs')),
   round: (v, [precision = 0, method = 'common']) => {
     const f = 10 ** num(precision, 'round');
-    const fn = method === 'ceil' ? Math.ceil : method === 'floor' ? Math.floor : Math.round;
+    // 'common' is Python's round(): halves go to the even neighbour (2.5 → 2, 3.5 → 4)
+    const half = (y: number): number => (Math.abs(y % 1) === 0.5 ? 2 * Math.round(y / 2) : Math.round(y));
+    const fn = method === 'ceil' ? Math.ceil : method === 'floor' ? Math.floor : half;
     return fn(num(v, 'round') * f) / f;
   },
   unique: (v) => uniq(list(v, 'unique')),
@@ -204,7 +216,9 @@ export const FILTERS: Record<string, Filter> = {
   first: (v) => (typeof v === 'string' ? v.charAt(0) : (list(v, 'first')[0] ?? null)),
   last: (v) => (typeof v === 'string' ? v.slice(-1) : (list(v, 'last').at(-1) ?? null)),
   list: (v) => [...list(v, 'list')],
-  flatten: (v, [levels = -1]) => flatten(list(v, 'flatten'), num(levels, 'flatten')),
+  // as Ansible's flatten: levels (positional or levels=), null items dropped unless skip_nulls=false
+  flatten: (v, [levels = -1, skipNulls = true], kw) =>
+    flatten(list(v, 'flatten'), num(kw.levels ?? levels ?? -1, 'flatten'), (kw.skip_nulls ?? skipNulls) !== false),
   keys: (v) => Object.keys(map(v, 'keys')),
   values: (v) => Object.values(map(v, 'values')),
   dict2items: (v) => Object.entries(map(v, 'dict2items')).map(([key, value]) => ({ key, value })),
@@ -291,7 +305,7 @@ export const FILTERS: Record<string, Filter> = {
     if (s.includes('\0')) throw new ValueError('quote: the value holds a NUL byte, which no shell argument can carry');
     return shq(s);
   },
-  to_json: (v) => JSON.stringify(v),
+  to_json: (v) => pyJsonDumps(v),
   from_json: (v) => {
     try {
       return JSON.parse(str(v, 'from_json'));
