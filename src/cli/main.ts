@@ -118,7 +118,7 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
   program
     .command('validate <playbook>')
     .description('every load-time check of a playbook, its roles and an inventory (formats, module arguments, templates, host patterns, tags, extra vars, host variables against the argument specs of the roles), without connecting')
-    .requiredOption('-i, --inventory <file>', 'inventory YAML')
+    .requiredOption('-i, --inventory <source>', 'inventory (repeatable)', repeatable)
     .option('--limit <pattern>', 'host pattern')
     .option('--tags <tags>', 'only these tags')
     .option('--skip-tags <tags>', 'skip these tags')
