@@ -1,6 +1,6 @@
 /**
  * End to end on a real kernel: a Debian 12 guest in QEMU with an emulated Intel IOMMU, a boot
- * display (std VGA at 00:02.0, 1234:1111) and a two-function "GPU" in slot 00:05 (bochs display,
+ * display (std VGA, 00:01.0 on q35, 1234:1111) and a two-function "GPU" in slot 00:05 (bochs display,
  * also 1234:1111, + HD audio): the identical-id case, so binding goes by address
  * (driver_override) and the boot display must keep its driver. `passthru apply` with the
  * built-in playbook must make it passthrough-ready over SSH, reboot it for real and prove it;
@@ -41,7 +41,7 @@ all:
           known_hosts: ${JSON.stringify(join(runDir, 'known_hosts'))}
           host_key_checking: accept-new
           # Slot 00:05: bochs display (1234:1111) and ICH9 HD audio (8086:293e). The boot display
-          # 00:02.0 is 1234:1111 too: vfio_bind auto picks address binding, and bochs (the boot
+          # 00:01.0 is 1234:1111 too: vfio_bind auto picks address binding, and bochs (the boot
           # display's driver) is not blacklisted, only softdep'd.
           passthrough_slots: ["00:05"]
           hugepages: { size: 2M, count: ${HUGEPAGES} }
@@ -158,9 +158,9 @@ test.serial('the booted guest is passthrough-ready (checked with plain ssh)', as
   // Bound by address: driver_override on exactly the chosen functions; the boot display, same
   // vendor:device, keeps its own driver (and the host its console).
   for (const a of ['0000:00:05.0', '0000:00:05.1']) t.is((await v.sshOk(`cat /sys/bus/pci/devices/${a}/driver_override`)).trim(), 'vfio-pci', a);
-  t.is((await v.sshOk('cat /sys/bus/pci/devices/0000:00:02.0/boot_vga')).trim(), '1', '00:02.0 is the boot display');
-  t.is((await v.sshOk('cat /sys/bus/pci/devices/0000:00:02.0/driver_override')).trim(), '(null)');
-  const bootDisplay = await v.sshOk('lspci -nnk -s 00:02.0');
+  t.is((await v.sshOk('cat /sys/bus/pci/devices/0000:00:01.0/boot_vga')).trim(), '1', '00:01.0 is the boot display');
+  t.is((await v.sshOk('cat /sys/bus/pci/devices/0000:00:01.0/driver_override')).trim(), '(null)');
+  const bootDisplay = await v.sshOk('lspci -nnk -s 00:01.0');
   t.log(bootDisplay);
   t.regex(bootDisplay, /\[1234:1111\]/, 'the boot display has the same vendor:device');
   t.regex(bootDisplay, /Kernel driver in use: bochs/, 'the boot display keeps its driver');
@@ -214,5 +214,5 @@ test.serial('a hand edit of vfio.conf is drift with a diff, and apply restores t
   t.is(await v.sshOk(`cat ${VFIO_CONF}`), original, 'vfio.conf restored');
   const lspci = await v.sshOk('lspci -nnk -s 00:05');
   t.is((lspci.match(/Kernel driver in use: vfio-pci/g) ?? []).length, 2, lspci);
-  t.regex(await v.sshOk('lspci -nnk -s 00:02.0'), /Kernel driver in use: bochs/);
+  t.regex(await v.sshOk('lspci -nnk -s 00:01.0'), /Kernel driver in use: bochs/);
 });

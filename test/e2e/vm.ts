@@ -154,7 +154,7 @@ export class Vm {
       '-drive', `file=${overlay},if=virtio,format=qcow2`,
       '-netdev', `user,id=n0,hostfwd=tcp:127.0.0.1:${this.port}-:22`,
       '-device', 'virtio-net-pci,netdev=n0',
-      // The boot display: QEMU's std VGA (00:02.0) is 1234:1111 too, the same vendor:device as the
+      // The boot display: QEMU's std VGA (00:01.0 on q35) is 1234:1111 too, the same vendor:device as the
       // bochs-display stand-in. ids= would take both; the run must bind 00:05.x by address and
       // leave the console on its driver.
       '-vga', 'std',
