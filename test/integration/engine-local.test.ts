@@ -5,6 +5,7 @@
  */
 import test from 'ava';
 import { mkdtemp, mkdir, readFile, writeFile, readdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import os from 'node:os';
@@ -352,7 +353,7 @@ test.serial('Ctrl-C (a serial test: the signal reaches this whole process): no n
     path.join(p.dir, 'roles/demo/tasks.yaml'),
     `- name: Slow
   command:
-    cmd: "sleep 1.5; touch {{ target }}/slow-done"
+    cmd: "touch {{ target }}/slow-started; sleep 1.5; touch {{ target }}/slow-done"
 - name: After the interrupt
   file:
     path: "{{ target }}/never"
@@ -360,7 +361,9 @@ test.serial('Ctrl-C (a serial test: the signal reaches this whole process): no n
 `,
   );
   const pending = run(['apply', p.pb, '-i', p.inv]);
-  await new Promise((r) => setTimeout(r, 700));
+  // The interrupt lands while the slow command runs: wait until it has started (a fixed delay
+  // raced the run's start on a loaded machine).
+  for (let i = 0; i < 600 && !existsSync(path.join(p.target, 'slow-started')); i++) await new Promise((r) => setTimeout(r, 50));
   process.kill(process.pid, 'SIGINT');
   const r = await pending;
   t.is(r.code, EXIT.interrupted, r.out);
