@@ -11,6 +11,9 @@ mount -t overlay lab-etc -o "lowerdir=/etc,upperdir=$R/etc,workdir=$N/overlay-wo
 for d in default/grub.d kernel modprobe.d modules-load.d sysctl.d docker udev/rules.d systemd/system apt initramfs-tools passthru-lab; do
   mount --bind "$R/etc/$d" "/etc/$d"
 done
+# /usr as an overlay too: what a role writes there (a DKMS source under /usr/src, an APT keyring
+# under /usr/share/keyrings) lands in the node's own tree, never in the machine's.
+mount -t overlay lab-usr -o "lowerdir=/usr,upperdir=$R/usr,workdir=$N/overlay-work/usr" /usr
 mount -t overlay lab-varlib -o "lowerdir=/var/lib,upperdir=$R/var/lib,workdir=$N/overlay-work/varlib" /var/lib
 mount --bind "$R/var/lib/dpkg" /var/lib/dpkg
 mount --bind "$R/var/lib/dkms" /var/lib/dkms

@@ -139,6 +139,8 @@ export function initNode(nodeDir: string, p: Profile, meta: NodeMeta): void {
   for (const d of OWN_ETC_DIRS) mkdirSync(join(r, 'etc', d), { recursive: true });
   mkdirSync(join(nodeDir, 'overlay-work', 'etc'), { recursive: true });
   mkdirSync(join(nodeDir, 'overlay-work', 'varlib'), { recursive: true });
+  mkdirSync(join(nodeDir, 'overlay-work', 'usr'), { recursive: true });
+  mkdirSync(join(r, 'usr'), { recursive: true });
   mkdirSync(join(r, 'var/lib/dkms'), { recursive: true });
   mkdirSync(join(r, 'var/lib/dpkg'), { recursive: true });
   mkdirSync(join(r, 'boot'), { recursive: true });
