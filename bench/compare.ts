@@ -27,6 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labDown, labUp, type LabInfo } from '../src/lab/index.ts';
 import { probeScript } from '../src/facts/probe.ts';
+import { scenariosFor } from './mix.ts';
 
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const CLI = join(REPO, 'bin', 'passthru.js');
@@ -34,14 +35,6 @@ const PLAYBOOK = join(REPO, 'playbooks', 'gpu-passthrough.yaml');
 const ANSIBLE_PLAYBOOK = join(REPO, 'bench', 'ansible-host-stage.yaml');
 const DELAY_S = 1;
 /** Profiles that converge; cluster3 stands for its three members. */
-const MIX: Array<[profile: string, nodes: number]> = [
-  ['intel-grub-pve8-rtx4090', 1],
-  ['amd-systemdboot-zfs-pve8-rx6800', 1],
-  ['pve7-kernel515', 1],
-  ['shared-group-usb', 1],
-  ['cluster3', 3],
-  ['debian-guest-nvidia-docker', 1],
-];
 /** Files the host stage manages (roles' defaults): Ansible's equivalent manages the same. */
 const MANAGED = [
   '/etc/default/grub',
@@ -62,19 +55,6 @@ const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
 function baseAddr(n: number): string {
   return n <= 50 ? (n <= 10 ? '127.0.122.1' : '127.0.123.1') : '127.1.1.1';
-}
-
-function scenariosFor(n: number): string[] {
-  const out: string[] = [];
-  let left = n;
-  for (let i = 0; left > 0; i++) {
-    const [p, k] = MIX[i % MIX.length]!;
-    if (k <= left) {
-      out.push(p);
-      left -= k;
-    }
-  }
-  return out;
 }
 
 interface Proc {

@@ -32,19 +32,12 @@ import { bootLog, labDown, labStatus, labUp, type NodeStatus } from '../src/lab/
 import { main, type Io } from '../src/cli/main.ts';
 import { EventBus, type RunEvent } from '../src/engine/events.ts';
 import type { RunReport } from '../src/model/types.ts';
+import { scenariosFor } from './mix.ts';
 
 const DELAY_S = 5;
 const BASE_ADDR = '127.0.6.1';
 const PLAYBOOK = fileURLToPath(new URL('../playbooks/gpu-passthrough.yaml', import.meta.url));
 /** Profiles that converge; cluster3 stands for its three members. */
-const MIX: Array<[profile: string, nodes: number]> = [
-  ['intel-grub-pve8-rtx4090', 1],
-  ['amd-systemdboot-zfs-pve8-rx6800', 1],
-  ['pve7-kernel515', 1],
-  ['shared-group-usb', 1],
-  ['cluster3', 3],
-  ['debian-guest-nvidia-docker', 1],
-];
 
 const sizes = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 250);
 const Ns = sizes.length ? sizes : [10, 50];
@@ -58,20 +51,6 @@ const median = (xs: number[]) => {
   return a.length % 2 ? a[m]! : (a[m - 1]! + a[m]!) / 2;
 };
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN);
-
-/** Scenarios adding up to exactly n nodes: whole cycles of MIX, then what fits. */
-function scenariosFor(n: number): string[] {
-  const out: string[] = [];
-  let left = n;
-  for (let i = 0; left > 0; i++) {
-    const [p, k] = MIX[i % MIX.length]!;
-    if (k <= left) {
-      out.push(p);
-      left -= k;
-    }
-  }
-  return out;
-}
 
 // The engine's events, seen from here without touching the CLI: every EventBus the run creates
 // emits through the prototype, so timestamps of facts and reboots come from the run itself.
