@@ -14,6 +14,7 @@ import {
   parseEfibootmgr,
   parseIommuLog,
   parsePctList,
+  parsePvecmNodes,
   parsePvecmStatus,
   parsePveversion,
   parseProxmoxBootTool,
@@ -139,8 +140,13 @@ rootTest('pvecm status: the format of corosync-quorumtool, votes and members par
   const a = parsePvecmStatus(real);
   const b = parsePvecmStatus(stub);
   t.deepEqual(typeShape(b), typeShape(a));
-  t.deepEqual([a.quorate, a.expectedVotes, a.totalVotes, a.nodes.length], [true, 2, 2, 2]);
-  t.deepEqual([b.quorate, b.expectedVotes, b.totalVotes, b.nodes.length], [true, 3, 3, 3]);
+  // the membership list of `pvecm status` holds corosync addresses, not names: members are named
+  // by `pvecm nodes` (corosync-quorumtool -l), checked below
+  t.deepEqual([a.quorate, a.expectedVotes, a.totalVotes, a.nodes.length], [true, 2, 2, 0]);
+  t.deepEqual([b.quorate, b.expectedVotes, b.totalVotes, b.nodes.length], [true, 3, 3, 0]);
+  const realNames = parsePvecmNodes(readFileSync(join(import.meta.dirname, '../fixtures/facts/pvecm-nodes.txt'), 'utf8'));
+  t.deepEqual(realNames, ['pve1', 'pve2', 'pve3']);
+  t.deepEqual(parsePvecmNodes(await sh('pve-c1', 'pvecm nodes')).sort(), ['pve-c1', 'pve-c2', 'pve-c3']);
 });
 
 const QM_ROW = columns([[10, /^ *\d+$/], [20, /^.+$/], [10, /^[a-z]+ *$/], [10, /^\d+ *$/], [12, /^ *\d+\.\d\d$/], [0, /^\d+ *$/]]);
