@@ -45,6 +45,12 @@ export async function tearDownLab(dir: string, ...alsoRemove: string[]): Promise
 export type NodeTree = Map<string, string>;
 
 /** Every file under the node's own root (what the node wrote), path → sha256. */
+/**
+ * The empty file an `apply` run flocks to keep a second run off the node (src/engine/host-lock.ts):
+ * the run's own lock, not configuration, so the trees leave it out while it is empty.
+ */
+const RUN_LOCK = /^\/var\/lib\/passthru\/apply\.lock$/;
+
 export function nodeTree(labDir: string, node: string): NodeTree {
   const root = join(labDir, 'nodes', node, 'root');
   const out: NodeTree = new Map();
@@ -53,7 +59,7 @@ export function nodeTree(labDir: string, node: string): NodeTree {
       const p = join(d, e);
       const st = statSync(p, { throwIfNoEntry: false });
       if (st?.isDirectory()) walk(p);
-      else if (st?.isFile()) out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
+      else if (st?.isFile() && !(st.size === 0 && RUN_LOCK.test(p.slice(root.length)))) out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
     }
   };
   walk(root);
