@@ -58,7 +58,7 @@ function inventoryWith(file: string, change: (hostVars: Map<string, Record<strin
   walk(doc.all);
   change(hv);
   const p = join(tmp, file);
-  writeFileSync(p, stringify(doc));
+  writeFileSync(p, stringify(doc, { version: '1.1' })); // YAML 1.1, as Ansible reads inventories
   return p;
 }
 

@@ -48,7 +48,7 @@ function inventory(file: string, change: (hv: Map<string, Record<string, unknown
   for (const [h, v] of hv) Object.assign(v, { gpu_mapping: 'a100', vm_id: VMID[h], vm_create: true, vm_name: `gpu-${h}`, vm_memory: 2048, vm_cores: 2 });
   change(hv);
   const p = join(tmp, file);
-  writeFileSync(p, stringify(doc));
+  writeFileSync(p, stringify(doc, { version: '1.1' })); // inventories are YAML 1.1, as Ansible reads them: 17:00 must be quoted
   return p;
 }
 let runNo = 0;
