@@ -16,6 +16,10 @@ import { isRoot, labSshOptions, labTest as lab, tearDownLab, tempDir } from '../
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PLAYBOOK = 'playbooks/gpu-passthrough.yaml';
+// tmux comes with the test group of scripts/install-deps.sh: installed here when missing (root).
+if (isRoot && spawnSync('tmux', ['-V']).status !== 0) {
+  spawnSync('sh', [fileURLToPath(new URL('../../scripts/install-test-deps.sh', import.meta.url))], { stdio: 'inherit' });
+}
 const hasTmux = spawnSync('tmux', ['-V']).status === 0;
 const SESSION = `passthru-term-${process.pid}`;
 /** The CLI from the sources (bin/passthru.js runs the compiled dist/, which may be older than the tree). */
