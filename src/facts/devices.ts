@@ -229,6 +229,18 @@ export function overrideScriptText(chosen: Array<Pick<PciDevice, 'address' | 'id
   return lines.join('\n') + '\n';
 }
 
+/**
+ * A switch variable (`acs_override`, `vendor_reset`, `intel_iommu_on`): `on` or `off`, with YAML
+ * 1.1's booleans (an unquoted on/off in an inventory is true/false, as Ansible reads it) and any
+ * aliases the variable has (`always`/`never`); anything else is `auto`. The argument specs refuse
+ * other values at load.
+ */
+export function switchMode(raw: unknown, aliases: { on?: string; off?: string } = {}): 'on' | 'off' | 'auto' {
+  if (raw === true || raw === 'on' || (aliases.on !== undefined && raw === aliases.on)) return 'on';
+  if (raw === false || raw === 'off' || (aliases.off !== undefined && raw === aliases.off)) return 'off';
+  return 'auto';
+}
+
 export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
   const deviceProblems: Problem[] = [];
   const captureProblems: Problem[] = [];
@@ -357,8 +369,7 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
   }
 
   // YAML `acs_override: true/false` (and `yes`/`no` read as booleans by YAML 1.1 habits) mean on/off.
-  const acsRaw = vars.acs_override as unknown;
-  const acsMode = acsRaw === true ? 'on' : acsRaw === false ? 'off' : ((acsRaw as string | undefined) ?? 'auto');
+  const acsMode = switchMode(vars.acs_override);
   const supported = kernelSupportsAcsOverride(facts, vars.acs_override_supported);
   const needed = isolated === false;
   const enable = acsMode === 'on' ? supported : acsMode === 'auto' ? needed && supported : false;
@@ -377,8 +388,7 @@ export function planDevices(facts: Facts, vars: PassthroughVars): DevicePlan {
             ? 'groups unknown until the IOMMU is active: not enabled'
             : 'every chosen group is isolated: not needed';
 
-  const vrRaw = vars.vendor_reset as unknown; // true/false (YAML 1.1 on/off) mean on/off
-  const vrMode = vrRaw === true ? 'on' : vrRaw === false ? 'off' : ((vrRaw as string | undefined) ?? 'auto');
+  const vrMode = switchMode(vars.vendor_reset);
   const vrDevices = chosen.flatMap((d) => {
     const family = vendorResetFamily(d.id);
     return family ? [{ address: d.address, id: d.id, family }] : [];

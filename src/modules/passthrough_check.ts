@@ -6,7 +6,7 @@
  * fails with "expected …, found …" and the likely cause and fix.
  */
 import type { Facts } from '../facts/types.ts';
-import { headersPackage, kernelAtLeast, planDevices, planHugepages, type PassthroughVars } from '../facts/devices.ts';
+import { headersPackage, kernelAtLeast, planDevices, planHugepages, switchMode, type PassthroughVars } from '../facts/devices.ts';
 import type { Module, Plan, PlanContext } from './contract.ts';
 
 export const CHECKS = [
@@ -62,8 +62,7 @@ export function iommuParams(f: Facts, vars: Record<string, unknown>): { params: 
   const list = (v: unknown, d: string[]) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v.trim() ? v.split(/[,\s]+/).filter(Boolean) : d);
   if (f.cpuVendor !== 'intel') return { params: list(vars.iommu_params_amd, ['iommu=pt']), reason: 'AMD: the IOMMU is on by default when the firmware enables it' };
   const base = list(vars.iommu_params_intel, ['iommu=pt']);
-  const raw = vars.intel_iommu_on;
-  const mode = raw === true || raw === 'always' || raw === 'on' ? 'always' : raw === false || raw === 'never' || raw === 'off' ? 'never' : 'auto';
+  const mode = { on: 'always', off: 'never', auto: 'auto' }[switchMode(vars.intel_iommu_on, { on: 'always', off: 'never' })];
   const kernels = [...new Set([f.kernelRelease, f.kernelNext, ...f.kernelsInstalled].filter(Boolean))];
   const old = kernels.filter((k) => !kernelAtLeast(k, '6.8.0'));
   const want = mode === 'always' || (mode === 'auto' && old.length > 0);
