@@ -4,7 +4,7 @@
  * surfaced, the old file intact on every failure, backups only on change, named to the
  * millisecond with a sequence, pruned.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,12 @@ import { BACKUP_NAME, writeOutcome, writeScript } from '../../src/transport/writ
 
 const conn = new LocalConnection('local');
 const tmp = () => mkdtemp(join(tmpdir(), 'passthru-aw-'));
+/** A temp directory removed when the test ends. */
+async function scratch(t: ExecutionContext): Promise<string> {
+  const dir = await tmp();
+  t.teardown(() => rm(dir, { recursive: true }));
+  return dir;
+}
 
 test('the script is a pure function of its inputs and wants an absolute path', (t) => {
   const now = new Date(Date.UTC(2026, 0, 2, 3, 4, 5, 6));
@@ -27,8 +33,7 @@ test('the script is a pure function of its inputs and wants an absolute path', (
 });
 
 test('a symlink at the target is refused: neither the link nor the file it points to changes', async (t) => {
-  const dir = await tmp();
-  t.teardown(() => rm(dir, { recursive: true }));
+  const dir = await scratch(t);
   await writeFile(join(dir, 'real.conf'), 'real\n');
   await symlink('real.conf', join(dir, 'link.conf'));
   await symlink('/nonexistent/target', join(dir, 'dangling.conf'));
@@ -41,8 +46,7 @@ test('a symlink at the target is refused: neither the link nor the file it point
 });
 
 test('concurrent writers to one file: every write succeeds whole, no temp file of another writer is removed', async (t) => {
-  const dir = await tmp();
-  t.teardown(() => rm(dir, { recursive: true }));
+  const dir = await scratch(t);
   const p = join(dir, 'shared.conf');
   await writeFile(p, 'v0\n');
   // Another writer's temp file, in flight right now (it holds the lock): must survive.
@@ -61,8 +65,7 @@ test('concurrent writers to one file: every write succeeds whole, no temp file o
 });
 
 test('a write that fails part-way (file size limit, like a full disk) leaves the old file and no temp file', async (t) => {
-  const dir = await tmp();
-  t.teardown(() => rm(dir, { recursive: true }));
+  const dir = await scratch(t);
   const p = join(dir, 'grub');
   await writeFile(p, 'GRUB_CMDLINE_LINUX_DEFAULT="quiet"\n');
   const big = 'y'.repeat(200_000);
@@ -76,8 +79,7 @@ test('a write that fails part-way (file size limit, like a full disk) leaves the
 });
 
 test('a dropped connection (stdin ends early) is a short write: old file intact', async (t) => {
-  const dir = await tmp();
-  t.teardown(() => rm(dir, { recursive: true }));
+  const dir = await scratch(t);
   const p = join(dir, 'vfio.conf');
   await writeFile(p, 'old\n');
   const r = await conn.exec(writeScript(p, 1000), { stdin: 'only part', nothrow: true });
@@ -88,8 +90,7 @@ test('a dropped connection (stdin ends early) is a short write: old file intact'
 });
 
 test('an fsync error fails the write and is reported, the old file stays', async (t) => {
-  const dir = await tmp();
-  t.teardown(() => rm(dir, { recursive: true }));
+  const dir = await scratch(t);
   const bin = join(dir, 'bin');
   await mkdir(bin);
   await writeFile(join(bin, 'sync'), '#!/bin/sh\necho "sync: error syncing: Input/output error" >&2\nexit 1\n');
@@ -103,8 +104,7 @@ test('an fsync error fails the write and is reported, the old file stays', async
 });
 
 test('backups: only when the content changes, unique names, pruned to keepBackups', async (t) => {
-  const dir = await tmp();
-  t.teardown(() => rm(dir, { recursive: true }));
+  const dir = await scratch(t);
   const p = join(dir, 'grub');
   await writeFile(p, 'v0\n');
   // The same bytes again: no backup.
@@ -126,8 +126,7 @@ test('backups: only when the content changes, unique names, pruned to keepBackup
 });
 
 test('an ordinary file keeps its owner and mode; a fifo or device at the target is refused', async (t) => {
-  const dir = await tmp();
-  t.teardown(() => rm(dir, { recursive: true }));
+  const dir = await scratch(t);
   const p = join(dir, 'f');
   await writeFile(p, 'a');
   await chmod(p, 0o640);
