@@ -2,9 +2,11 @@
  * The live progress tree for a terminal, drawn by listr2: one list per batch, one row per
  * host showing its current role › task, then the reboot as its own step (waiting for its turn
  * in a cluster roll: "waiting for pve-c1"; down for N s with the reboot_timeout countdown), and
- * one line with its counts when done. Diffs (identical ones once, with their hosts) and failure
- * details are printed below the tree when the batch ends, so the tree is never torn apart by
- * them; after the last tree, a short summary of what changed where.
+ * one line with its counts when done. From {@link COLLAPSE_AT} hosts in a batch, a host that
+ * finished well leaves the tree and counts in one "N of M hosts done" line at its top, so the
+ * screen holds the hosts still running and the failed ones (expanded). Diffs (identical ones
+ * once, with their hosts) and failure details are printed below the tree when the batch ends, so
+ * the tree is never torn apart by them; after the last tree, a short summary of what changed where.
  */
 import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { EventBus, RunEvent } from '../engine/events.ts';
@@ -13,7 +15,11 @@ import { diffText, failureBlock, paint } from './format.ts';
 import type { ReporterOptions } from './plain.ts';
 
 interface Row {
-  task?: ListrTaskWrapper<unknown, any, any>;
+  task?: RowTask;
+  /** The last line shown under the host, its final title and whether it left the tree: kept for a task listr2 has not started yet. */
+  output?: string;
+  title?: string;
+  hidden?: boolean;
   done: (err?: Error) => void;
   counts: { changed: number; failed: number; ok: number; skipped: number };
   downSince?: number;
@@ -21,6 +27,19 @@ interface Row {
   waiting?: { for: string; since: number };
   rebooted?: boolean;
   ended: boolean;
+}
+
+/** From this many hosts in a batch, hosts that finished well collapse into one line. */
+export const COLLAPSE_AT = 50;
+
+type RowTask = ListrTaskWrapper<unknown, any, any>;
+
+/**
+ * Takes a finished row out of the drawing: listr2 draws no line for a task without a title. The
+ * wrapper's `title` setter only takes strings, so this sets the task's own title.
+ */
+function hideRow(task: RowTask): void {
+  (task as unknown as { task: { title$: string | undefined } }).task.title$ = undefined;
 }
 
 export interface LiveReporter {
@@ -43,22 +62,53 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
   let diffs = new Map<string, { hosts: string[]; title: string; text: string }>();
   // What changed where over the whole run, for the summary after the tree.
   const changedWhere = new Map<string, string[]>();
+  /** Shows `text` under the host's row (now, or once listr2 starts the row's task). */
+  const show = (r: Row | undefined, text: string) => {
+    if (!r) return;
+    r.output = text;
+    if (r.task) r.task.output = text;
+  };
   const secs = (ms: number) => `${Math.max(0, Math.round(ms / 1000))} s`;
+
+  // The "N of M hosts done" line of a collapsed batch (see COLLAPSE_AT).
+  let collapsed: { task?: RowTask; resolve?: () => void; ended?: boolean; total: number; done: number; counts: Row['counts']; rebooted: number } | undefined;
+  const collapsedTitle = (c: NonNullable<typeof collapsed>) =>
+    `${c.done} of ${c.total} hosts done  ok=${c.counts.ok} ${o.check ? 'drift' : 'changed'}=${c.counts.changed} skipped=${c.counts.skipped}` +
+    (c.rebooted ? ` rebooted=${c.rebooted}` : '');
 
   const startBatch = (stage: string, hosts: string[], label: string) => {
     rows = new Map();
     width = Math.max(...hosts.map((h) => h.length));
+    collapsed = hosts.length >= COLLAPSE_AT ? { total: hosts.length, done: 0, counts: { changed: 0, failed: 0, ok: 0, skipped: 0 }, rebooted: 0 } : undefined;
+    const c = collapsed;
+    const doneRow = c
+      ? [
+          {
+            title: collapsedTitle(c),
+            task: (_: unknown, task: RowTask) =>
+              new Promise<void>((resolve) => {
+                c.task = task;
+                task.title = collapsedTitle(c);
+                c.resolve = resolve;
+                if (c.ended) resolve();
+              }),
+          },
+        ]
+      : [];
     const list = new Listr(
-      hosts.map((h) => ({
+      [...doneRow, ...hosts.map((h) => ({
         title: h,
-        task: (_: unknown, task: ListrTaskWrapper<unknown, any, any>) =>
+        task: (_: unknown, task: RowTask) =>
           new Promise<void>((resolve, reject) => {
             const row = rows.get(h)!;
             row.task = task;
+            if (row.output) task.output = row.output;
+            if (row.title) task.title = row.title;
+            if (row.hidden) hideRow(task);
             row.done = (err) => (err ? reject(err) : resolve());
             if (row.ended) resolve();
           }),
-      })),
+      }))],
       {
         concurrent: true,
         exitOnError: false,
@@ -75,9 +125,9 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
       for (const r of rows.values()) {
         if (!r.task || r.ended) continue;
         if (r.downSince) {
-          r.task.output = `reboot: down ${secs(now - r.downSince)}, reboot_timeout ${timeoutS} s (${secs(r.downSince + timeoutS * 1000 - now)} left)`;
+          show(r, `reboot: down ${secs(now - r.downSince)}, reboot_timeout ${timeoutS} s (${secs(r.downSince + timeoutS * 1000 - now)} left)`);
         } else if (r.waiting) {
-          r.task.output = `reboot: waiting for ${r.waiting.for} (${secs(now - r.waiting.since)})`;
+          show(r, `reboot: waiting for ${r.waiting.for} (${secs(now - r.waiting.since)})`);
         }
       }
     };
@@ -92,7 +142,16 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
     const summary =
       `${h.padEnd(width)}  ok=${c.ok} ${o.check ? 'drift' : 'changed'}=${c.changed} failed=${c.failed} skipped=${c.skipped}` +
       (r.rebooted ? ' rebooted' : '');
+    r.title = summary;
     if (r.task) r.task.title = summary;
+    if (collapsed && status === 'ok') {
+      collapsed.done++;
+      for (const k of ['changed', 'failed', 'ok', 'skipped'] as const) collapsed.counts[k] += c[k];
+      if (r.rebooted) collapsed.rebooted++;
+      if (collapsed.task) collapsed.task.title = collapsedTitle(collapsed);
+      r.hidden = true;
+      if (r.task) hideRow(r.task);
+    }
     if (status === 'ok') r.done();
     else r.done(new Error(`${h}: ${status}`));
   };
@@ -124,6 +183,10 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
   let ending: Promise<void> = Promise.resolve();
   const endBatch = (): Promise<void> => {
     for (const h of rows.keys()) finishHost(h, 'ok');
+    if (collapsed) {
+      collapsed.ended = true;
+      collapsed.resolve?.();
+    }
     if (timer) clearInterval(timer);
     const drawn = running;
     const shown = [...diffs.values()].map((d) => `${paint(o, 'yellow', `${d.title}  on ${d.hosts.length > 1 ? `${d.hosts.length} hosts: ` : ''}${d.hosts.join(', ')}`)}\n${d.text}`);
@@ -163,7 +226,7 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
         break;
       case 'task-start': {
         const r = rows.get(e.host);
-        if (r?.task) r.task.output = `${e.kind === 'task' ? '' : `${e.kind}: `}${e.role ? `${e.role} › ` : ''}${e.task}`;
+        show(rows.get(e.host), `${e.kind === 'task' ? '' : `${e.kind}: `}${e.role ? `${e.role} › ` : ''}${e.task}`);
         break;
       }
       case 'task-result':
@@ -173,7 +236,7 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
         const r = rows.get(e.host);
         if (r) {
           if (r.waiting?.for !== e.waitingFor) r.waiting = { for: e.waitingFor, since: Date.now() };
-          if (r.task) r.task.output = `reboot: waiting for ${e.waitingFor} (${e.reason})`;
+          show(r, `reboot: waiting for ${e.waitingFor} (${e.reason})`);
         }
         break;
       }
@@ -181,7 +244,7 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
         const r = rows.get(e.host);
         if (r) {
           r.waiting = undefined;
-          if (r.task) r.task.output = `reboot: ${e.what}`;
+          show(r, `reboot: ${e.what}`);
         }
         break;
       }
@@ -191,7 +254,7 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
         if (r) {
           r.waiting = undefined;
           r.downSince ??= e.at;
-          if (r.task && e.type === 'reboot-start') r.task.output = `reboot: ${e.reason}`;
+          if (e.type === 'reboot-start') show(r, `reboot: ${e.reason}`);
         }
         break;
       }
@@ -200,7 +263,7 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
         if (r) {
           r.downSince = undefined;
           r.rebooted = true;
-          if (r.task) r.task.output = `back after ${(e.downForMs / 1000).toFixed(1)} s; running gates`;
+          show(r, `back after ${(e.downForMs / 1000).toFixed(1)} s; running gates`);
         }
         break;
       }
