@@ -42,6 +42,10 @@ export interface BootResult {
 
 export const norm = (m: string): string => m.trim().replace(/-/g, '_');
 
+// Kernel versions are compared here on purpose without src/model/version.ts: the boot simulator is
+// an independent oracle for what passthru decides about kernels (6.2 drops vfio_virqfd, 6.8 turns
+// intel_iommu on), so it must not share the code it checks.
+
 /** `6.8.12-4-pve` → [6, 8, 12]. */
 export function kernelTuple(release: string): [number, number, number] {
   const m = /^(\d+)\.(\d+)(?:\.(\d+))?/.exec(release);
