@@ -10,7 +10,7 @@ import type { Facts, PciDevice } from '../facts/types.ts';
 import { kernelSupportsAcsOverride, planDevices, vendorResetFamily, type PassthroughVars } from '../facts/devices.ts';
 import { kernelAtLeast } from '../model/version.ts';
 import { yamlBool } from '../model/truth.ts';
-import { paint, type Style } from './format.ts';
+import { paint, type Style } from './colour.ts';
 
 export type IsolationVerdict = 'isolated' | 'fixable-with-acs-override' | 'not-fixable' | 'unknown';
 
