@@ -20,6 +20,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { statSync } from 'node:fs';
 import type { ConnSpec, Group, HostKeyChecking, Inventory, Pos, Vars } from '../model/types.ts';
+import { yamlBool } from '../model/truth.ts';
 import { containsTemplate, isSecretName, render } from '../template/index.ts';
 import { setPositions } from '../load/positions.ts';
 import { Errors, suggest } from '../load/yaml.ts';
@@ -165,9 +166,17 @@ function connSpec(name: string, layer: VarLayer, dir: string, hostPos: Pos, errs
     const g = get(key);
     if (!g) return undefined;
     if (typeof g.v === 'boolean') return g.v;
-    if (typeof g.v === 'string' && /^(yes|true|on)$/i.test(g.v)) return true;
-    if (typeof g.v === 'string' && /^(no|false|off)$/i.test(g.v)) return false;
+    const b = typeof g.v === 'string' ? yamlBool(g.v) : undefined;
+    if (b !== undefined) return b;
     bad(g, 'true or false');
+    return undefined;
+  };
+  /** A secret: text, or a number taken as its digits; an error never quotes its value. */
+  const secret = (key: keyof typeof CONN_KEYS): string | undefined => {
+    const g = get(key);
+    if (!g) return undefined;
+    if (typeof g.v === 'string' || typeof g.v === 'number') return String(g.v);
+    errs.add(`host '${name}': '${g.key}' must be a string`, g.pos);
     return undefined;
   };
   const path = (key: keyof typeof CONN_KEYS): string | undefined => {
@@ -196,18 +205,12 @@ function connSpec(name: string, layer: VarLayer, dir: string, hostPos: Pos, errs
   if (idf) conn.identityFile = idf;
   const pe = str('passphrase_env');
   if (pe) conn.passphraseEnv = pe;
-  const pw = get('password');
-  if (pw) {
-    if (typeof pw.v === 'string' || typeof pw.v === 'number') conn.password = String(pw.v);
-    else errs.add(`host '${name}': '${pw.key}' must be a string`, pw.pos);
-  }
+  const pw = secret('password');
+  if (pw !== undefined) conn.password = pw;
   const bpe = str('become_password_env');
   if (bpe) conn.becomePasswordEnv = bpe;
-  const bp = get('become_password');
-  if (bp) {
-    if (typeof bp.v === 'string' || typeof bp.v === 'number') conn.becomePassword = String(bp.v);
-    else errs.add(`host '${name}': '${bp.key}' must be a string`, bp.pos);
-  }
+  const bp = secret('become_password');
+  if (bp !== undefined) conn.becomePassword = bp;
   const jump = str('jump');
   if (jump) conn.jump = jump;
   else {

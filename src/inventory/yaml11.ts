@@ -13,7 +13,9 @@
  */
 import { visit, type Scalar } from 'yaml';
 import { loadYamlFile, type Errors, type YamlFile } from '../load/yaml.ts';
+import { yamlBool } from '../model/truth.ts';
 
+/** The spellings YAML 1.1 resolves as booleans (only these cases); their value is yamlBool's. */
 const BOOL = /^(?:yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$/;
 const FLOAT =
   /^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+][0-9]+)?|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$/;
@@ -72,7 +74,7 @@ function timestamp(m: RegExpExecArray): string {
 
 /** The value PyYAML gives a plain scalar. */
 export function resolvePlain(text: string): unknown {
-  if (BOOL.test(text)) return /^(?:yes|true|on)$/i.test(text);
+  if (BOOL.test(text)) return yamlBool(text) === true;
   if (FLOAT.test(text)) return yamlFloat(text);
   if (INT.test(text)) return yamlInt(text);
   if (NULL.test(text)) return null;
@@ -99,7 +101,7 @@ function resolveTagged(node: Scalar, tag: string, yf: YamlFile, errs: Errors): v
       else errs.add(`'${text}' is not a number (tagged !!float)`, yf.pos(node));
       return;
     case '!!bool':
-      if (BOOL.test(text)) node.value = /^(?:yes|true|on)$/i.test(text);
+      if (BOOL.test(text)) node.value = yamlBool(text) === true;
       else errs.add(`'${text}' is not a boolean (tagged !!bool)`, yf.pos(node));
       return;
     case '!!null':

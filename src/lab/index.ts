@@ -1,6 +1,7 @@
 /**
  * `passthru lab`: simulated Proxmox VE nodes, each a real OpenSSH server in its own mount
- * namespace on its own loopback address, with stub tools and a hardware profile.
+ * namespace on its own loopback address, with stub tools and a hardware profile. This module
+ * brings a lab up and down; state.ts reads a lab's state (status, boot log, node files).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, readlinkSync } from 'node:fs';
@@ -10,8 +11,10 @@ import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { bootNode, initNode, type NodeMeta } from './node.ts';
 import { initPveFs } from './pve-fs.ts';
-import { LAB_ROOT, listProfiles, loadProfile, MAIN_PROFILES, type Profile } from './profile.ts';
+import { LAB_ROOT, loadProfile, MAIN_PROFILES, type Profile } from './profile.ts';
+import { alive, LabError, readPid, type LabNode } from './state.ts';
 
+export { bootLog, LabError, labNodes, labStatus, nodeFile, type LabNode, type NodeStatus } from './state.ts';
 
 const SRC_DIR = dirname(fileURLToPath(import.meta.url));
 /**
@@ -25,12 +28,6 @@ const NODE_ARGS = FROM_SOURCE ? '--import tsx' : '';
 const REPO = resolve(SRC_DIR, '../..');
 const STUBS = join(LAB_ROOT, 'stubs', 'bin');
 const SSHD = '/usr/sbin/sshd';
-
-export interface LabNode {
-  name: string;
-  address: string;
-  profile: string;
-}
 
 export interface LabInfo {
   dir: string;
@@ -48,16 +45,6 @@ export interface LabUpOptions {
   rebootDelayS?: number;
   /** `127.0.N` or `127.0.N.M` (first address; default `127.0.1.1`). */
   baseAddr?: string;
-}
-
-export interface NodeStatus extends LabNode {
-  state: 'up' | 'down' | 'rebooting';
-  bootId: string | null;
-  cluster: string | null;
-}
-
-export class LabError extends Error {
-  override name = 'LabError';
 }
 
 export function requireRoot(): void {
@@ -87,24 +74,6 @@ export function ensureSshd(log: (msg: string) => void = (m) => process.stderr.wr
     execFileSync('systemctl', ['disable', '--now', 'ssh.service', 'ssh.socket'], { stdio: 'ignore' });
   } catch {
     /* not systemd, or not running */
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function readPid(file: string): number | null {
-  try {
-    const n = Number(readFileSync(file, 'utf8').trim());
-    return Number.isInteger(n) && n > 0 ? n : null;
-  } catch {
-    return null;
   }
 }
 
@@ -224,12 +193,6 @@ function hostVars(p: Profile, address: string, labDir: string): Record<string, u
     lab_profile: p.name,
     ...(p.vars ?? {}),
   };
-}
-
-export function labNodes(dir: string): LabNode[] {
-  const f = join(resolve(dir), 'lab.json');
-  if (!existsSync(f)) return [];
-  return (JSON.parse(readFileSync(f, 'utf8')) as { nodes: LabNode[] }).nodes;
 }
 
 function labIsUp(dir: string): boolean {
@@ -423,89 +386,5 @@ export async function labDown(dir: string): Promise<void> {
     for (const f of ['supervisor.pid', 'ns.pid', 'sshd.pid']) rmSync(join(nd, n, f), { force: true });
     writeFileSync(join(nd, n, 'state'), 'down\n');
   }
-}
-
-export async function labStatus(dir: string): Promise<NodeStatus[]> {
-  const d = resolve(dir);
-  return labNodes(d).map((n) => {
-    const ndir = join(d, 'nodes', n.name);
-    const sup = readPid(join(ndir, 'supervisor.pid'));
-    let state: NodeStatus['state'] = 'down';
-    if (sup !== null && alive(sup)) {
-      const s = (() => {
-        try {
-          return readFileSync(join(ndir, 'state'), 'utf8').trim();
-        } catch {
-          return 'down';
-        }
-      })();
-      state = s === 'up' ? 'up' : s === 'rebooting' ? 'rebooting' : 'down';
-    }
-    let bootId: string | null = null;
-    try {
-      bootId = readFileSync(join(ndir, 'gen', 'proc', 'boot_id'), 'utf8').trim();
-    } catch {
-      /* never booted */
-    }
-    let cluster: string | null = null;
-    try {
-      cluster = readFileSync(join(ndir, 'cluster'), 'utf8').trim();
-    } catch {
-      /* standalone */
-    }
-    return { ...n, state, bootId, cluster };
-  });
-}
-
-/**
- * A node's file as the node sees it (`/etc/modprobe.d/vfio.conf`, `/proc/cmdline`, ...).
- * With `content`, writes it (the node sees it at once). Returns the content (null when absent).
- */
-export function nodeFile(dir: string, node: string, path: string, content?: string): string | null {
-  if (!path.startsWith('/') || path.split('/').includes('..')) throw new LabError(`node path must be absolute without '..': ${path}`);
-  const ndir = join(resolve(dir), 'nodes', node);
-  if (!existsSync(ndir)) throw new LabError(`no lab node '${node}' in ${dir}`);
-  const genMap: Record<string, string> = {
-    '/proc/cmdline': 'gen/proc/cmdline',
-    '/proc/meminfo': 'gen/proc/meminfo',
-    '/proc/cpuinfo': 'gen/proc/cpuinfo',
-    '/proc/modules': 'gen/proc/modules',
-    '/proc/sys/kernel/random/boot_id': 'gen/proc/boot_id',
-  };
-  let file: string;
-  if (genMap[path]) file = join(ndir, genMap[path]!);
-  else if (path.startsWith('/sys/')) file = join(ndir, 'gen', path);
-  else file = join(ndir, 'root', path);
-  if (content !== undefined) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, content);
-    return content;
-  }
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    if (path.startsWith('/etc/') && !path.startsWith('/etc/passthru-lab')) {
-      // Not the node's own: the node sees the machine's file through the overlay.
-      try {
-        return readFileSync(path, 'utf8');
-      } catch {
-        return null;
-      }
-    }
-    return null;
-  }
-}
-
-/** Lines of `<dir>/nodes/<name>/boots.log`: down/up events written by the node side. */
-export function bootLog(dir: string, node: string): Array<{ event: 'up' | 'down'; at: number; bootId?: string }> {
-  const f = join(resolve(dir), 'nodes', node, 'boots.log');
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => {
-      const [ev, at, id] = l.split(' ');
-      return { event: ev as 'up' | 'down', at: Number(at), ...(id ? { bootId: id } : {}) };
-    });
 }
 

@@ -145,7 +145,6 @@ export function initNode(nodeDir: string, p: Profile, meta: NodeMeta): void {
   mkdirSync(join(r, 'var/lib/dpkg'), { recursive: true });
   mkdirSync(join(r, 'boot'), { recursive: true });
   const isPve = p.kind === 'pve';
-  const distributor = isPve ? 'Proxmox VE' : 'Debian';
   const grubLinux = '';
   put(
     join(r, 'etc/default/grub'),

@@ -10,6 +10,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { closest, ConfigError, ConfigErrors } from '../model/errors.ts';
 import type { Pos } from '../model/types.ts';
+import { yamlBool } from '../model/truth.ts';
 import { recordNodePositions, setPositions } from './positions.ts';
 
 export type YNode = Node | null | undefined;
@@ -354,9 +355,8 @@ export function getBool(yf: YamlFile, e: Entry, errs: Errors, what = e.key): boo
   const n = e.node;
   if (isScalar(n) && typeof n.value === 'boolean') return n.value;
   if (isScalar(n) && typeof n.value === 'string') {
-    const s = n.value.toLowerCase();
-    if (['yes', 'on', 'true'].includes(s)) return true;
-    if (['no', 'off', 'false'].includes(s)) return false;
+    const b = yamlBool(n.value);
+    if (b !== undefined) return b;
   }
   errs.add(`'${what}' must be true or false, found ${describe(n)}`, e.pos);
   return undefined;

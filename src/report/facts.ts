@@ -7,8 +7,10 @@
  * what `check` and `apply` will do.
  */
 import type { Facts, PciDevice } from '../facts/types.ts';
-import { kernelAtLeast, kernelSupportsAcsOverride, planDevices, vendorResetFamily, type PassthroughVars } from '../facts/devices.ts';
-import { paint, type Style } from './format.ts';
+import { kernelSupportsAcsOverride, planDevices, vendorResetFamily, type PassthroughVars } from '../facts/devices.ts';
+import { kernelAtLeast } from '../model/version.ts';
+import { yamlBool } from '../model/truth.ts';
+import { paint, type Style } from './colour.ts';
 
 export type IsolationVerdict = 'isolated' | 'fixable-with-acs-override' | 'not-fixable' | 'unknown';
 
@@ -195,7 +197,8 @@ export function unreachableHost(host: string, msg: string, hint?: string): HostF
   return { host, reachable: false, error: { msg, hint } };
 }
 
-const yamlScalar = (v: unknown): string => (typeof v === 'string' && /^[A-Za-z][\w.-]*$/.test(v) && !/^(yes|no|on|off|true|false|null)$/i.test(v) ? v : JSON.stringify(v));
+/** A plain YAML scalar where it stays text when read back (not a YAML 1.1 boolean word, not null), else JSON. */
+const yamlScalar = (v: unknown): string => (typeof v === 'string' && /^[A-Za-z][\w.-]*$/.test(v) && yamlBool(v) === undefined && !/^null$/i.test(v) ? v : JSON.stringify(v));
 
 /** Variables as inventory YAML lines (flow lists, the shape of inventory.example.yaml). */
 export function varsYaml(vars: Record<string, unknown>): string[] {

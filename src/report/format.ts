@@ -1,27 +1,13 @@
 /**
  * Text pieces shared by the reporters: status words, the recap table, failure blocks, diffs.
- * Pure functions over results; the reporters decide where the text goes.
+ * Pure functions over results; the reporters decide where the text goes. The colours come from
+ * colour.ts (re-exported here for the callers that import them from this module).
  */
 import type { HostRecap, RunReport, TaskResult } from '../model/types.ts';
 import { unifiedDiff } from '../modules/diff.ts';
+import { paint, type Style } from './colour.ts';
 
-export interface Style {
-  color: boolean;
-}
-
-const CODES: Record<string, string> = { green: '32', yellow: '33', red: '31', cyan: '36', dim: '2', bold: '1', magenta: '35' };
-
-/**
- * Whether to colour: not when the user said --no-color, not when NO_COLOR is set to anything
- * non-empty (https://no-color.org), not when the output is not a terminal.
- */
-export function colorEnabled(flag: boolean | undefined, isTTY: boolean, env: NodeJS.ProcessEnv = process.env): boolean {
-  return flag !== false && isTTY && !env.NO_COLOR;
-}
-
-export function paint(s: Style, color: keyof typeof CODES | string, text: string): string {
-  return s.color && CODES[color] ? `\x1b[${CODES[color]}m${text}\x1b[0m` : text;
-}
+export { colorEnabled, paint, type Style } from './colour.ts';
 
 const STATUS_COLOR: Record<TaskResult['status'], string> = {
   ok: 'green',

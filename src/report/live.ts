@@ -11,7 +11,8 @@
 import { Listr, type ListrTaskWrapper } from 'listr2';
 import type { EventBus, RunEvent } from '../engine/events.ts';
 import type { TaskResult } from '../model/types.ts';
-import { diffText, failureBlock, paint } from './format.ts';
+import { paint } from './colour.ts';
+import { diffText, failureBlock } from './format.ts';
 import type { ReporterOptions } from './plain.ts';
 
 interface Row {

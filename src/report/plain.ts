@@ -3,7 +3,8 @@
  * Unchanged and skipped tasks are shown only with -v.
  */
 import type { EventBus, RunEvent } from '../engine/events.ts';
-import { diffText, failureBlock, paint, resultLine, type Style } from './format.ts';
+import { paint, type Style } from './colour.ts';
+import { diffText, failureBlock, resultLine } from './format.ts';
 
 export interface ReporterOptions extends Style {
   check: boolean;

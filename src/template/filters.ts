@@ -4,7 +4,9 @@
  */
 import { shq } from '../model/shell.ts';
 import { runRegex } from './regex.ts';
-import { compare, compareVersions, equal, isMapValue, stringify, truthy, typeName, UNDEF, ValueError } from './values.ts';
+import { ansibleBool } from '../model/truth.ts';
+import { compareVersions } from '../model/version.ts';
+import { compare, equal, isMapValue, stringify, truthy, typeName, UNDEF, ValueError } from './values.ts';
 
 type Kw = Record<string, unknown>;
 export type Filter = (v: unknown, args: unknown[], kw: Kw) => unknown;
@@ -55,12 +57,6 @@ function toInt(v: unknown, dflt = 0, base = 10): number {
     return /^[-+]?[0-9a-fx.]+$/i.test(s) && !Number.isNaN(n) ? n : dflt;
   }
   return dflt;
-}
-function toBool(v: unknown): boolean {
-  if (typeof v === 'boolean') return v;
-  if (typeof v === 'number') return v === 1;
-  if (typeof v === 'string') return ['yes', 'on', '1', 'true', 'y', 't'].includes(v.trim().toLowerCase());
-  return false;
 }
 function pyRepl(r: string): string {
   // Python-style backreferences (\1, \g<name>) to JS ($1, $<name>); a literal $ stays literal
@@ -196,7 +192,7 @@ export const FILTERS: Record<string, Filter> = {
     return Number.isNaN(n) ? d : n;
   },
   string: (v) => stringify(v),
-  bool: (v) => toBool(v),
+  bool: (v) => ansibleBool(v),
   abs: (v) => Math.abs(num(v, 'abs')),
   round: (v, [precision = 0, method = 'common']) => {
     const f = 10 ** num(precision, 'round');

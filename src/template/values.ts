@@ -68,18 +68,3 @@ export function stringify(v: unknown): string {
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
   return JSON.stringify(v);
 }
-
-/** Compare dotted version strings numerically: '5.15.0-1' vs '6.1'. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(/[.\-+_~]/);
-  const pb = b.split(/[.\-+_~]/);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
-    const x = pa[i] ?? '0';
-    const y = pb[i] ?? '0';
-    const nx = /^\d+$/.test(x) ? Number(x) : NaN;
-    const ny = /^\d+$/.test(y) ? Number(y) : NaN;
-    const c = !Number.isNaN(nx) && !Number.isNaN(ny) ? nx - ny : x < y ? -1 : x > y ? 1 : 0;
-    if (c) return c < 0 ? -1 : 1;
-  }
-  return 0;
-}

@@ -3,7 +3,9 @@
  * (the control machine itself) implement it; nothing outside `transport/` opens a socket or
  * spawns a remote command.
  */
+import { constants } from 'node:os';
 import { shq } from '../model/shell.ts';
+import type { Limiter } from './limiter.ts';
 
 /** The one quoting function for POSIX sh (see model/shell.ts). */
 export { shq };
@@ -70,6 +72,18 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
 }
 
+/** What the caller of a transport sets for every connection of a run (SSH uses all of it). */
+export interface ConnectOptions {
+  /** Global cap on handshakes in flight, shared by all hosts of a run. */
+  handshakes?: Limiter;
+  /** Diagnostic lines (never contain secrets). */
+  log?: (msg: string) => void;
+  /** Default timeout for each command (ms); none when unset. */
+  commandTimeoutMs?: number;
+  /** Asked for a key passphrase when no environment variable holds it. */
+  prompt?: (question: string) => Promise<string>;
+}
+
 export interface Connection {
   /** Inventory name of the host. */
   readonly host: string;
@@ -89,4 +103,11 @@ export interface Connection {
 /** Build a command line from words, each quoted: `cmd('ls', '-l', path)`. */
 export function cmd(...words: string[]): string {
   return words.map(shq).join(' ');
+}
+
+/** The number of a signal named `TERM` or `SIGTERM`, for a shell-style exit code 128+n; 0 when unknown. */
+export function signalNumber(signal: string | null | undefined): number {
+  if (!signal) return 0;
+  const name = (signal.startsWith('SIG') ? signal : `SIG${signal}`) as NodeJS.Signals;
+  return constants.signals[name] ?? 0;
 }

@@ -4,21 +4,14 @@
  */
 import { UnreachableError } from '../model/errors.ts';
 import type { Host } from '../model/types.ts';
-import type { Connection } from './connection.ts';
+import type { ConnectOptions, Connection } from './connection.ts';
 import { Limiter } from './limiter.ts';
 import { LocalConnection } from './local.ts';
 
 export { Limiter } from './limiter.ts';
 
-export interface TransportOptions {
-  /** Global cap on SSH handshakes in flight; default: one shared Limiter(16) per process. */
-  handshakes?: Limiter;
-  /** Diagnostic lines (never contain secrets). */
-  log?: (msg: string) => void;
-  /** Default timeout for each command (ms). */
-  commandTimeoutMs?: number;
-  /** Asked for a key passphrase when no environment variable holds it. */
-  prompt?: (question: string) => Promise<string>;
+/** The run's connection options; `handshakes` defaults to one shared Limiter(16) per process (defaultHandshakes). */
+export interface TransportOptions extends ConnectOptions {
   /** Check mode: `accept-new` does not write known_hosts (the key is accepted for the run only). */
   check?: boolean;
 }

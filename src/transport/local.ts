@@ -4,15 +4,8 @@
  * tree); writes run the same atomic write script as SSH (write-script.ts).
  */
 import { spawn } from 'node:child_process';
-import {
-  CommandError,
-  type Connection,
-  type ExecOptions,
-  type ExecResult,
-  type ReconnectOptions,
-  type WriteOptions,
-  type WriteResult,
-} from './connection.ts';
+import { CommandError, signalNumber } from './connection.ts';
+import type { Connection, ExecOptions, ExecResult, ReconnectOptions, WriteOptions, WriteResult } from './connection.ts';
 import { writeOutcome, writeScript } from './write-script.ts';
 
 /** Exit code reported for a command killed by its timeout (the same as coreutils `timeout`). */
@@ -99,12 +92,4 @@ function killGroup(pid: number | undefined): void {
       // already gone
     }
   }
-}
-
-function signalNumber(signal: NodeJS.Signals | null): number {
-  if (!signal) return 0;
-  const n = (
-    { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGSEGV: 11, SIGPIPE: 13, SIGTERM: 15 } as Record<string, number>
-  )[signal];
-  return n ?? 1;
 }

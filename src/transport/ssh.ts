@@ -7,39 +7,24 @@
  * - `become`: commands run through `sudo -n sh -c '<command>'` (or `sudo -S -k` with a password
  *   from an environment variable); whether sudo works is probed once at connect.
  * - Writes run the one atomic write script (write-script.ts) with the content on its stdin.
+ *
+ * Establishing the session (algorithms, jump host, authentication, host keys) is in
+ * ssh-handshake.ts; this module runs commands on it, becomes root, writes and reconnects.
  */
-import type { Duplex } from 'node:stream';
-import ssh2 from 'ssh2';
-import type { ClientChannel, ConnectConfig } from 'ssh2';
+import type { ClientChannel } from 'ssh2';
 import { RunError, UnreachableError } from '../model/errors.ts';
 import type { ConnSpec } from '../model/types.ts';
-import { AuthSetupError, makeAuthHandler, resolveAuth, type AuthAttempt } from './auth.ts';
-import {
-  CommandError,
-  shq,
-  type Connection,
-  type ExecOptions,
-  type ExecResult,
-  type ReconnectOptions,
-  type WriteOptions,
-  type WriteResult,
-} from './connection.ts';
-import { checkHostKey, defaultKnownHostsFile, fingerprint, keyTypeOf, knownKeyTypes } from './knownhosts.ts';
+import { AuthSetupError, resolveAuth, type AuthAttempt } from './auth.ts';
+import { CommandError, shq, signalNumber } from './connection.ts';
+import type { ConnectOptions, Connection, ExecOptions, ExecResult, ReconnectOptions, WriteOptions, WriteResult } from './connection.ts';
 import { Limiter } from './limiter.ts';
 import { writeOutcome, writeScript } from './write-script.ts';
+import { becomeLine, becomePassword, passwordRefused, SUDO_FAILURE, sudoUnavailable, type SudoMode } from './ssh-become.ts';
+import { handshake, sshWhere, type HandshakeContext, type Link, type SshClient } from './ssh-handshake.ts';
 
-const { Client } = ssh2;
-type SshClient = InstanceType<typeof Client>;
+export { parseJump } from './ssh-handshake.ts';
 
-export interface SshOptions {
-  /** Global cap on handshakes in flight (shared by all hosts of a run). */
-  handshakes?: Limiter;
-  /** Diagnostic lines (never contain secrets). */
-  log?: (msg: string) => void;
-  /** Default per-command timeout (ms); none when unset. */
-  commandTimeoutMs?: number;
-  /** Asked for a key passphrase when no environment variable holds it. */
-  prompt?: (question: string) => Promise<string>;
+export interface SshOptions extends ConnectOptions {
   /** Channels open at once on this connection (default 8). */
   channels?: number;
   /** Keepalive interval (ms, default 5000); the connection is dropped after 3 missed. */
@@ -62,83 +47,15 @@ export class CommandTimeoutError extends CommandError {
   }
 }
 
-const KEX = [
-  'curve25519-sha256',
-  'curve25519-sha256@libssh.org',
-  'ecdh-sha2-nistp256',
-  'ecdh-sha2-nistp384',
-  'ecdh-sha2-nistp521',
-  'diffie-hellman-group-exchange-sha256',
-  'diffie-hellman-group14-sha256',
-  'diffie-hellman-group16-sha512',
-  'diffie-hellman-group18-sha512',
-];
-const HOST_KEY_ALGOS = [
-  'ssh-ed25519',
-  'ecdsa-sha2-nistp256',
-  'ecdsa-sha2-nistp384',
-  'ecdsa-sha2-nistp521',
-  'rsa-sha2-512',
-  'rsa-sha2-256',
-  'ssh-rsa',
-];
-
-/** Host key algorithms, those of key types known for the host first (as OpenSSH orders them). */
-function hostKeyOrder(knownTypes: string[]): string[] {
-  const first: string[] = [];
-  for (const t of knownTypes) {
-    const algos = t === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [t];
-    for (const a of algos) if (HOST_KEY_ALGOS.includes(a) && !first.includes(a)) first.push(a);
-  }
-  return [...first, ...HOST_KEY_ALGOS.filter((a) => !first.includes(a))];
-}
-
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-const SUDO_FAILURE =
-  /^sudo: (a password is required|a terminal is required|.*is not in the sudoers file|.*may not run sudo|sorry, user .* is not allowed|.*incorrect password attempt|no tty present|.*not allowed to execute)[^\n]*/;
-
-/** Parse `user@host:port`, `host:port`, `[v6]:port` or `host` (jump host). */
-export function parseJump(jump: string, defaultUser: string): { user: string; host: string; port: number } {
-  let rest = jump.trim();
-  let user = defaultUser;
-  const at = rest.lastIndexOf('@');
-  if (at >= 0) {
-    user = rest.slice(0, at);
-    rest = rest.slice(at + 1);
-  }
-  let host = rest;
-  let port = 22;
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(rest);
-  if (v6) {
-    host = v6[1]!;
-    if (v6[2]) port = Number(v6[2]);
-  } else {
-    const m = /^([^:]+):(\d+)$/.exec(rest);
-    if (m) {
-      host = m[1]!;
-      port = Number(m[2]);
-    }
-  }
-  if (!host || !Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`invalid jump host: ${jump}`);
-  return { user, host, port };
-}
-
-interface Link {
-  client: SshClient;
-  jump?: SshClient;
-  hostKey: Buffer;
-  jumpKey?: Buffer;
-}
 
 export class SshConnection implements Connection {
   private link: Link | undefined;
   private lost: string | undefined;
   private readonly channelLimit: Limiter;
   private readonly log: (msg: string) => void;
-  private pinnedKey: Buffer | undefined;
-  private pinnedJumpKey: Buffer | undefined;
-  private sudoMode: 'none' | 'nopasswd' | 'password' = 'none';
+  private readonly pinned: HandshakeContext['pinned'] = {};
+  private sudoMode: SudoMode = 'none';
   private closed = false;
   private openChannels = 0;
 
@@ -153,11 +70,7 @@ export class SshConnection implements Connection {
   }
 
   private get where(): string {
-    return `${this.spec.user}@${this.spec.host}:${this.spec.port}`;
-  }
-
-  private get knownHostsFile(): string {
-    return this.spec.knownHostsFile ?? defaultKnownHostsFile();
+    return sshWhere(this.spec);
   }
 
   /** Open the connection (used by connectSsh and reconnect). */
@@ -177,162 +90,10 @@ export class SshConnection implements Connection {
         'set identity_file in the inventory, start ssh-agent (SSH_AUTH_SOCK) or create ~/.ssh/id_ed25519',
       );
     }
-    const run = () => this.handshake(attempts);
+    const run = () => handshake({ name: this.host, spec: this.spec, opts: this.opts, log: this.log, pinned: this.pinned }, attempts);
     this.link = await (this.opts.handshakes ? this.opts.handshakes.run(run) : run());
     this.lost = undefined;
     if (this.spec.become && this.spec.user !== 'root') await this.probeSudo(env);
-  }
-
-  private async handshake(attempts: AuthAttempt[]): Promise<Link> {
-    let jump: SshClient | undefined;
-    let jumpKey: Buffer | undefined;
-    let sock: Duplex | undefined;
-    if (this.spec.jump) {
-      const j = parseJump(this.spec.jump, this.spec.user);
-      const jumpName = `${j.user}@${j.host}:${j.port}`;
-      this.log(`connecting to jump host ${jumpName}`);
-      const r = await this.connectClient(jumpName, j.host, j.port, j.user, attempts, undefined, false);
-      jump = r.client;
-      jumpKey = r.hostKey;
-      try {
-        sock = await new Promise<Duplex>((resolve, reject) =>
-          jump!.forwardOut('127.0.0.1', 0, this.spec.host, this.spec.port, (err, stream) =>
-            err ? reject(err) : resolve(stream),
-          ),
-        );
-      } catch (e) {
-        jump.end();
-        throw new UnreachableError(
-          `${this.host}: jump host ${jumpName} could not open a connection to ${this.spec.host}:${this.spec.port}: ${(e as Error).message}`,
-          this.host,
-          'check that the target address is reachable from the jump host and that AllowTcpForwarding is on there',
-        );
-      }
-    }
-    try {
-      const r = await this.connectClient(this.where, this.spec.host, this.spec.port, this.spec.user, attempts, sock, true);
-      return { client: r.client, jump, hostKey: r.hostKey, ...(jumpKey ? { jumpKey } : {}) };
-    } catch (e) {
-      jump?.end();
-      throw e;
-    }
-  }
-
-  private connectClient(
-    label: string,
-    host: string,
-    port: number,
-    user: string,
-    attempts: AuthAttempt[],
-    sock: Duplex | undefined,
-    isTarget: boolean,
-  ): Promise<{ client: SshClient; hostKey: Buffer }> {
-    const file = this.knownHostsFile;
-    const mode = this.spec.hostKeyChecking;
-    const tried: string[] = [];
-    let keyProblem: { message: string; hint?: string } | undefined;
-    let presented: Buffer | undefined;
-    const client = new Client();
-    const timeout = this.spec.connectTimeoutMs ?? 10_000;
-    const config: ConnectConfig = {
-      host,
-      port,
-      username: user,
-      readyTimeout: timeout,
-      keepaliveInterval: this.opts.keepaliveIntervalMs ?? 5000,
-      keepaliveCountMax: 3,
-      algorithms: { kex: KEX as never, serverHostKey: hostKeyOrder(knownKeyTypes(file, host, port)) as never },
-      authHandler: makeAuthHandler(user, attempts, tried, this.log) as never,
-      hostVerifier: ((key: Buffer, verify: (ok: boolean) => void) => {
-        presented = Buffer.from(key);
-        const keyType = keyTypeOf(key);
-        // Both the target's and the jump host's keys are pinned at the first connection.
-        const pinned = isTarget ? this.pinnedKey : this.pinnedJumpKey;
-        if (pinned && !pinned.equals(key)) {
-          keyProblem = {
-            message: `the ${keyType} host key of ${isTarget ? '' : 'jump host '}${label} changed since this run connected: was ${fingerprint(pinned)}, now ${fingerprint(key)}; refusing to reconnect`,
-            hint: `if the host was reinstalled on purpose, check the new key on the host, run \`ssh-keygen -R '${port === 22 ? host : `[${host}]:${port}`}' -f ${file}\`, and run again`,
-          };
-          return verify(false);
-        }
-        let check;
-        try {
-          check = checkHostKey(file, host, port, keyType, key, mode, { record: this.opts.recordHostKeys !== false });
-        } catch (e) {
-          keyProblem = { message: `cannot check the host key against ${file}: ${(e as Error).message}` };
-          return verify(false);
-        }
-        if (check.recorded) this.log(`recorded new ${keyType} host key ${check.fingerprint} in ${file}`);
-        if (check.wouldRecord) this.log(`check mode: accepted new ${keyType} host key ${check.fingerprint} for this run, not recorded in ${file}`);
-        if (mode === 'off' && check.message) (this.opts.log ?? console.warn)(`WARNING: ${this.host}: ${check.message}`);
-        if (!check.accept) {
-          keyProblem = { message: check.message ?? `host key refused`, hint: check.hint };
-          return verify(false);
-        }
-        this.log(`host key ${keyType} ${check.fingerprint} ${check.status}`);
-        verify(true);
-      }) as never,
-    };
-    if (sock) config.sock = sock as never;
-    this.log(`connecting to ${label}`);
-    return new Promise((resolve, reject) => {
-      let done = false;
-      const fail = (err: Error & { level?: string; code?: string }) => {
-        if (done) return;
-        done = true;
-        client.end();
-        reject(this.connectError(label, err, keyProblem, tried, timeout));
-      };
-      client.on('ready', () => {
-        if (done) return;
-        done = true;
-        client.removeListener('error', fail);
-        client.removeListener('close', onClose);
-        this.log(`connected to ${label}`);
-        resolve({ client, hostKey: presented! });
-      });
-      const onClose = () => fail(new Error('connection closed during the handshake'));
-      client.on('error', fail);
-      client.on('close', onClose);
-      try {
-        client.connect(config);
-      } catch (e) {
-        fail(e as Error);
-      }
-    });
-  }
-
-  private connectError(
-    label: string,
-    err: Error & { level?: string; code?: string },
-    keyProblem: { message: string; hint?: string } | undefined,
-    tried: string[],
-    timeoutMs: number,
-  ): UnreachableError {
-    const h = this.host;
-    if (keyProblem) return new UnreachableError(`${h}: ${keyProblem.message}`, h, keyProblem.hint);
-    if (err.level === 'client-authentication') {
-      return new UnreachableError(
-        `${h}: authentication failed for ${label} (tried: ${tried.join(', ') || 'nothing the server accepts'})`,
-        h,
-        `put the public key in ~${label.split('@')[0]}/.ssh/authorized_keys on the host, or set identity_file / SSH_AUTH_SOCK`,
-      );
-    }
-    if (/Timed out while waiting for handshake/.test(err.message)) {
-      return new UnreachableError(
-        `${h}: no SSH handshake with ${label} within ${timeoutMs} ms`,
-        h,
-        'check that the host is up and that sshd listens on that address and port (connect_timeout raises the limit)',
-      );
-    }
-    const code = err.code ? ` (${err.code})` : '';
-    return new UnreachableError(
-      `${h}: cannot connect to ${label}: ${err.message}${code}`,
-      h,
-      err.code === 'ECONNREFUSED'
-        ? 'nothing listens on that port: is sshd running, is the port right?'
-        : 'check the address, the port and the network path to the host',
-    );
   }
 
   private async probeSudo(env: NodeJS.ProcessEnv): Promise<void> {
@@ -341,42 +102,24 @@ export class SshConnection implements Connection {
       this.sudoMode = 'nopasswd';
       return;
     }
-    const pwVar = this.spec.becomePasswordEnv;
-    if (/password is required/.test(r.stderr) && ((pwVar && env[pwVar] !== undefined) || this.spec.becomePassword !== undefined)) {
+    if (/password is required/.test(r.stderr) && becomePassword(this.spec, env) !== undefined) {
       this.sudoMode = 'password';
       const r2 = await this.exec('true', { nothrow: true, timeoutMs: 30_000 }).catch((e: Error) => e);
       if (!(r2 instanceof Error) && r2.code === 0) return;
       await this.close();
-      throw new UnreachableError(
-        `${this.host}: sudo refused the password ${pwVar && env[pwVar] !== undefined ? `from environment variable ${pwVar}` : 'of ansible_become_password'} for user ${this.spec.user}`,
-        this.host,
-        `check the sudo password (it is never printed) and that ${this.spec.user} may run commands as root`,
-      );
+      throw passwordRefused(this.host, this.spec, env);
     }
     await this.close();
-    const reason = (r.stderr.trim().split('\n').pop() ?? '').trim() || `exit ${r.code}`;
-    throw new UnreachableError(
-      `${this.host}: user ${this.spec.user} cannot run commands as root through sudo: ${reason}`,
-      this.host,
-      /password is required/.test(r.stderr)
-        ? `give ${this.spec.user} passwordless sudo (a sudoers drop-in with NOPASSWD), or set become_password_env to a variable holding the sudo password`
-        : `grant ${this.spec.user} sudo rights on the host (e.g. /etc/sudoers.d/), or connect as root`,
-    );
+    throw sudoUnavailable(this.host, this.spec, r);
   }
 
-  private wrap(command: string, stdin: string | Buffer | undefined): { line: string; stdin: string | Buffer | undefined } {
-    if (this.sudoMode === 'nopasswd') return { line: `sudo -n sh -c ${shq(command)}`, stdin };
-    if (this.sudoMode === 'password') {
-      const fromEnv = this.spec.becomePasswordEnv ? (this.opts.env ?? process.env)[this.spec.becomePasswordEnv] : undefined;
-      const pw = fromEnv ?? this.spec.becomePassword ?? '';
-      const rest = stdin === undefined ? Buffer.alloc(0) : Buffer.from(stdin);
-      return { line: `sudo -S -k -p '' sh -c ${shq(command)}`, stdin: Buffer.concat([Buffer.from(`${pw}\n`), rest]) };
-    }
-    return { line: command, stdin };
+  /** A command's timeout: its own, else the connection's default; none while it holds its stdin open. */
+  private timeoutOf(opts: ExecOptions): number | undefined {
+    return opts.hold ? undefined : (opts.timeoutMs ?? this.opts.commandTimeoutMs);
   }
 
   async exec(command: string, opts: ExecOptions = {}): Promise<ExecResult> {
-    const timeoutMs = opts.hold ? undefined : (opts.timeoutMs ?? this.opts.commandTimeoutMs);
+    const timeoutMs = this.timeoutOf(opts);
     let line = command;
     if (timeoutMs !== undefined) {
       // OpenSSH does not deliver signals to root sessions and keeps a closed channel's command
@@ -385,7 +128,7 @@ export class SshConnection implements Connection {
       const q = shq(command);
       line = `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${secs} sh -c ${q}; else exec sh -c ${q}; fi`;
     }
-    const w = this.wrap(line, opts.stdin);
+    const w = becomeLine(this.sudoMode, line, opts.stdin, () => becomePassword(this.spec, this.opts.env ?? process.env) ?? '');
     const r = await this.rawExec(w.line, { ...opts, stdin: w.stdin }, command);
     const refused = this.sudoMode !== 'none' && r.code === 1 ? SUDO_FAILURE.exec(r.stderr) : null;
     if (refused) {
@@ -461,7 +204,7 @@ export class SshConnection implements Connection {
       const err: Buffer[] = [];
       let code: number | undefined;
       let signal: string | undefined;
-      const timeoutMs = opts.hold ? undefined : (opts.timeoutMs ?? this.opts.commandTimeoutMs);
+      const timeoutMs = this.timeoutOf(opts);
       let settled = false;
       const timer =
         timeoutMs !== undefined
@@ -496,7 +239,7 @@ export class SshConnection implements Connection {
         if (settled) return;
         const result: ExecResult = {
           command: shown,
-          code: code ?? (signal ? 128 + (signalNumbers[signal] ?? 0) : -1),
+          code: code ?? (signal ? 128 + signalNumber(signal) : -1),
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(err).toString('utf8'),
           durationMs: Date.now() - started,
@@ -619,8 +362,8 @@ export class SshConnection implements Connection {
 
   /** Pin the host keys (target and jump host) seen at the first connection: reconnects must present the same. */
   pin(): void {
-    if (this.link && !this.pinnedKey) this.pinnedKey = this.link.hostKey;
-    if (this.link?.jumpKey && !this.pinnedJumpKey) this.pinnedJumpKey = this.link.jumpKey;
+    if (this.link && !this.pinned.target) this.pinned.target = this.link.hostKey;
+    if (this.link?.jumpKey && !this.pinned.jump) this.pinned.jump = this.link.jumpKey;
   }
 
   async close(): Promise<void> {
@@ -641,8 +384,6 @@ export class SshConnection implements Connection {
     });
   }
 }
-
-const signalNumbers: Record<string, number> = { HUP: 1, INT: 2, QUIT: 3, KILL: 9, SEGV: 11, PIPE: 13, ALRM: 14, TERM: 15 };
 
 /** Connect, authenticate, check the host key and (for `become`) sudo. Throws UnreachableError. */
 export async function connectSsh(name: string, spec: ConnSpec, opts: SshOptions = {}): Promise<SshConnection> {

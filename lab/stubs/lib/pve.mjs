@@ -101,6 +101,7 @@ function parseProps(v, defaultKey) {
   return o;
 }
 const PCI_RE = '(?:[a-f0-9]{4,}:)?[a-f0-9]{2}:[a-f0-9]{2}(?:\\.[a-f0-9])?';
+// Proxmox VE's own schema booleans (what `qm set` accepts), simulated; not passthru's truth tables (src/model/truth.ts).
 const BOOL = /^(0|1|yes|no|on|off|true|false)$/i;
 const CONFIGID = /^[a-z][a-z0-9_-]+$/i;
 
