@@ -42,18 +42,17 @@ export interface KeptAway {
 }
 
 /** Drivers: blacklist display drivers by vendor, softdep all of them plus companions. */
-export function keepDriversAway(facts: Facts, vars: PassthroughVars, sel: Selection): KeptAway {
-  const { chosen, chosenAddrs } = sel;
-  const notes: string[] = [];
-  const problems: Problem[] = [];
+export function keepDriversAway(facts: Facts, vars: PassthroughVars, { chosen, chosenAddrs }: Selection): KeptAway {
   const userBlacklist = vars.blacklist_drivers === null || vars.blacklist_drivers === undefined ? null : asList(vars.blacklist_drivers);
   // each name becomes a `blacklist NAME` line in modprobe.d: a module name by the kernel's rules, nothing else
+  const problems: Problem[] = [];
   for (const m of userBlacklist ?? []) {
     if (!MODULE_NAME.test(m)) {
       problems.push({ msg: `expected kernel module names in blacklist_drivers, found ${JSON.stringify(m.length > 60 ? `${m.slice(0, 57)}...` : m)}`, hint: 'module names are letters, digits, _ and - (not first), at most 55 characters, as `lsmod` shows them' });
     }
   }
   let blacklist = (userBlacklist ?? []).some((m) => !MODULE_NAME.test(m)) ? [] : userBlacklist ?? uniq(chosen.filter((d) => d.class.startsWith('03')).flatMap((d) => DISPLAY_DRIVERS_BY_VENDOR[d.vendor] ?? []));
+  const notes: string[] = [];
   const neededByHost = new Map<string, string>();
   for (const d of facts.pci) {
     if (chosenAddrs.has(d.address)) continue;
