@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { EXIT, type Host } from '../model/types.ts';
 import { ConfigError } from '../model/errors.ts';
 import type { HostFacts } from '../report/facts.ts';
-import type { PassthroughVars } from '../facts/devices.ts';
+import type { PassthroughVars } from '../passthrough/vars.ts';
 import { colorEnabled } from '../report/format.ts';
 import { terminalPrompt } from './prompt.ts';
 import type { Io } from './main.ts';

@@ -1,7 +1,9 @@
 /**
  * Guest-side facts: the VM and container configurations of a Proxmox VE node, the PCI devices
- * they use, the cluster's PCI resource mappings, subsystem ids and SR-IOV of each PCI device, and
- * the DRM nodes. Pure parsers, plus the probe sections that print what they read.
+ * they use, subsystem ids and SR-IOV of each PCI device, and the DRM nodes. Pure parsers, plus
+ * the probe sections that print what they read. Property strings live in property-string.ts and
+ * the cluster's PCI mappings (`/etc/pve/mapping/pci.cfg`) in pci-mapping.ts; both are exported
+ * from here too.
  *
  * Formats, as Proxmox itself reads and writes them:
  * - VM config (`/etc/pve/qemu-server/<vmid>.conf`): qemu-server `PVE::QemuServer::parse_vm_config`
@@ -12,44 +14,14 @@
  *   the same, `lxc.*` raw keys kept in order, pending changes under `[pve:pending]`.
  * - `hostpciN`: qemu-server `PVE::QemuServer::PCI` `$hostpci_fmt`, a property string whose
  *   default key is `host` (`0000:01:00;0000:02:00.1`) unless `mapping=NAME` is given.
- * - `/etc/pve/mapping/pci.cfg`: pve-common `PVE::SectionConfig` with pve-guest-common
- *   `PVE::Mapping::PCI`: the mapping id alone on a line, then tab-indented `key value`
- *   properties, `map` once per entry (a property string of node, path, id, subsystem-id,
- *   iommugroup, description); the digest is the SHA-1 of the whole file.
  */
 import { createHash } from 'node:crypto';
+import { parsePciMappingCfg, type PciMapping } from './pci-mapping.ts';
+import { parsePropertyString } from './property-string.ts';
+import { lines } from './text.ts';
 
-const lines = (text: string): string[] => text.split('\n').map((l) => l.replace(/\r$/, ''));
-
-// ---------------------------------------------------------------- property strings
-
-/**
- * A Proxmox property string (`a=1,b=x`), with the value of a bare first item under `defaultKey`
- * (`0000:01:00,pcie=1` → `{host: '0000:01:00', pcie: '1'}`).
- */
-export function parsePropertyString(value: string, defaultKey?: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const part of value.split(',')) {
-    if (part === '') continue;
-    const i = part.indexOf('=');
-    if (i < 0) {
-      if (defaultKey && out[defaultKey] === undefined) out[defaultKey] = part;
-      else out[part] = '1';
-    } else out[part.slice(0, i)] = part.slice(i + 1);
-  }
-  return out;
-}
-
-/** The reverse: the default key first (bare), then the others in the given order. */
-export function printPropertyString(props: Record<string, string | number | boolean | undefined>, defaultKey?: string): string {
-  const parts: string[] = [];
-  if (defaultKey && props[defaultKey] !== undefined) parts.push(String(props[defaultKey]));
-  for (const [k, v] of Object.entries(props)) {
-    if (k === defaultKey || v === undefined) continue;
-    parts.push(`${k}=${typeof v === 'boolean' ? (v ? 1 : 0) : v}`);
-  }
-  return parts.join(',');
-}
+export * from './pci-mapping.ts';
+export * from './property-string.ts';
 
 // ---------------------------------------------------------------- guest configs
 
@@ -188,97 +160,6 @@ export function parseGuestFiles(text: string): GuestConfig[] {
   return out.sort((a, b) => (a.kind === b.kind ? Number(a.id) - Number(b.id) : a.kind === 'qm' ? -1 : 1));
 }
 
-// ---------------------------------------------------------------- cluster PCI mappings
-
-export interface PciMapEntry {
-  node: string;
-  /** One or more paths (`0000:01:00` whole device, `0000:01:00.0` one function), `;` separated in the file. */
-  path: string[];
-  /** `vendor:device` */
-  id: string;
-  subsystemId: string | null;
-  iommugroup: number | null;
-  description: string | null;
-  /** The property string as written in the file. */
-  raw: string;
-}
-
-export interface PciMapping {
-  id: string;
-  description: string | null;
-  mdev: boolean;
-  liveMigrationCapable: boolean;
-  map: PciMapEntry[];
-}
-
-export function parseMapEntry(raw: string): PciMapEntry {
-  const o = parsePropertyString(raw);
-  const g = o.iommugroup !== undefined ? Number(o.iommugroup) : null;
-  return {
-    node: o.node ?? '',
-    path: (o.path ?? '').split(';').filter(Boolean),
-    id: o.id ?? '',
-    subsystemId: o['subsystem-id'] ?? null,
-    iommugroup: g !== null && Number.isInteger(g) ? g : null,
-    description: o.description ?? null,
-    raw,
-  };
-}
-
-/** The canonical `map` property string: keys sorted as Proxmox prints them. */
-export function printMapEntry(e: Omit<PciMapEntry, 'raw'>): string {
-  const o: Record<string, string> = { id: e.id };
-  if (e.iommugroup !== null) o.iommugroup = String(e.iommugroup);
-  o.node = e.node;
-  o.path = e.path.join(';');
-  if (e.subsystemId) o['subsystem-id'] = e.subsystemId;
-  if (e.description) o.description = e.description;
-  return Object.keys(o)
-    .sort()
-    .map((k) => `${k}=${o[k]}`)
-    .join(',');
-}
-
-/** `/etc/pve/mapping/pci.cfg` (section config). Digest: SHA-1 of the text, as SectionConfig computes it. */
-export function parsePciMappingCfg(text: string): { mappings: PciMapping[]; digest: string } {
-  const mappings: PciMapping[] = [];
-  let cur: PciMapping | null = null;
-  for (const line of lines(text)) {
-    if (/^\s*#/.test(line)) continue;
-    if (line.trim() === '') {
-      cur = null;
-      continue;
-    }
-    const head = /^(\S+)\s*$/.exec(line);
-    if (head && !/^\s/.test(line)) {
-      cur = { id: head[1], description: null, mdev: false, liveMigrationCapable: false, map: [] };
-      mappings.push(cur);
-      continue;
-    }
-    const prop = /^\s+(\S+)(?:\s+(.*\S))?\s*$/.exec(line);
-    if (!prop || !cur) continue;
-    const [, k, v = ''] = prop;
-    if (k === 'map') cur.map.push(parseMapEntry(v));
-    else if (k === 'description') cur.description = v;
-    else if (k === 'mdev') cur.mdev = v === '1';
-    else if (k === 'live-migration-capable') cur.liveMigrationCapable = v === '1';
-  }
-  return { mappings, digest: createHash('sha1').update(text).digest('hex') };
-}
-
-/** Write a mapping file as SectionConfig does: header, required `map` lines, then optional keys sorted, a blank line. */
-export function printPciMappingCfg(mappings: PciMapping[]): string {
-  let out = '';
-  for (const m of mappings) {
-    out += `${m.id}\n`;
-    for (const e of m.map) out += `\tmap ${e.raw}\n`;
-    if (m.description) out += `\tdescription ${m.description}\n`;
-    if (m.liveMigrationCapable) out += '\tlive-migration-capable 1\n';
-    if (m.mdev) out += '\tmdev 1\n';
-    out += '\n';
-  }
-  return out;
-}
 
 // ---------------------------------------------------------------- PCI extras, DRM
 

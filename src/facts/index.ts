@@ -1,5 +1,16 @@
 /**
  * Facts of one host: one remote exec of the probe script, parsed locally.
+ *
+ * Adding a fact (three edits in two files):
+ *   1. types.ts: the field on `Facts`, with its doc (never undefined: null or empty when unknown);
+ *   2. the file that owns the topic (system.ts, hardware.ts, cluster.ts or guests.ts): the probe
+ *      section (`['name', 'POSIX sh that exits 0 and reads no stdin']`) in its *_SECTIONS list,
+ *      the pure parser next to it, and the field in its systemFacts()/hardwareFacts()/
+ *      clusterFacts()/parseGuestSections();
+ *   3. a parser test against a real output saved in test/fixtures/facts/ (and the section in
+ *      test/fixtures/facts/hosts.ts when the fixture hosts should carry it).
+ * probe.ts only concatenates the section lists and merges what each file returns. A fact that
+ * feeds passthrough decisions is then read in src/passthrough/ (see its index.ts).
  */
 import type { Connection } from '../transport/connection.ts';
 import { parseProbe, probeScript } from './probe.ts';

@@ -3,11 +3,11 @@
  * at a glance (CPU, kernel, Proxmox VE, bootloader, IOMMU, every GPU with its functions, groups,
  * isolation verdict, driver, boot display, reset) and the host variables to paste. Pure: facts
  * and host variables in, a plain `HostFacts` (the `--json` shape, FACTS_SCHEMA) and text out.
- * The verdicts come from the same planner the roles use (`planDevices`), so what `facts` says is
+ * The verdicts come from the same configuration step the roles use (`passthroughConfig`), so what `facts` says is
  * what `check` and `apply` will do.
  */
 import type { Facts, PciDevice } from '../facts/types.ts';
-import { kernelSupportsAcsOverride, planDevices, vendorResetFamily, type PassthroughVars } from '../facts/devices.ts';
+import { kernelSupportsAcsOverride, passthroughConfig, vendorResetFamily, type PassthroughVars } from '../passthrough/index.ts';
 import { kernelAtLeast } from '../model/version.ts';
 import { yamlBool } from '../model/truth.ts';
 import { paint, type Style } from './colour.ts';
@@ -100,7 +100,7 @@ export function describeHost(host: string, f: Facts, vars: PassthroughVars = {})
     const fns = f.pci.filter((d) => d.address.startsWith(`${slot}.`)).sort((a, b) => a.address.localeCompare(b.address));
     const gpu = fns.find(isGpu) ?? fns[0];
     const slotVar = slotVarOf(slot);
-    const plan = planDevices(f, { passthrough_slots: [slotVar], acs_override: 'auto', acs_override_supported: vars.acs_override_supported });
+    const plan = passthroughConfig(f, { passthrough_slots: [slotVar], acs_override: 'auto', acs_override_supported: vars.acs_override_supported });
     const sharesWith = plan.groups.flatMap((g) => g.foreign);
     const nameOf = (a: string) => {
       const d = f.pci.find((x) => x.address === a);

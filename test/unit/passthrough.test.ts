@@ -1,5 +1,5 @@
 import test from 'ava';
-import { needsVfioVirqfd, planDevices, planHugepages, vendorResetFamily, normalizeSlot } from '../../src/facts/devices.ts';
+import { needsVfioVirqfd, passthroughConfig as planDevices, hugepagesConfig as planHugepages, vendorResetFamily, normalizeSlot } from '../../src/passthrough/index.ts';
 import { iommuParams, passthroughCheckModule, runCheck, type CheckName } from '../../src/modules/passthrough_check.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import type { Plan } from '../../src/modules/contract.ts';

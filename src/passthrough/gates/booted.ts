@@ -1,0 +1,196 @@
+/**
+ * The gates: run after the reboot, they prove on the booted kernel that what was configured took
+ * effect (command line, IOMMU, isolation, vfio-pci binding, blacklist, vendor-reset, hugepages,
+ * the container toolkit), or fail with "expected …, found …" and the likely cause.
+ */
+import { passthroughConfig } from '../config.ts';
+import { modName } from '../drivers.ts';
+import { hugepagesConfig } from '../hugepages.ts';
+import { headersPackage, iommuParams } from '../kernel.ts';
+import { bootFile, fail, noDevices, notIsolatedMsg, pass, tokens, type CheckInput, type CheckResult } from './check.ts';
+
+/** Every parameter in `params` is on /proc/cmdline; a parameter only configured means a reboot is pending. */
+export function gateCmdline({ facts: f, params }: CheckInput): CheckResult {
+  const running = tokens(f.cmdlineRunning);
+  const configured = tokens(f.cmdlineConfigured);
+  const missing = params.filter((p) => !running.includes(p));
+  if (missing.length === 0) return pass(`/proc/cmdline has ${params.join(' ') || 'nothing to check'}`);
+  const pending = missing.filter((p) => configured.includes(p));
+  const absent = missing.filter((p) => !configured.includes(p));
+  const parts = [];
+  if (pending.length) parts.push(`${pending.join(' ')} configured but not booted (reboot pending)`);
+  if (absent.length) parts.push(`${absent.join(' ')} neither booted nor in ${bootFile(f)}`);
+  return {
+    ok: false,
+    msg: `expected ${missing.join(' ')} in /proc/cmdline, found ${parts.join('; ')}`,
+    hint: absent.length
+      ? `the host boots ${f.bootloader} (${f.bootloaderEvidence.join('; ')}): was the other bootloader's file edited, or the refresh (update-grub / proxmox-boot-tool refresh) not run?`
+      : 'reboot the host (run without --no-reboot), then run the gates again with --tags verify',
+    data: { running: f.cmdlineRunning, configured: f.cmdlineConfigured, missing },
+    // Everything missing is configured: only the reboot is missing.
+    ...(absent.length ? {} : { pending: true }),
+  };
+}
+
+/** gate-cmdline with the IOMMU parameters this host's kernels need (see iommuParams). */
+export function gateIommuCmdline(input: CheckInput): CheckResult {
+  return gateCmdline({ ...input, params: iommuParams(input.facts, input.vars).params });
+}
+
+/** The IOMMU translates: groups exist on the booted kernel. */
+export function gateIommu({ facts: f }: CheckInput): CheckResult {
+  if (f.iommu.active) {
+    // Proven from the booted kernel (groups and its log), not from the command line: on 6.8+
+    // the Intel IOMMU is on without intel_iommu=on.
+    const logged = f.iommu.evidence.filter((e) => !e.startsWith('/sys/')).slice(0, 2);
+    return pass(`IOMMU active: ${Object.keys(f.iommuGroups).length} groups${f.iommu.irqRemapping ? ', interrupt remapping on' : ''}${logged.length ? `; kernel log: ${logged.join('; ')}` : ''}`, f.iommu);
+  }
+  const asked = tokens(f.cmdlineRunning).some((t) => t === 'intel_iommu=on' || t.startsWith('iommu=') || t.startsWith('amd_iommu'));
+  return fail(
+    `expected IOMMU groups in /sys/kernel/iommu_groups, found none${asked ? ` although the kernel booted with ${tokens(f.cmdlineRunning).filter((t) => /iommu/.test(t)).join(' ')}` : ''}`,
+    asked
+      ? `the firmware has the IOMMU off or the CPU/board lacks it: enable ${f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d'} in the firmware setup. No software setting can fix this.`
+      : 'the IOMMU parameters are not on the running command line: run the iommu role and reboot',
+    f.iommu,
+  );
+}
+
+/** Each chosen device's IOMMU group holds only its own functions and PCI bridges. */
+export function gateIsolation({ facts: f, vars }: CheckInput): CheckResult {
+  const p = passthroughConfig(f, vars);
+  if (p.devices.length === 0) return noDevices(p);
+  if (p.isolated === true) return pass(`isolated: ${p.groups.map((g) => `group ${g.group} = ${g.members.join(' ')}`).join('; ')}`);
+  if (p.isolated === null) return fail('expected IOMMU groups for the chosen devices, found the IOMMU off', 'see gate-iommu: the IOMMU must be active before groups exist');
+  const acsBooted = tokens(f.cmdlineRunning).some((t) => t.startsWith('pcie_acs_override='));
+  return fail(
+    notIsolatedMsg(p),
+    acsBooted
+      ? `pcie_acs_override is on the command line but did not split the group: kernel ${f.kernelRelease} may lack the patch, or the devices sit behind one bridge without ACS; use another slot`
+      : p.acs.enable
+        ? 'the ACS override is wanted now that the groups are known: run apply again (acs-override role), then reboot'
+        : 'move the card to another slot, pass the whole group, or set acs_override: auto|on',
+  );
+}
+
+/** vfio-pci drives every chosen function; every other device with the same id keeps its driver. */
+export function gateVfio({ facts: f, vars }: CheckInput): CheckResult {
+  const p = passthroughConfig(f, vars);
+  if (p.devices.length === 0) return noDevices(p);
+  const wrong = p.devices.filter((d) => d.driver !== 'vfio-pci');
+  // Devices with a chosen id that were not chosen keep their own driver (the boot display).
+  const current = new Map(f.pci.map((d) => [d.address, d]));
+  const taken = p.sameId.filter((d) => {
+    const drv = current.get(d.address)?.driver ?? null;
+    // A boot display without a driver lost its console too (a blacklist of its driver).
+    return drv === 'vfio-pci' || (drv === null && d.bootVga);
+  });
+  const how = p.bind === 'ids' ? `ids=${p.ids.join(',')}` : 'driver_override by address';
+  if (wrong.length === 0 && taken.length === 0) {
+    const kept = p.sameId.map((d) => `${d.address} on ${current.get(d.address)?.driver}`);
+    return pass(`vfio-pci drives ${p.devices.map((d) => d.address).join(', ')} (${how})${kept.length ? `; same id kept: ${kept.join(', ')}` : ''}`, p.devices);
+  }
+  if (wrong.length === 0) {
+    return fail(
+      `expected ${taken.map((d) => `${d.address}${d.bootVga ? ' (boot display)' : ''}`).join(', ')} (same id, not chosen) on ${taken.length === 1 ? 'its' : 'their'} own driver, found ${taken.map((d) => current.get(d.address)?.driver ?? 'no driver').join(', ')}`,
+      p.bind === 'ids'
+        ? 'ids= binds every device with the id: set vfio_bind: address, run apply again and reboot'
+        : `something else binds by id (an ids= line in /etc/modprobe.d other than vfio.conf, or a blacklist of the host driver): grep -r vfio-pci /etc/modprobe.d, then update-initramfs -u -k all and reboot`,
+      p.devices,
+    );
+  }
+  const loaded = f.modules.includes('vfio_pci');
+  return fail(
+    `expected vfio-pci in use for ${wrong.map((d) => d.address).join(', ')}, found ${wrong.map((d) => d.driver ?? 'no driver').join(', ')}`,
+    !loaded
+      ? 'vfio_pci is not loaded: check /etc/modules, then update-initramfs -u -k all and reboot'
+      : p.bind === 'address'
+        ? `a host driver claimed the device first: check /etc/initramfs-tools/scripts/init-top/passthru-vfio-override is executable and in the initramfs (lsinitramfs /boot/initrd.img-$(uname -r) | grep passthru), cat /sys/bus/pci/devices/${wrong[0].address}/driver_override, run update-initramfs -u -k all, reboot`
+        : `a host driver claimed the device first: check the softdep/blacklist lines in /etc/modprobe.d, run update-initramfs -u -k all, reboot (lspci -nnk -s ${wrong[0].address} shows the driver)`,
+    p.devices,
+  );
+}
+
+/** No blacklisted module is loaded. */
+export function gateBlacklist({ facts: f, vars }: CheckInput): CheckResult {
+  const p = passthroughConfig(f, vars);
+  const loaded = new Set(f.modules.map(modName));
+  const bad = p.blacklist.filter((m) => loaded.has(modName(m)));
+  if (bad.length === 0) return pass(`not loaded: ${p.blacklist.join(', ') || '(nothing blacklisted)'}`);
+  return fail(
+    `expected ${bad.join(', ')} not loaded, found ${bad.length === 1 ? 'it' : 'them'} in /proc/modules`,
+    'the blacklist is read from the initramfs too: run update-initramfs -u -k all and reboot; a module pulled in as a dependency needs `install <name> /bin/false`',
+  );
+}
+
+/** When wanted: vendor-reset built for every installed kernel, loaded, and device_specific reset on its devices. */
+export function gateVendorReset({ facts: f, vars }: CheckInput): CheckResult {
+  const vr = passthroughConfig(f, vars).vendorReset;
+  if (!vr.enable) return pass(`vendor-reset not needed: ${vr.reason}`);
+  const dkms = f.dkms['vendor-reset'] ?? [];
+  // Every installed kernel, the next boot's above all: a kernel upgrade must not lose the module.
+  const lacking = vr.kernels.filter((k) => !dkms.includes(k));
+  if (lacking.length > 0) {
+    const which = lacking.map((k) => `${k}${k === f.kernelRelease ? ' (running)' : ''}${k === f.kernelNext && k !== f.kernelRelease ? ' (boots next)' : ''}`);
+    return fail(
+      `expected vendor-reset built by DKMS for every installed kernel, found ${which.join(', ')} without it (builds: ${dkms.length ? dkms.join(', ') : 'none'})`,
+      `its DKMS build often breaks on new kernels: install ${lacking.map((k) => headersPackage(f, k)).join(' ')}, run \`dkms autoinstall -k ${lacking[0]}\` and read /var/lib/dkms/vendor-reset/*/build/make.log; or run apply again`,
+    );
+  }
+  if (!f.modules.includes('vendor_reset')) {
+    return fail('expected the vendor_reset module loaded, found it missing from /proc/modules', 'list vendor-reset in /etc/modules and reboot; `modprobe vendor-reset` shows the error (e.g. a rejected key under Secure Boot)');
+  }
+  const byAddr = new Map(f.pci.map((d) => [d.address, d]));
+  const wrong = vr.devices.filter((d) => !(byAddr.get(d.address)?.resetMethod ?? []).includes('device_specific'));
+  if (wrong.length > 0) {
+    return fail(
+      `expected reset_method device_specific for ${wrong.map((d) => d.address).join(', ')}, found ${wrong.map((d) => byAddr.get(d.address)?.resetMethod.join(' ') || 'none').join(', ')}`,
+      'on kernels >= 5.15 vendor-reset only acts through the device_specific reset method: check /etc/udev/rules.d/99-vendor-reset.rules and reboot',
+    );
+  }
+  return pass(`vendor-reset loaded on ${f.kernelRelease}, built for ${vr.kernels.join(', ')}; device_specific reset on ${vr.devices.map((d) => d.address).join(', ')}`);
+}
+
+/** The default hugepage size and HugePages_Total are what was asked. */
+export function gateHugepages({ facts: f, vars }: CheckInput): CheckResult {
+  const h = hugepagesConfig(f, vars);
+  if (h.problem) return fail(h.problem.msg, h.problem.hint);
+  if (h.mode === 'off') return pass('no hugepages asked');
+  const m = f.memory;
+  if (m.hugepageSizeKb !== h.sizeKb) {
+    return fail(
+      `expected the default hugepage size ${h.size}, found ${m.hugepageSizeKb} kB`,
+      h.size === '1G' ? 'default_hugepagesz=1G must be on the booted command line: check gate-cmdline, reboot' : 'remove default_hugepagesz= from the kernel command line',
+    );
+  }
+  if (m.hugepagesTotal !== h.count) {
+    return fail(
+      `expected HugePages_Total ${h.count} (${h.size}), found ${m.hugepagesTotal}`,
+      m.hugepagesTotal < h.count
+        ? h.mode === 'runtime'
+          ? 'memory too fragmented to reserve them at runtime: reboot (sysctl.d applies early), or use 1G pages reserved at boot'
+          : 'not enough contiguous memory at boot, or the hugepages= parameter did not boot: check /proc/cmdline'
+        : 'something else reserves hugepages (another sysctl.d file or kernel parameter)',
+    );
+  }
+  return pass(`HugePages_Total ${m.hugepagesTotal} x ${h.size} (${m.hugepagesFree} free)`);
+}
+
+/** In the guest: nvidia-container-toolkit installed, docker's nvidia runtime, and a working nvidia-smi. */
+export function gateContainerToolkit({ facts: f, nvidiaSmi: smi, nvidiaCtk: ctk }: CheckInput): CheckResult {
+  const problems: string[] = [];
+  const hints: string[] = [];
+  if (!f.packages['nvidia-container-toolkit'] && !(ctk && ctk.code === 0)) {
+    problems.push('nvidia-container-toolkit not installed');
+    hints.push('check the apt source /etc/apt/sources.list.d/nvidia-container-toolkit.list and its keyring');
+  }
+  if (!f.docker.runtimes.includes('nvidia')) {
+    problems.push(`docker runtimes ${f.docker.runtimes.join(', ') || 'none'} (no nvidia)`);
+    hints.push('run `nvidia-ctk runtime configure --runtime=docker` and restart docker');
+  }
+  if (smi && smi.code !== 0) {
+    problems.push(`nvidia-smi failed (${(smi.stderr || smi.stdout).trim().split('\n')[0] || `exit ${smi.code}`})`);
+    hints.push('the NVIDIA driver does not run in this guest: install it, check the GPU is passed through (lspci)');
+  }
+  if (problems.length) return fail(`expected nvidia-ctk, docker's nvidia runtime and a working nvidia-smi, found ${problems.join('; ')}`, hints.join('; '));
+  return pass(`nvidia-container-toolkit ${f.packages['nvidia-container-toolkit'] ?? ''} with docker runtime nvidia${smi ? ', nvidia-smi works' : ''}`.trim());
+}

@@ -1,0 +1,174 @@
+/**
+ * Each preflight and gate of src/passthrough/gates, called by its own name on the fixture hosts
+ * (test/fixtures/facts/hosts.ts): one test per check, its pass and its main failure.
+ */
+import test from 'ava';
+import type { Facts } from '../../src/facts/types.ts';
+import { CHECKS } from '../../src/modules/passthrough_check.ts';
+import {
+  CHECK_NAMES,
+  CHECKS_BY_NAME,
+  gateBlacklist,
+  gateCmdline,
+  gateContainerToolkit,
+  gateHugepages,
+  gateIommu,
+  gateIommuCmdline,
+  gateIsolation,
+  gateVendorReset,
+  gateVfio,
+  preflightAcs,
+  preflightBootloader,
+  preflightContainerToolkit,
+  preflightCpu,
+  preflightDevices,
+  preflightHugepages,
+  preflightIsolation,
+  preflightVendorReset,
+  type CheckInput,
+  type CheckResult,
+} from '../../src/passthrough/gates/index.ts';
+import { blacklistConfText, resetMethodUdevRules, vfioConfText } from '../../src/passthrough/index.ts';
+import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+
+const LAB = { passthrough_slots: ['00:05'] };
+const NV = { passthrough_slots: ['01:00'] };
+const input = (facts: Facts, vars: Record<string, unknown> = {}, more: Partial<CheckInput> = {}): CheckInput => ({ facts, vars, params: [], ...more });
+const msg = (r: CheckResult) => (r.ok ? `passed: ${r.reason}` : r.msg);
+const reason = (r: CheckResult) => (r.ok ? r.reason : `failed: ${r.msg}`);
+const hintOf = (r: CheckResult) => (r.ok ? '' : r.hint);
+
+test('registry: every check is a named function, preflights first; the CHECKS of passthrough_check are its keys', (t) => {
+  t.deepEqual([...CHECKS], CHECK_NAMES);
+  for (const [name, fn] of Object.entries(CHECKS_BY_NAME)) {
+    t.regex(name, /^(preflight|gate)-[a-z-]+$/);
+    const camel = name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+    t.is(fn.name, camel, `${name} is ${camel}`);
+  }
+  const firstGate = CHECK_NAMES.findIndex((n) => n.startsWith('gate-'));
+  t.true(CHECK_NAMES.slice(firstGate).every((n) => n.startsWith('gate-')));
+});
+
+test('preflightCpu: vmx present passes with the IOMMU parameters; a firmware-off IOMMU refuses', (t) => {
+  const ok = preflightCpu(input(labFacts()));
+  t.true(ok.ok);
+  t.deepEqual((ok as { data: { params: string[] } }).data.params, ['intel_iommu=on', 'iommu=pt']);
+  const off = { ...pveNvidiaFacts(), iommu: { active: false, present: false, evidence: [], irqRemapping: false } };
+  t.regex(msg(preflightCpu(input(off))), /expected an IOMMU unit \(\/sys\/class\/iommu\), found none on kernel 6\.8\.12-4-pve that turns the IOMMU on by default/);
+});
+
+test('preflightBootloader: detected from proxmox-boot-tool; unknown refuses unless set', (t) => {
+  t.regex(reason(preflightBootloader(input(pveNvidiaFacts()))), /boots systemd-boot/);
+  const unknown = { ...labFacts(), bootloader: 'unknown' as const };
+  t.false(preflightBootloader(input(unknown)).ok);
+  t.regex(reason(preflightBootloader(input(unknown, { bootloader: 'systemd-boot' }))), /set by the host variable/);
+});
+
+test('preflightDevices: the whole configuration as data; a forced ids= capture refuses', (t) => {
+  const r = preflightDevices(input(pveNvidiaFacts(), NV));
+  t.true(r.ok);
+  const data = (r as { data: { vfioConf: string; blacklistConf: string } }).data;
+  t.regex(data.vfioConf, /^options vfio-pci ids=10de:1f91,10de:10fa disable_vga=1$/m);
+  t.regex(data.blacklistConf, /^blacklist nouveau$/m);
+  t.regex(msg(preflightDevices(input(pveNvidiaFacts({ twin: true }), { ...NV, vfio_bind: 'ids' }))), /would also bind 0000:02:00.0 \(not chosen\)/);
+});
+
+test('preflightIsolation: isolated group passes; a foreign member refuses when ACS override is off', (t) => {
+  t.regex(reason(preflightIsolation(input(pveNvidiaFacts(), NV))), /isolated: group 1 = /);
+  const shared = preflightIsolation(input(pveNvidiaFacts({ sataInGroup: true }), { ...NV, acs_override: 'off' }));
+  t.regex(msg(shared), /found group 1 also holding 0000:00:17\.0/);
+  t.regex(msg(preflightIsolation(input(labFacts(), {}))), /found neither/);
+});
+
+test('preflightAcs: on with a -pve kernel passes, on with a Debian kernel refuses', (t) => {
+  t.true(preflightAcs(input(pveNvidiaFacts(), { ...NV, acs_override: 'on' })).ok);
+  t.regex(msg(preflightAcs(input(labFacts(), { ...LAB, acs_override: 'on' }))), /found 6\.1\.0-28-amd64/);
+});
+
+test('preflightVendorReset: never fails; an AMD Polaris card is wanted', (t) => {
+  t.regex(reason(preflightVendorReset(input(pveNvidiaFacts(), NV))), /not wanted/);
+  const f = pveNvidiaFacts();
+  Object.assign(f.pci.find((d) => d.address === '0000:01:00.0')!, { vendor: '1002', device: '67df', id: '1002:67df' });
+  const r = preflightVendorReset(input(f, NV));
+  t.regex(reason(r), /wanted: 0000:01:00\.0 \(polaris10\) need vendor-reset/);
+  t.regex((r as { data: { udevRules: string } }).data.udevRules, /ATTR\{device\}=="0x67df"/);
+});
+
+test('preflightHugepages: 2M fits; more than the share of MemTotal refuses', (t) => {
+  t.regex(reason(preflightHugepages(input(pveNvidiaFacts(), { hugepages: { size: '2M', count: 512 } }))), /512 x 2M = 1\.0 GiB fits/);
+  t.regex(msg(preflightHugepages(input(pveNvidiaFacts(), { hugepages: { size: '1G', count: 30 } }))), /expected at most/);
+});
+
+test('preflightContainerToolkit: docker required', (t) => {
+  t.regex(msg(preflightContainerToolkit(input(labFacts()))), /expected docker on this host/);
+  t.true(preflightContainerToolkit(input({ ...labFacts(), docker: { installed: true, runtimes: [] } })).ok);
+});
+
+test('gateCmdline: booted passes; configured but not booted is a pending reboot', (t) => {
+  t.true(gateCmdline(input(labFacts({ cmdline: 'quiet iommu=pt' }), {}, { params: ['iommu=pt'] })).ok);
+  const pending = gateCmdline(input({ ...labFacts(), cmdlineConfigured: 'quiet iommu=pt' }, {}, { params: ['iommu=pt'] }));
+  t.false(pending.ok);
+  t.true(!pending.ok && pending.pending === true);
+  const absent = gateCmdline(input(labFacts(), {}, { params: ['iommu=pt'] }));
+  t.true(!absent.ok && absent.pending === undefined);
+});
+
+test('gateIommuCmdline: checks the kernel-aware IOMMU parameters', (t) => {
+  t.true(gateIommuCmdline(input(labFacts({ cmdline: 'quiet intel_iommu=on iommu=pt' }))).ok);
+  t.regex(msg(gateIommuCmdline(input(labFacts()))), /expected intel_iommu=on iommu=pt in \/proc\/cmdline/);
+});
+
+test('gateIommu: groups prove it; none after the parameter points at the firmware', (t) => {
+  t.regex(reason(gateIommu(input(labFacts()))), /IOMMU active: 5 groups/);
+  t.regex(hintOf(gateIommu(input(labFacts({ iommu: false, cmdline: 'quiet intel_iommu=on' })))), /No software setting can fix this/);
+});
+
+test('gateIsolation: isolated passes; the IOMMU off fails; a shared group names the member', (t) => {
+  t.true(gateIsolation(input(pveNvidiaFacts(), NV)).ok);
+  t.regex(msg(gateIsolation(input(labFacts({ iommu: false }), LAB))), /found the IOMMU off/);
+  const shared = gateIsolation(input(pveNvidiaFacts({ sataInGroup: true }), NV));
+  t.regex(msg(shared), /group 1 also holding 0000:00:17\.0/);
+  t.regex(hintOf(shared), /run apply again \(acs-override role\)/);
+});
+
+test('gateVfio: bound passes; host drivers still in use fail', (t) => {
+  t.regex(reason(gateVfio(input(labFacts({ bound: true }), LAB))), /vfio-pci drives 0000:00:05\.0, 0000:00:05\.1 \(ids=1234:1111,8086:293e\)/);
+  t.regex(msg(gateVfio(input(labFacts(), LAB))), /found bochs-drm, snd_hda_intel/);
+});
+
+test('gateBlacklist: a loaded blacklisted module fails', (t) => {
+  t.regex(reason(gateBlacklist(input(labFacts({ bound: true }), LAB))), /not loaded: bochs/);
+  t.regex(msg(gateBlacklist(input(pveNvidiaFacts(), NV))), /expected nvidia not loaded, found it in \/proc\/modules/);
+});
+
+test('gateVendorReset: not needed passes; a missing DKMS build for the running kernel fails', (t) => {
+  t.regex(reason(gateVendorReset(input(pveNvidiaFacts(), NV))), /not needed/);
+  t.regex(msg(gateVendorReset(input(pveNvidiaFacts(), { ...NV, vendor_reset: 'on' }))), /found 6\.8\.12-4-pve \(running\) without it/);
+});
+
+test('gateHugepages: HugePages_Total must match the request', (t) => {
+  const f = pveNvidiaFacts();
+  t.regex(msg(gateHugepages(input(f, { hugepages: { size: '2M', count: 16 } }))), /expected HugePages_Total 16 \(2M\), found 0/);
+  f.memory.hugepagesTotal = 16;
+  t.true(gateHugepages(input(f, { hugepages: { size: '2M', count: 16 } })).ok);
+});
+
+test('gateContainerToolkit: toolkit, nvidia runtime and nvidia-smi', (t) => {
+  const good = { ...labFacts(), packages: { 'nvidia-container-toolkit': '1.17.3-1' }, docker: { installed: true, runtimes: ['nvidia', 'runc'] } };
+  t.regex(reason(gateContainerToolkit(input(good, {}, { nvidiaSmi: { code: 0, stdout: 'GPU 0', stderr: '' } }))), /nvidia-smi works/);
+  const r = gateContainerToolkit(input(good, {}, { nvidiaSmi: { code: 9, stdout: '', stderr: 'NVIDIA-SMI has failed' } }));
+  t.regex(msg(r), /nvidia-smi failed \(NVIDIA-SMI has failed\)/);
+  t.regex(msg(gateContainerToolkit(input(labFacts()))), /nvidia-container-toolkit not installed; docker runtimes none \(no nvidia\)/);
+});
+
+test('config text: vfio.conf by ids and by address, blacklist, reset_method udev rules', (t) => {
+  t.is(vfioConfText({ bind: 'ids', ids: [], disableVga: true, softdeps: ['bochs'] }), '');
+  t.regex(vfioConfText({ bind: 'ids', ids: ['1234:1111'], disableVga: false, softdeps: ['bochs'] }), /^options vfio-pci ids=1234:1111\nsoftdep bochs pre: vfio-pci\n$/m);
+  const byAddress = vfioConfText({ bind: 'address', ids: ['1234:1111'], disableVga: true, softdeps: [] });
+  t.regex(byAddress, /bound by address \(passthru-vfio-override in the initramfs\)/);
+  t.notRegex(byAddress, /ids=/);
+  t.is(blacklistConfText([]), '');
+  t.regex(blacklistConfText(['nouveau']), /^blacklist nouveau$/m);
+  t.is(resetMethodUdevRules([]), '');
+  t.is(resetMethodUdevRules(['1002:67df', '1002:67df']).split('\n').filter((l) => l.startsWith('ACTION')).length, 1);
+});
