@@ -16,26 +16,11 @@ import { describeRun } from '../modules/command.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs } from '../load/playbook.ts';
 import { taskSelected } from '../load/tags.ts';
-import type { EventBus } from './events.ts';
+import type { HostRunOptions } from './settings.ts';
 import { taskVars } from './vars.ts';
 import { parsePendingHandlers, pendingHandlersPath, savePendingHandlers } from './pending-handlers.ts';
 
-export interface HostRunOptions {
-  playbook: Playbook;
-  inventory: Inventory;
-  modules: Map<string, Module<any>>;
-  stage: Stage;
-  host: Host;
-  conn: Connection;
-  facts: Facts;
-  check: boolean;
-  tags?: string[];
-  skipTags?: string[];
-  extraVars: Vars;
-  bus: EventBus;
-  signal?: AbortSignal;
-  commandTimeoutMs?: number;
-}
+export type { HostRunOptions } from './settings.ts';
 
 export interface HostStageOutcome {
   status: 'ok' | 'failed' | 'unreachable';
