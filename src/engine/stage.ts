@@ -9,6 +9,7 @@ import type { Facts } from '../facts/types.ts';
 import { planBatches, policyStop } from './batches.ts';
 import { forEachLimit } from './limit.ts';
 import { coordinateReboots, type RebootCandidate } from './reboot.ts';
+import { stoppedGuestsText } from './reboot-rules.ts';
 import { runHostGates, runHostStage } from './host.ts';
 import type { HostRunOptions, RunContext } from './settings.ts';
 
@@ -114,6 +115,11 @@ async function runBatch(
     });
     for (const [name, o] of outcomes) {
       const w = work.get(name)!;
+      if (o.stoppedGuests?.length) {
+        // Ctrl-C after the guests were shut down: the report names them and how to start them.
+        const { msg, hint } = stoppedGuestsText(name, o.stoppedGuests);
+        emitAll(ctx, [stageFailure(stage, name, 'start guests again', msg, hint)]);
+      }
       if (o.status === 'rebooted') {
         w.facts = o.facts;
         w.rebooted = true;
