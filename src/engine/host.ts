@@ -4,12 +4,10 @@
  * are applied unless in check mode; results go out as events.
  */
 import { checkRoleVars } from '../load/argspec.ts';
-import type { Host, Inventory, Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
+import type { Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
-import type { Connection } from '../transport/connection.ts';
 import { CommandError } from '../transport/connection.ts';
-import type { Facts } from '../facts/types.ts';
-import type { Module, Plan, Read } from '../modules/contract.ts';
+import type { Plan, Read } from '../modules/contract.ts';
 import { HostObserver } from '../modules/observer.ts';
 import { applyActions } from '../modules/apply.ts';
 import { describeRun } from '../modules/command.ts';
