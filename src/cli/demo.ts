@@ -6,7 +6,8 @@
 import { fileURLToPath } from 'node:url';
 import { EXIT } from '../model/types.ts';
 import { labDown, labUp } from '../lab/index.ts';
-import { runCommand, type Io, type RunFlags } from './main.ts';
+import type { Io } from './io.ts';
+import { runCommand, type RunFlags } from './run.ts';
 
 export const DEMO_SCENARIOS = [
   'intel-grub-pve8-rtx4090',

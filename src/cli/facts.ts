@@ -10,7 +10,7 @@ import type { HostFacts } from '../report/facts.ts';
 import type { PassthroughVars } from '../passthrough/vars.ts';
 import { colorEnabled } from '../report/format.ts';
 import { terminalPrompt } from './prompt.ts';
-import type { Io } from './main.ts';
+import type { Io } from './io.ts';
 
 interface FactsFlags {
   inventory?: string;
@@ -94,7 +94,7 @@ export async function runFacts(target: string | undefined, flags: FactsFlags, io
       throw new ConfigError('expected an inventory (-i FILE) or a host ([user@]host[:port]), found neither', undefined, 'passthru facts -i inventory.yaml, or passthru facts root@10.0.0.11');
     }
   } catch (e) {
-    const { reportError } = await import('./main.ts');
+    const { reportError } = await import('./io.ts');
     return reportError(e, io);
   }
   const forks = Number.parseInt(flags.forks, 10);

@@ -10,7 +10,7 @@ import { ConfigError } from '../model/errors.ts';
 import { suggest } from '../load/yaml.ts';
 import { graphText, hostJson, listJson, pyJson, readSources } from '../inventory/ansible.ts';
 import { loadInventory } from '../inventory/index.ts';
-import { reportError, type Io } from './main.ts';
+import { reportError, type Io } from './io.ts';
 
 /** Collects a repeatable option's values (`-i a -i b`). */
 export const repeatable = (v: string, prev?: string[]): string[] => [...(prev ?? []), v];

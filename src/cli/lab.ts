@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { EXIT } from '../model/types.ts';
-import type { Io } from './main.ts';
+import type { Io } from './io.ts';
 
 /** The lab's code (YAML, profiles, boot simulator) loads when a lab command runs, not at every start. */
 const labModule = () => import('../lab/index.ts');

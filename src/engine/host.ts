@@ -4,38 +4,22 @@
  * are applied unless in check mode; results go out as events.
  */
 import { checkRoleVars } from '../load/argspec.ts';
-import type { Host, Inventory, Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
+import type { Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
-import type { Connection } from '../transport/connection.ts';
 import { CommandError } from '../transport/connection.ts';
-import type { Facts } from '../facts/types.ts';
-import type { Module, Plan, Read } from '../modules/contract.ts';
+import type { Plan, Read } from '../modules/contract.ts';
 import { HostObserver } from '../modules/observer.ts';
 import { applyActions } from '../modules/apply.ts';
 import { describeRun } from '../modules/command.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs } from '../load/playbook.ts';
 import { taskSelected } from '../load/tags.ts';
-import type { EventBus } from './events.ts';
+import type { HostRunOptions } from './settings.ts';
 import { taskVars } from './vars.ts';
+import { handlerRuns, notifyTargets, stageHandlers } from './handlers.ts';
 import { parsePendingHandlers, pendingHandlersPath, savePendingHandlers } from './pending-handlers.ts';
 
-export interface HostRunOptions {
-  playbook: Playbook;
-  inventory: Inventory;
-  modules: Map<string, Module<any>>;
-  stage: Stage;
-  host: Host;
-  conn: Connection;
-  facts: Facts;
-  check: boolean;
-  tags?: string[];
-  skipTags?: string[];
-  extraVars: Vars;
-  bus: EventBus;
-  signal?: AbortSignal;
-  commandTimeoutMs?: number;
-}
+export type { HostRunOptions } from './settings.ts';
 
 export interface HostStageOutcome {
   status: 'ok' | 'failed' | 'unreachable';
@@ -81,17 +65,16 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
   // Handlers notified by an earlier run that was stopped before they ran (see pending-handlers.ts).
   const stateFile = pendingHandlersPath(o.host);
   await prefetch(o, observer, steps, out.registered, [{ kind: 'file', path: stateFile }]);
-  const stageHandlers = new Set(
-    o.stage.roles.flatMap((ref) => o.playbook.roles.get(ref.name)?.handlers.map((h) => `${ref.name}\0${h.name}`) ?? []),
-  );
+  const handlers = stageHandlers(o.playbook, o.stage);
+  const stageKeys = new Set(handlers.map((h) => h.key));
   let recorded: string[] = [];
   try {
     recorded = parsePendingHandlers((await observer.file(stateFile)).content);
   } catch {
     // unreadable state: nothing recorded
   }
-  const carried = recorded.filter((k) => !stageHandlers.has(k)); // other stages' handlers stay recorded
-  for (const k of recorded) if (stageHandlers.has(k)) notified.add(k);
+  const carried = recorded.filter((k) => !stageKeys.has(k)); // other stages' handlers stay recorded
+  for (const k of recorded) if (stageKeys.has(k)) notified.add(k);
   let saved = recorded.length;
 
   for (const step of steps) {
@@ -101,7 +84,7 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
     if (r.result.status === 'changed') {
       out.changed++;
       const before = notified.size;
-      for (const n of step.task.notify) notified.add(`${step.task.role}\0${n}`);
+      for (const n of step.task.notify) for (const k of notifyTargets(handlers, step.task.role, n)) notified.add(k);
       out.rebootReasons.push(...r.rebootReasons);
       if (!o.check && notified.size > before) {
         try {
@@ -122,38 +105,27 @@ export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome>
   // update-initramfs) and a rerun does not find it written but never applied. Ctrl-C: nothing new.
   if (out.status === 'unreachable' || o.signal?.aborted) return out;
 
-  // Handlers: once per host, in definition order (roles in stage order, handlers in file order).
-  // Roles that ship the same handler (same name, module and arguments: e.g. "refresh bootloader"
-  // in iommu, acs-override and hugepages) share one run of it, as Ansible's `listen` would.
-  const ran = new Map<string, string>();
-  for (const ref of o.stage.roles) {
-    const role = o.playbook.roles.get(ref.name);
-    if (!role) continue;
-    for (const h of role.handlers) {
-      if (!notified.has(`${role.name}\0${h.name}`) || o.signal?.aborted) continue;
-      notified.delete(`${role.name}\0${h.name}`);
-      const same = JSON.stringify([h.name, h.module, h.args, h.when ?? null]);
-      const first = ran.get(same);
-      if (first) {
-        const result: TaskResult = {
-          host: o.host.name, stage: o.stage.name, role: role.name, task: h.name, kind: 'handler',
-          status: 'ok', changed: false, diff: [], msg: `the same handler already ran for ${first}`, durationMs: 0,
-        };
-        o.bus.emit({ type: 'task-result', result });
-        out.results.push(result);
-        continue;
-      }
-      ran.set(same, role.name);
-      const r = await runStep(o, observer, { task: h, role, ref, kind: 'handler' }, out.registered);
-      out.results.push(r.result);
-      if (r.result.status === 'changed') {
-        out.changed++;
-        out.rebootReasons.push(...r.rebootReasons);
-      }
-      if (r.result.status === 'failed' || r.result.status === 'unreachable') {
-        out.status = r.result.status;
-        return out; // the record stays: the next run runs these handlers again
-      }
+  // Handlers: once per host, in definition order; `listen` shares one across roles (handlers.ts).
+  for (const h of handlerRuns(handlers, notified)) {
+    if (o.signal?.aborted) break;
+    if (h.ranFor !== undefined) {
+      const result: TaskResult = {
+        host: o.host.name, stage: o.stage.name, role: h.role.name, task: h.handler.name, kind: 'handler',
+        status: 'ok', changed: false, diff: [], msg: `the same handler already ran for ${h.ranFor} (listen: ${h.handler.listen!.join(', ')})`, durationMs: 0,
+      };
+      o.bus.emit({ type: 'task-result', result });
+      out.results.push(result);
+      continue;
+    }
+    const r = await runStep(o, observer, { task: h.handler, role: h.role, ref: h.ref, kind: 'handler' }, out.registered);
+    out.results.push(r.result);
+    if (r.result.status === 'changed') {
+      out.changed++;
+      out.rebootReasons.push(...r.rebootReasons);
+    }
+    if (r.result.status === 'failed' || r.result.status === 'unreachable') {
+      out.status = r.result.status;
+      return out; // the record stays: the next run runs these handlers again
     }
   }
   if (saved > 0 && !o.check && !o.signal?.aborted) {

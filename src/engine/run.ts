@@ -4,12 +4,10 @@
  * returns the report; never prints.
  */
 import { checkHostVars } from '../load/hostvars.ts';
-import type { Host, HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult, Vars } from '../model/types.ts';
+import type { HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult } from '../model/types.ts';
 import { EXIT } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import type { Connection } from '../transport/connection.ts';
-import type { Module } from '../modules/contract.ts';
-import type { Facts } from '../facts/types.ts';
 import { gatherFacts } from '../facts/index.ts';
 import { matchHosts } from '../inventory/index.ts';
 import { EventBus } from './events.ts';
@@ -17,31 +15,9 @@ import { runStage } from './stage.ts';
 import { isConnectionLoss } from './host.ts';
 import { lockHost, type HostLock } from './host-lock.ts';
 import { stateDir } from './pending-handlers.ts';
+import type { RunContext, RunOptions } from './settings.ts';
 
-export interface RunOptions {
-  playbook: Playbook;
-  inventory: Inventory;
-  modules: Map<string, Module<any>>;
-  limit?: string;
-  tags?: string[];
-  skipTags?: string[];
-  check: boolean;
-  forks: number;
-  extraVars: Vars;
-  noReboot: boolean;
-  bus?: EventBus;
-  signal?: AbortSignal;
-  commandTimeoutMs?: number;
-  /** Opens a host's connection; the CLI passes the real transport. */
-  connect: (host: Host) => Promise<Connection>;
-  /** Reads facts (one exec); defaults to the probe. */
-  probe?: (conn: Connection) => Promise<Facts>;
-  /**
-   * Lock each host against a concurrent apply (host-lock.ts) for the run; a second run waits up
-   * to `waitS`, then fails that host. Not in check mode. The CLI turns it on.
-   */
-  hostLock?: { waitS: number; owner: string };
-}
+export type { RunOptions } from './settings.ts';
 
 export interface StagePlan {
   stage: Stage;
@@ -80,32 +56,6 @@ export function planRun(pb: Playbook, inv: Inventory, limit?: string): StagePlan
   return plans;
 }
 
-/** What a stage needs from the run: shared connections, facts, the result log. */
-export interface RunContext {
-  playbook: Playbook;
-  inventory: Inventory;
-  modules: Map<string, Module<any>>;
-  check: boolean;
-  forks: number;
-  tags?: string[];
-  skipTags?: string[];
-  extraVars: Vars;
-  noReboot: boolean;
-  bus: EventBus;
-  signal?: AbortSignal;
-  commandTimeoutMs?: number;
-  probe(conn: Connection): Promise<Facts>;
-  prepareHost(
-    stage: Stage,
-    host: Host,
-  ): Promise<{ ok: true; conn: Connection; facts: Facts } | { ok: false; state: 'failed' | 'unreachable'; result: TaskResult }>;
-  record(r: TaskResult): void;
-  markRebooted(host: string): void;
-  markRebootPending(host: string): void;
-  /** Clusters whose rolling reboot stopped (a member did not come back): no more reboots there. */
-  haltedClusters: Map<string, string>;
-}
-
 export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const started = Date.now();
   const bus = o.bus ?? new EventBus();
@@ -123,7 +73,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const probe = o.probe ?? gatherFacts;
 
   const ctx: RunContext = {
-    ...o,
+    settings: o,
     bus,
     probe,
     haltedClusters: new Map(),

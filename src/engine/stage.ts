@@ -9,8 +9,9 @@ import type { Facts } from '../facts/types.ts';
 import { planBatches, policyStop } from './batches.ts';
 import { forEachLimit } from './limit.ts';
 import { coordinateReboots, type RebootCandidate } from './reboot.ts';
-import { runHostGates, runHostStage, type HostRunOptions } from './host.ts';
-import type { RunContext } from './run.ts';
+import { stoppedGuestsText } from './reboot-rules.ts';
+import { runHostGates, runHostStage } from './host.ts';
+import type { HostRunOptions, RunContext } from './settings.ts';
 
 export type HostState = 'ok' | 'failed' | 'unreachable';
 
@@ -26,7 +27,7 @@ export async function runStage(ctx: RunContext, stage: Stage, hostNames: string[
   ctx.bus.emit({ type: 'stage-start', stage: stage.name, hosts: hostNames });
   const batches = planBatches(hostNames, stage.serial);
   for (const [index, batch] of batches.entries()) {
-    if (ctx.signal?.aborted) break;
+    if (ctx.settings.signal?.aborted) break;
     ctx.bus.emit({ type: 'batch-start', stage: stage.name, hosts: batch, index, count: batches.length });
     const { states, stop } = await runBatch(ctx, stage, batch);
     for (const [h, s] of states) outcome.hosts.set(h, s);
@@ -68,29 +69,15 @@ async function runBatch(
 ): Promise<{ states: Map<string, HostState>; stop: string | null }> {
   const work = new Map<string, HostWork>();
   for (const name of batch) {
-    work.set(name, { host: ctx.inventory.hosts.get(name)!, state: 'ok', registered: {}, changed: 0, rebootReasons: [], rebooted: false });
+    work.set(name, { host: ctx.settings.inventory.hosts.get(name)!, state: 'ok', registered: {}, changed: 0, rebootReasons: [], rebooted: false });
   }
-  const opts = (w: HostWork): HostRunOptions => ({
-    playbook: ctx.playbook,
-    inventory: ctx.inventory,
-    modules: ctx.modules,
-    stage,
-    host: w.host,
-    conn: w.conn!,
-    facts: w.facts!,
-    check: ctx.check,
-    tags: ctx.tags,
-    skipTags: ctx.skipTags,
-    extraVars: ctx.extraVars,
-    bus: ctx.bus,
-    signal: ctx.signal,
-    commandTimeoutMs: ctx.commandTimeoutMs,
-  });
+  const opts = (w: HostWork): HostRunOptions => ({ ...ctx.settings, bus: ctx.bus, stage, host: w.host, conn: w.conn!, facts: w.facts! });
+
 
   // 1. Connect, probe, tasks, handlers: every host in parallel up to --forks.
   await forEachLimit(
     [...work.values()],
-    ctx.forks,
+    ctx.settings.forks,
     async (w) => {
       ctx.bus.emit({ type: 'host-start', stage: stage.name, host: w.host.name });
       const ready = await ctx.prepareHost(stage, w.host);
@@ -110,7 +97,7 @@ async function runBatch(
       w.rebootReasons = r.rebootReasons;
       if (w.state !== 'ok') ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
     },
-    ctx.signal,
+    ctx.settings.signal,
   );
 
   // 2. Reboots, coordinated across the batch (cluster quorum, guests, timeouts).
@@ -119,15 +106,20 @@ async function runBatch(
     if (!cands.length) return;
     const outcomes = await coordinateReboots(cands, {
       stage,
-      noReboot: ctx.noReboot,
-      check: ctx.check,
+      noReboot: ctx.settings.noReboot,
+      check: ctx.settings.check,
       bus: ctx.bus,
       probe: (conn) => ctx.probe(conn),
-      signal: ctx.signal,
+      signal: ctx.settings.signal,
       haltedClusters: ctx.haltedClusters,
     });
     for (const [name, o] of outcomes) {
       const w = work.get(name)!;
+      if (o.stoppedGuests?.length) {
+        // Ctrl-C after the guests were shut down: the report names them and how to start them.
+        const { msg, hint } = stoppedGuestsText(name, o.stoppedGuests);
+        emitAll(ctx, [stageFailure(stage, name, 'start guests again', msg, hint)]);
+      }
       if (o.status === 'rebooted') {
         w.facts = o.facts;
         w.rebooted = true;
@@ -171,12 +163,12 @@ async function runBatch(
     const notBooted: HostWork[] = [];
     await forEachLimit(
       hosts.filter((w) => w.state === 'ok' && w.conn),
-      ctx.forks,
+      ctx.settings.forks,
       async (w) => {
         try {
           // Also when the reboot is pending: the gates then say "configured but not booted"
           // from what the host is configured with now, not from the facts read before the run.
-          if (w.changed > 0 && !ctx.check && !w.rebooted) {
+          if (w.changed > 0 && !ctx.settings.check && !w.rebooted) {
             w.facts = await ctx.probe(w.conn!);
           }
         } catch (e) {
@@ -185,11 +177,11 @@ async function runBatch(
           ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
           return;
         }
-        const reason = pending.get(w.host.name) ?? (ctx.check && w.changed > 0 ? 'check mode: changes not applied' : null);
+        const reason = pending.get(w.host.name) ?? (ctx.settings.check && w.changed > 0 ? 'check mode: changes not applied' : null);
         const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason);
         // A gate found configuration that was applied (maybe in an earlier run) but not booted:
         // that is a reboot the host still needs. Reboot it, then verify again.
-        const bootable = !ctx.check && !ctx.noReboot && !stop && stage.reboot !== 'never' && !w.rebooted;
+        const bootable = !ctx.settings.check && !ctx.settings.noReboot && !stop && stage.reboot !== 'never' && !w.rebooted;
         if (!final && g.pending && !reason && bootable && g.status === 'ok') {
           w.rebootReasons = [`configured but not booted yet (gate: ${g.results.find((r) => r.status === 'pending')?.task ?? '?'})`];
           notBooted.push(w);
@@ -200,7 +192,7 @@ async function runBatch(
         w.state = g.status;
         ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
       },
-      ctx.signal,
+      ctx.settings.signal,
     );
     return notBooted;
   };

@@ -59,7 +59,7 @@ const STAGE_KEYS = [
   'tags',
 ] as const;
 const ROLE_REF_KEYS = ['role', 'vars', 'tags'] as const;
-const TASK_KEYWORDS = ['name', 'when', 'tags', 'notify', 'register'] as const;
+const TASK_KEYWORDS = ['name', 'when', 'tags', 'notify', 'listen', 'register'] as const;
 /** Ansible task keywords passthru does not implement: a clear message instead of "unknown module". */
 const UNSUPPORTED_KEYWORDS: Record<string, string> = {
   loop: 'repeat the task, or pass a list argument (most modules take lists)',
@@ -74,7 +74,6 @@ const UNSUPPORTED_KEYWORDS: Record<string, string> = {
   block: 'use several tasks with the same `when:`',
   include_tasks: 'list the tasks in tasks.yaml, or split the work into roles',
   import_tasks: 'list the tasks in tasks.yaml, or split the work into roles',
-  listen: 'notify the handler by its name',
 };
 const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -388,6 +387,9 @@ function parseTask(yf: YamlFile, node: YNode, role: string, kind: TaskKind, modu
       }
     }
   }
+  const listen = kw.get('listen');
+  if (listen && kind !== 'handler') errs.add(`only a handler can listen`, listen.keyPos, 'move it to handlers.yaml, or remove listen');
+  else if (listen) task.listen = getStringList(yf, listen, errs) ?? [];
   const reg = kw.get('register');
   if (reg) {
     const r = getString(yf, reg, errs);
@@ -481,9 +483,10 @@ async function loadRole(name: string, dir: string, refPos: Pos, modules: Map<str
       errs.add(`two handlers of role '${name}' are named '${h.task.name}'`, h.task.pos, `the first is at line ${first.line}; notify targets must be unique`);
     } else handlerNames.set(h.task.name, h.task.pos);
   }
+  const topics = new Set(handlers.flatMap((h) => h.task.listen ?? []));
   for (const b of [...tasks, ...handlers]) {
     for (const n of b.notifyAt) {
-      if (handlerNames.has(n.name)) continue;
+      if (handlerNames.has(n.name) || topics.has(n.name)) continue;
       const near = suggest(n.name, handlerNames.keys());
       errs.add(
         `notify target '${n.name}' is not a handler of role '${name}'`,

@@ -82,6 +82,8 @@ export interface Task {
   when?: string;
   tags: string[];
   notify: string[];
+  /** Handlers only: topics a `notify` may name to reach this handler (Ansible's `listen`; src/engine/handlers.ts). */
+  listen?: string[];
   register?: string;
   /** Role the task belongs to (`''` for a task written directly in a playbook). */
   role: string;

@@ -414,7 +414,7 @@ test('apply --check --diff is check mode; -v shows unchanged tasks; plain output
   t.regex(verbose.out, /^ok +box1 \| Demo stage › demo › Write a templated file/m);
 });
 
-test('two roles notifying the same handler (same name and arguments) share one run of it', async (t) => {
+test('two roles notifying the same handler (same name, listen) share one run of it', async (t) => {
   const p = await project();
   await mkdir(path.join(p.dir, 'roles/demo2'));
   await writeFile(
@@ -426,7 +426,10 @@ test('two roles notifying the same handler (same name and arguments) share one r
   notify: [mark]
 `,
   );
-  await writeFile(path.join(p.dir, 'roles/demo2/handlers.yaml'), await readFile(path.join(p.dir, 'roles/demo/handlers.yaml')));
+  // Both roles ship the handler and announce that it is shared (listen), as iommu, acs-override and hugepages do.
+  const shared = `${await readFile(path.join(p.dir, 'roles/demo/handlers.yaml'), 'utf8')}  listen: mark\n`;
+  await writeFile(path.join(p.dir, 'roles/demo/handlers.yaml'), shared);
+  await writeFile(path.join(p.dir, 'roles/demo2/handlers.yaml'), shared);
   await writeFile(p.pb, `- name: Demo stage\n  hosts: local\n  reboot: never\n  roles: [demo, demo2]\n`);
   const r = await run(['apply', p.pb, '-i', p.inv]);
   t.is(r.code, EXIT.ok, r.out);

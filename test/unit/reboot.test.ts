@@ -17,6 +17,7 @@ import {
   type RebootCandidate,
   type RebootOptions,
 } from '../../src/engine/reboot.ts';
+import { stoppedGuestsText } from '../../src/engine/reboot-rules.ts';
 
 type Guest = Facts['guests'][number];
 
@@ -36,6 +37,8 @@ interface SimNode {
   neverBack: boolean;
   /** The reboot command is accepted but nothing happens. */
   ignoresReboot: boolean;
+  /** `qm start` / `pct start` exit 1 and the guest stays stopped. */
+  startFails?: boolean;
   guests: Guest[];
   conns: FakeConn[];
 }
@@ -145,6 +148,12 @@ class FakeConn implements Connection {
     if (m) {
       const g = this.node.guests.find((x) => x.id === m[2] && x.kind === m[1]);
       if (g) setTimeout(() => (g.status = 'stopped'), 20);
+    }
+    const start = /^(qm|pct) start (\S+)$/.exec(command);
+    if (start) {
+      if (this.node.startFails) return { command, code: 1, stdout: '', stderr: 'start failed', durationMs: 1 };
+      const g = this.node.guests.find((x) => x.id === start[2] && x.kind === start[1]);
+      if (g) g.status = 'running';
     }
     return { command, code: 0, stdout: '', stderr: '', durationMs: 1 };
   }
@@ -560,4 +569,80 @@ test('a host unreachable before its reboot fails without holding back the others
   t.is(g.status, 'failed');
   if (g.status === 'failed') t.regex(g.msg, /^gone: could not read its state before the reboot/);
   t.is(res.get('ok')!.status, 'rebooted');
+});
+
+// ------------------------------------------------------------------ Ctrl-C with guests shut down
+
+function guestHost(sim: Sim, opts: Partial<SimNode> = {}): SimNode {
+  return sim.add('pve1', {
+    guests: [
+      { kind: 'qm', id: '100', name: 'win11', status: 'running' },
+      { kind: 'pct', id: '101', name: '', status: 'running' },
+    ],
+    ...opts,
+  });
+}
+
+test('Ctrl-C after the guests were shut down, before the reboot: they are started again, nothing rebooted', async (t) => {
+  const sim = new Sim();
+  const n = guestHost(sim);
+  const ac = new AbortController();
+  const { cands, opts, events } = setup(sim, ['pve1'], { signal: ac.signal }, { guestPolicy: 'shutdown' });
+  opts.bus.on((e) => {
+    if (e.type === 'reboot-prepare' && e.what.startsWith('shutting down')) ac.abort();
+  });
+  const res = await coordinateReboots(cands, opts);
+  t.deepEqual(res.get('pve1'), {
+    host: 'pve1',
+    status: 'pending',
+    reason: 'interrupted: no new reboot started; guests started again: 100 (win11), 101',
+  });
+  t.false(sim.log.includes(`pve1: ${REBOOT_COMMAND}`));
+  const iStop = sim.log.indexOf('pve1: qm shutdown 100 --timeout 2');
+  const iStart = sim.log.indexOf('pve1: qm start 100');
+  t.true(iStop >= 0 && iStart > iStop, sim.log.join('\n'));
+  t.true(sim.log.includes('pve1: pct start 101'));
+  t.true(n.guests.every((g) => g.status === 'running'));
+  t.true(events.some((e) => e.type === 'reboot-prepare' && e.what === 'interrupted: starting 2 guests again'));
+});
+
+test('Ctrl-C after the drain, and the guests do not start again: the outcome names them', async (t) => {
+  const sim = new Sim();
+  guestHost(sim, { startFails: true });
+  const ac = new AbortController();
+  const { cands, opts } = setup(sim, ['pve1'], { signal: ac.signal }, { guestPolicy: 'shutdown' });
+  opts.bus.on((e) => {
+    if (e.type === 'reboot-prepare' && e.what.startsWith('shutting down')) ac.abort();
+  });
+  const r = (await coordinateReboots(cands, opts)).get('pve1')!;
+  t.is(r.status, 'pending');
+  if (r.status === 'pending') t.is(r.reason, 'interrupted: no new reboot started; guests left stopped: 100 (win11), 101');
+  t.deepEqual(r.stoppedGuests?.map((g) => `${g.kind} ${g.id}`), ['qm 100', 'pct 101']);
+  t.false(sim.log.includes(`pve1: ${REBOOT_COMMAND}`));
+  const text = stoppedGuestsText('pve1', r.stoppedGuests!);
+  t.is(text.msg, 'pve1: guests shut down for the reboot and left stopped after the interruption: 100 (win11), 101');
+  t.is(text.hint, 'start them on pve1: `qm start 100`; `pct start 101`');
+});
+
+test('Ctrl-C after the reboot was sent: the host is waited for, and the guests still stopped are named', async (t) => {
+  const sim = new Sim();
+  guestHost(sim);
+  const ac = new AbortController();
+  const { cands, opts } = setup(sim, ['pve1'], { signal: ac.signal }, { guestPolicy: 'shutdown' });
+  opts.bus.on((e) => {
+    if (e.type === 'reboot-down') ac.abort();
+  });
+  const r = (await coordinateReboots(cands, opts)).get('pve1')!;
+  t.is(r.status, 'rebooted');
+  t.deepEqual(r.stoppedGuests?.map((g) => g.id), ['100', '101']);
+  t.false(sim.log.some((l) => / start /.test(l)), 'not started behind the reboot');
+});
+
+test('no Ctrl-C: guests shut down for a reboot are not reported as left stopped', async (t) => {
+  const sim = new Sim();
+  guestHost(sim);
+  const { cands, opts } = setup(sim, ['pve1'], {}, { guestPolicy: 'shutdown' });
+  const r = (await coordinateReboots(cands, opts)).get('pve1')!;
+  t.is(r.status, 'rebooted');
+  t.is(r.stoppedGuests, undefined);
 });
