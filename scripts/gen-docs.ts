@@ -7,7 +7,8 @@
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_LIST, DEFAULT_MAX_STRING, loadRoleArgSpec, type OptionSpec } from '../src/load/argspec.ts';
+import { loadRoleArgSpec } from '../src/load/argspec.ts';
+import { DEFAULT_MAX_LIST, DEFAULT_MAX_STRING, type OptionSpec } from '../src/spec/types.ts';
 import { Errors } from '../src/load/yaml.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -19,13 +20,13 @@ interface Var {
 }
 
 /** Every variable of every shipped role, in role order (iommu first: it reads most), once. */
-export function variables(root = ROOT): Var[] {
+export async function variables(root = ROOT): Promise<Var[]> {
   const order = ['iommu', 'acs-override', 'blacklist', 'vfio', 'vendor-reset', 'hugepages', 'nvidia-container-toolkit'];
   const roles = readdirSync(join(root, 'roles')).sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b));
   const out = new Map<string, Var>();
   const errs = new Errors();
   for (const r of roles) {
-    const spec = loadRoleArgSpec(r, join(root, 'roles', r), errs);
+    const spec = await loadRoleArgSpec(r, join(root, 'roles', r), errs);
     for (const [name, o] of Object.entries(spec?.options ?? {})) {
       const v = out.get(name);
       if (v) v.roles.push(r);
@@ -92,8 +93,8 @@ function replaceBetween(text: string, begin: string, end: string, body: string, 
 }
 
 /** README.md and inventory.example.yaml as they must be. */
-export function generateDocs(root = ROOT): { readme: string; inventory: string } {
-  const vars = variables(root);
+export async function generateDocs(root = ROOT): Promise<{ readme: string; inventory: string }> {
+  const vars = await variables(root);
   const readme = replaceBetween(readFileSync(join(root, 'README.md'), 'utf8'), README_BEGIN, README_END, readmeTable(vars), 'README.md');
   const inventory = replaceBetween(
     readFileSync(join(root, 'inventory.example.yaml'), 'utf8'),
@@ -106,7 +107,7 @@ export function generateDocs(root = ROOT): { readme: string; inventory: string }
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { readme, inventory } = generateDocs();
+  const { readme, inventory } = await generateDocs();
   const files: Array<[string, string]> = [
     [join(ROOT, 'README.md'), readme],
     [join(ROOT, 'inventory.example.yaml'), inventory],

@@ -8,11 +8,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateDocs, ROOT, variables } from '../../scripts/gen-docs.ts';
 
-test('README.md and inventory.example.yaml list exactly the variables of the argument specs', (t) => {
-  const { readme, inventory } = generateDocs();
+test('README.md and inventory.example.yaml list exactly the variables of the argument specs', async (t) => {
+  const { readme, inventory } = await generateDocs();
   t.is(readFileSync(join(ROOT, 'README.md'), 'utf8'), readme, 'README.md is out of date: run npm run gen-docs');
   t.is(readFileSync(join(ROOT, 'inventory.example.yaml'), 'utf8'), inventory, 'inventory.example.yaml is out of date: run npm run gen-docs');
-  for (const v of variables()) {
+  for (const v of await variables()) {
     t.true(readme.includes(`| \`${v.name}\` |`), `${v.name} in README.md`);
     t.true(inventory.includes(`#   ${v.name} (`), `${v.name} in inventory.example.yaml`);
   }
