@@ -13,6 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
 import type { GuestPolicy, Playbook, Pos, RebootPolicy, RoleRef, Stage } from '../model/types.ts';
 import type { Module } from '../modules/contract.ts';
+import type { OptionSpec } from '../spec/types.ts';
 import { listRoles, loadFile, loadRole } from './roles.ts';
 import { describeNode, Errors, getBool, getChoice, getInt, getString, getStringList, getVars, isNull, mapEntries, suggest, type Entry, type YamlFile, type YNode } from './yaml.ts';
 
@@ -39,6 +40,30 @@ const STAGE_KEYS = [
   'tags',
 ] as const;
 const ROLE_REF_KEYS = ['role', 'vars', 'tags'] as const;
+
+/** What each stage key holds (the editor schema, schemas/playbook.json, is made from this). */
+export const STAGE_OPTIONS: Record<(typeof STAGE_KEYS)[number], OptionSpec> = {
+  name: { type: 'str', description: 'What the stage does (shown in the report).' },
+  hosts: { type: 'list', elements: 'str', required: true, description: "The hosts: a group, a host, 'all', a pattern, or a list of them." },
+  roles: { type: 'list', elements: 'raw', required: true, description: 'The roles to apply, in order: a role name, or a map with role:, vars: and tags:.' },
+  vars: { type: 'dict', description: 'Variables of this stage (above the inventory, below role reference vars and -e).' },
+  serial: { type: 'list', elements: 'raw', description: 'Hosts per batch: a number, a percentage like "30%", or a list of them (batch sizes in turn).' },
+  max_fail_percentage: { type: 'float', min: 0, max: 100, description: 'Stop the stage when more than this percentage of a batch failed.' },
+  any_errors_fatal: { type: 'bool', default: false, description: 'Stop the whole run when one host fails.' },
+  reboot: { type: 'str', default: 'if-needed', choices: ['never', 'if-needed', 'always'], description: 'Reboot hosts at the end of the stage.' },
+  reboot_timeout: { type: 'int', default: 600, min: 1, description: 'Seconds a rebooting host has to come back.' },
+  guests: { type: 'str', default: 'refuse', choices: ['refuse', 'shutdown', 'ignore'], description: 'Running guests on a host to reboot: refuse the reboot, shut them down first, or ignore them.' },
+  ha_maintenance: { type: 'bool', default: false, description: 'Put a host in HA maintenance mode around its reboot.' },
+  max_down_per_cluster: { type: 'int', default: 1, min: 1, description: 'Most members of one cluster rebooting at a time.' },
+  tags: { type: 'list', elements: 'str', description: "Tags added to each of the stage's role references." },
+};
+
+/** What each key of a role reference holds. */
+export const ROLE_REF_OPTIONS: Record<(typeof ROLE_REF_KEYS)[number], OptionSpec> = {
+  role: { type: 'str', required: true, description: 'The role: a folder roles/<name>/.' },
+  vars: { type: 'dict', description: "Variables for this role reference (above the stage's, below -e)." },
+  tags: { type: 'list', elements: 'str', description: "Tags of the role's tasks, for --tags and --skip-tags." },
+};
 // ---------------------------------------------------------------- stages
 
 function parseSerial(yf: YamlFile, e: Entry, errs: Errors): Array<number | string> | undefined {

@@ -7,11 +7,22 @@
 import { isMap, isScalar, isSeq } from 'yaml';
 import type { Pos, Task } from '../model/types.ts';
 import type { Module } from '../modules/contract.ts';
+import type { OptionSpec } from '../spec/types.ts';
 import { checkModuleArgs, holdsTemplate } from '../spec/check.ts';
 import { checkExprSyntax, checkTemplateSyntax } from '../template/index.ts';
 import { describeNode, Errors, getString, getStringList, isNull, mapEntries, suggest, toJS, type Entry, type YamlFile, type YNode } from './yaml.ts';
 
 export const TASK_KEYWORDS = ['name', 'when', 'tags', 'notify', 'register'] as const;
+export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** What each task keyword holds (the editor schema, schemas/tasks.json, is made from this). */
+export const TASK_OPTIONS: Record<(typeof TASK_KEYWORDS)[number], OptionSpec> = {
+  name: { type: 'str', description: 'What the task does (shown in the report; handlers are notified by it).' },
+  when: { type: 'list', elements: 'str', description: 'A condition (an expression without braces), or a list of them that must all hold.' },
+  tags: { type: 'list', elements: 'str', description: 'Tags, for --tags and --skip-tags.' },
+  notify: { type: 'list', elements: 'str', description: 'Handlers of the role to run (once, at the end of the stage) when this task changes something.' },
+  register: { type: 'str', pattern: VAR_NAME.source, description: 'A variable that holds the result for later tasks.' },
+};
 /** Ansible task keywords passthru does not implement: a clear message instead of "unknown module". */
 const UNSUPPORTED_KEYWORDS: Record<string, string> = {
   loop: 'repeat the task, or pass a list argument (most modules take lists)',
@@ -28,8 +39,6 @@ const UNSUPPORTED_KEYWORDS: Record<string, string> = {
   import_tasks: 'list the tasks in tasks.yaml, or split the work into roles',
   listen: 'notify the handler by its name',
 };
-export const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
 /** Template syntax of every string in an argument value, at the argument's position. */
 function checkTemplates(args: Record<string, unknown>, pos: (k: string) => Pos, errs: Errors): void {
   const walk = (v: unknown, p: Pos): void => {

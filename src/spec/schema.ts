@@ -54,7 +54,7 @@ export function toJsonSchema(options: Readonly<Record<string, OptionSpec>>, titl
 }
 
 /** A template string (`"{{ x }}"`) stands for any value until it is rendered. */
-const TEMPLATE: JsonSchema = { type: 'string', pattern: '\\{[{%]' };
+export const TEMPLATE: JsonSchema = { type: 'string', pattern: '\\{[{%]' };
 
 /**
  * The schema of a module's arguments as written in a task: each option (and its aliases) as
@@ -77,7 +77,8 @@ export function moduleArgsSchema(spec: ArgumentSpec, doc: string): JsonSchema {
   return out;
 }
 
-function argSchema(o: OptionSpec): JsonSchema {
+/** One option as written in YAML and checked in `args` mode (lenient scalars, templates, null). */
+export function argSchema(o: OptionSpec): JsonSchema {
   const base: JsonSchema = { description: o.description, ...(o.default !== undefined ? { default: o.default } : {}) };
   const alt = (...xs: JsonSchema[]): JsonSchema => ({ ...base, anyOf: [...xs, TEMPLATE, { type: 'null' }] });
   if (o.choices) return alt({ enum: [...o.choices] });
@@ -102,4 +103,18 @@ function argSchema(o: OptionSpec): JsonSchema {
     default:
       return { ...base };
   }
+}
+
+/**
+ * Host variables as written in an inventory, stage or role reference: each described option
+ * (as {@link optionSchema}, or a template), any other variable allowed.
+ */
+export function varsSchema(options: Readonly<Record<string, OptionSpec>>): JsonSchema {
+  const properties: JsonSchema = {};
+  for (const [k, o] of Object.entries(options)) {
+    const s = optionSchema(o);
+    const { description, default: dflt, ...rest } = s;
+    properties[k] = { description, ...(dflt !== undefined ? { default: dflt } : {}), anyOf: [rest, TEMPLATE] };
+  }
+  return { type: 'object', properties };
 }

@@ -1,7 +1,8 @@
 /**
  * The host variable tables of README.md and inventory.example.yaml are generated from the roles'
  * argument specs (scripts/gen-docs.ts): this fails when a committed table differs from the
- * generated one, i.e. when a spec changed without `npm run gen-docs`.
+ * generated one, i.e. when a spec changed without `npm run gen-docs`; the same for the editor
+ * schemas in schemas/.
  */
 import test from 'ava';
 import { readFileSync } from 'node:fs';
@@ -15,5 +16,13 @@ test('README.md and inventory.example.yaml list exactly the variables of the arg
   for (const v of await variables()) {
     t.true(readme.includes(`| \`${v.name}\` |`), `${v.name} in README.md`);
     t.true(inventory.includes(`#   ${v.name} (`), `${v.name} in inventory.example.yaml`);
+  }
+});
+
+test('schemas/*.json are the ones generated from the specs', async (t) => {
+  const { schemas } = await generateDocs();
+  t.deepEqual(Object.keys(schemas).sort(), ['argument_specs.json', 'gates.json', 'inventory.json', 'playbook.json', 'tasks.json']);
+  for (const [f, text] of Object.entries(schemas)) {
+    t.is(readFileSync(join(ROOT, 'schemas', f), 'utf8'), text, `schemas/${f} is out of date: run npm run gen-docs`);
   }
 });
