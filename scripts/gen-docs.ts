@@ -1,14 +1,18 @@
 /**
  * The host variable tables of README.md and inventory.example.yaml, generated from the roles'
- * argument specs (roles/<name>/argument_specs.yaml), so the documentation cannot drift from what
- * is checked. `npm run gen-docs` rewrites both between their BEGIN/END markers; `--check` exits 1
- * when a committed table differs (test/unit/gen-docs.test.ts does the same).
+ * argument specs (roles/<name>/argument_specs.yaml), and the editor schemas in schemas/ (from
+ * those and the modules' specs: scripts/schemas.ts), so the documentation cannot drift from what
+ * is checked. `npm run gen-docs` rewrites the tables between their BEGIN/END markers and the
+ * schema files; `--check` exits 1 when a committed file differs (test/unit/gen-docs.test.ts
+ * does the same).
  */
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_MAX_LIST, DEFAULT_MAX_STRING, loadRoleArgSpec, type OptionSpec } from '../src/load/argspec.ts';
+import { loadRoleArgSpec } from '../src/load/argspec.ts';
+import { DEFAULT_MAX_LIST, DEFAULT_MAX_STRING, type OptionSpec } from '../src/spec/types.ts';
 import { Errors } from '../src/load/yaml.ts';
+import { schemas } from './schemas.ts';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -19,13 +23,13 @@ interface Var {
 }
 
 /** Every variable of every shipped role, in role order (iommu first: it reads most), once. */
-export function variables(root = ROOT): Var[] {
+export async function variables(root = ROOT): Promise<Var[]> {
   const order = ['iommu', 'acs-override', 'blacklist', 'vfio', 'vendor-reset', 'hugepages', 'nvidia-container-toolkit'];
   const roles = readdirSync(join(root, 'roles')).sort((a, b) => (order.indexOf(a) + 1 || 99) - (order.indexOf(b) + 1 || 99) || a.localeCompare(b));
   const out = new Map<string, Var>();
   const errs = new Errors();
   for (const r of roles) {
-    const spec = loadRoleArgSpec(r, join(root, 'roles', r), errs);
+    const spec = await loadRoleArgSpec(r, join(root, 'roles', r), errs);
     for (const [name, o] of Object.entries(spec?.options ?? {})) {
       const v = out.get(name);
       if (v) v.roles.push(r);
@@ -91,9 +95,12 @@ function replaceBetween(text: string, begin: string, end: string, body: string, 
   return `${text.slice(0, a + begin.length)}\n${body}\n${text.slice(b)}`;
 }
 
-/** README.md and inventory.example.yaml as they must be. */
-export function generateDocs(root = ROOT): { readme: string; inventory: string } {
-  const vars = variables(root);
+/** README.md, inventory.example.yaml and schemas/*.json as they must be. */
+export async function generateDocs(root = ROOT): Promise<{ readme: string; inventory: string; schemas: Record<string, string> }> {
+  const vars = await variables(root);
+  const options = Object.fromEntries(vars.map((v) => [v.name, v.o]));
+  const roleNames = readdirSync(join(root, 'roles')).sort();
+  const schemaFiles = Object.fromEntries(Object.entries(schemas(options, roleNames)).map(([f, s]) => [f, `${JSON.stringify(s, null, 2)}\n`]));
   const readme = replaceBetween(readFileSync(join(root, 'README.md'), 'utf8'), README_BEGIN, README_END, readmeTable(vars), 'README.md');
   const inventory = replaceBetween(
     readFileSync(join(root, 'inventory.example.yaml'), 'utf8'),
@@ -102,20 +109,31 @@ export function generateDocs(root = ROOT): { readme: string; inventory: string }
     `# Every host variable the shipped roles read, checked at load (type, accepted values, default):\n${inventoryTable(vars)}`,
     'inventory.example.yaml',
   );
-  return { readme, inventory };
+  return { readme, inventory, schemas: schemaFiles };
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const { readme, inventory } = generateDocs();
+  const { readme, inventory, schemas: schemaFiles } = await generateDocs();
   const files: Array<[string, string]> = [
     [join(ROOT, 'README.md'), readme],
     [join(ROOT, 'inventory.example.yaml'), inventory],
+    ...Object.entries(schemaFiles).map(([f, t]): [string, string] => [join(ROOT, 'schemas', f), t]),
   ];
   if (process.argv.includes('--check')) {
-    const stale = files.filter(([f, t]) => readFileSync(f, 'utf8') !== t).map(([f]) => f);
+    const read = (f: string) => {
+      try {
+        return readFileSync(f, 'utf8');
+      } catch {
+        return undefined;
+      }
+    };
+    const stale = files.filter(([f, t]) => read(f) !== t).map(([f]) => f);
     if (stale.length) {
       console.error(`out of date (run npm run gen-docs): ${stale.join(', ')}`);
       process.exit(1);
     }
-  } else for (const [f, t] of files) writeFileSync(f, t);
+  } else {
+    mkdirSync(join(ROOT, 'schemas'), { recursive: true });
+    for (const [f, t] of files) writeFileSync(f, t);
+  }
 }

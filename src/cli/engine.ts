@@ -11,6 +11,7 @@ export { loadExtraVars, loadPlaybook } from '../load/playbook.ts';
 export { checkHostVars } from '../load/hostvars.ts';
 export { knownTags, unknownTags } from '../load/tags.ts';
 export { modules } from '../modules/index.ts';
+export { moduleText } from '../modules/listing.ts';
 export { openConnection } from '../transport/index.ts';
 export { Limiter } from '../transport/limiter.ts';
 export { plainReporter } from '../report/plain.ts';

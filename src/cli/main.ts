@@ -82,13 +82,8 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
     .command('modules')
     .description('list the modules with their arguments')
     .action(async () => {
-      const { modules } = await engine();
-      for (const m of modules.values()) {
-        io.out(`${m.name}${m.readOnly ? ' (read-only)' : ''}\n  ${m.doc.split('\n')[0]}\n`);
-        for (const [k, a] of Object.entries(m.schema)) {
-          io.out(`    ${k}: ${a.type}${a.required ? ' (required)' : ''}${a.default !== undefined ? ` = ${JSON.stringify(a.default)}` : ''}  ${a.doc}\n`);
-        }
-      }
+      const { modules, moduleText } = await engine();
+      for (const m of modules.values()) io.out(moduleText(m));
     });
 
   factsCommand(program, io, (c) => (code = c));

@@ -3,7 +3,6 @@
  * gates. Reads come from one batched prefetch; each task plans against the Observer; changes
  * are applied unless in check mode; results go out as events.
  */
-import { checkRoleVars } from '../load/argspec.ts';
 import type { Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import { CommandError } from '../transport/connection.ts';
@@ -12,7 +11,7 @@ import { HostObserver } from '../modules/observer.ts';
 import { applyActions } from '../modules/apply.ts';
 import { describeRun } from '../modules/command.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
-import { checkArgs } from '../load/playbook.ts';
+import { checkArgs, checkRoleVars } from '../spec/check.ts';
 import { taskSelected } from '../load/tags.ts';
 import type { HostRunOptions } from './settings.ts';
 import { taskVars } from './vars.ts';
@@ -182,7 +181,7 @@ async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[]
     if (!mod?.reads) continue;
     try {
       const vars = varsFor(o, step, registered);
-      const args = checkArgs(mod.schema, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
+      const args = checkArgs(mod.spec, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
         pos: step.task.pos,
         module: mod.name,
       });
@@ -256,7 +255,7 @@ async function runStep(
     if (task.when !== undefined && !truthy(evaluate(task.when, vars, task.pos))) {
       return finish({ status: 'skipped', changed: false, diff: [], msg: `skipped: ${task.when} is false` });
     }
-    const args = checkArgs(mod.schema, render(task.args, vars, task.pos) as Record<string, unknown>, {
+    const args = checkArgs(mod.spec, render(task.args, vars, task.pos) as Record<string, unknown>, {
       pos: task.pos,
       module: mod.name,
     });

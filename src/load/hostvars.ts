@@ -7,7 +7,7 @@
  * rendered, on the host (engine/host.ts).
  */
 import type { Inventory, Playbook, Pos, Stage, Vars } from '../model/types.ts';
-import { checkValue, holdsTemplate } from './argspec.ts';
+import { checkValue, holdsTemplate } from '../spec/check.ts';
 import { positionOf } from './positions.ts';
 import { Errors } from './yaml.ts';
 

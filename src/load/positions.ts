@@ -3,9 +3,14 @@
  * position of every value by its dotted path (`hugepages.count`, `vfio_ids.1`), so that a check
  * made later (argument specs, at load) can point at the exact value in the exact file.
  */
-import { isMap, isScalar, isSeq, type Pair } from 'yaml';
+import { isMap, isScalar, isSeq, type Node, type Pair } from 'yaml';
 import type { Pos } from '../model/types.ts';
-import type { YamlFile, YNode } from './yaml.ts';
+
+/** A YAML node (or nothing), and what turns one into a position: yaml.ts's YamlFile. */
+type YNode = Node | null | undefined;
+interface Positioned {
+  pos(node: YNode): Pos;
+}
 
 const REGISTRY = new WeakMap<object, Map<string, Pos>>();
 
@@ -34,7 +39,7 @@ export function positionOf(vars: object, path: string): Pos | undefined {
 }
 
 /** Record the position of `node` at `path` and of everything inside it (depth-bounded). */
-export function recordNodePositions(yf: YamlFile, node: YNode, path: string, into: Map<string, Pos>, depth = 0): void {
+export function recordNodePositions(yf: Positioned, node: YNode, path: string, into: Map<string, Pos>, depth = 0): void {
   if (!node || depth > 32) return;
   if ((node as { range?: unknown }).range) into.set(path, yf.pos(node));
   if (isScalar(node)) return;

@@ -4,11 +4,14 @@
  *
  * Loaders collect errors in an {@link Errors} list instead of throwing at the first one, so a
  * user sees every mistake of a file in one run.
+ *
+ * Over 400 lines on purpose: parsing, positions and the typed getters every loader uses belong
+ * together (each getter reports at the node it reads); splitting them would scatter one API.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
-import { closest, ConfigError, ConfigErrors } from '../model/errors.ts';
+import { ConfigError, ConfigErrors, suggest } from '../model/errors.ts';
 import type { Pos } from '../model/types.ts';
 import { yamlBool } from '../model/truth.ts';
 import { recordNodePositions, setPositions } from './positions.ts';
@@ -43,19 +46,7 @@ export class YamlFile {
   }
 }
 
-/**
- * A "did you mean" suggestion: the closest name by edit distance, else a known name that
- * starts with the given one (or the reverse), e.g. `accept` → `accept-new`.
- */
-export function suggest(name: string, known: Iterable<string>): string | undefined {
-  const list = [...known];
-  const near = closest(name, list);
-  if (near) return near;
-  const n = name.toLowerCase();
-  if (n.length < 3) return undefined;
-  return list.find((k) => k.toLowerCase().startsWith(n)) ?? list.find((k) => n.startsWith(k.toLowerCase()) && k.length >= 4)
-    ?? list.find((k) => k.length >= 5 && n.slice(0, 5) === k.toLowerCase().slice(0, 5));
-}
+export { suggest };
 
 /** Collects ConfigErrors of one load; `throwIfAny()` raises them all at once. */
 export class Errors {

@@ -82,3 +82,17 @@ export function editDistance(a: string, b: string): number {
   }
   return prev[b.length]!;
 }
+
+/**
+ * A "did you mean" suggestion: the closest name by edit distance, else a known name that
+ * starts with the given one (or the reverse), e.g. `accept` → `accept-new`.
+ */
+export function suggest(name: string, known: Iterable<string>): string | undefined {
+  const list = [...known];
+  const near = closest(name, list);
+  if (near) return near;
+  const n = name.toLowerCase();
+  if (n.length < 3) return undefined;
+  return list.find((k) => k.toLowerCase().startsWith(n)) ?? list.find((k) => n.startsWith(k.toLowerCase()) && k.length >= 4)
+    ?? list.find((k) => k.length >= 5 && n.slice(0, 5) === k.toLowerCase().slice(0, 5));
+}

@@ -2,6 +2,7 @@
  * The typed model every part of passthru shares. Loaders build it from YAML (with positions),
  * the engine runs it, reporters read the events it emits. Plain data only: no I/O here.
  */
+import type { OptionSpec } from '../spec/types.ts';
 
 /** A place in a config file; lines and columns count from 1. */
 export interface Pos {
@@ -99,7 +100,17 @@ export interface Role {
   /** Checks run after the stage's reboot (if any), on the booted kernel; read-only modules only. */
   gates: Task[];
   /** The typed description of the variables the role reads (argument_specs.yaml), if it has one. */
-  argSpec?: import('../load/argspec.ts').RoleArgSpec;
+  argSpec?: RoleArgSpec;
+}
+
+/** A role's argument spec (roles/<name>/argument_specs.yaml), as read by src/load/argspec.ts. */
+export interface RoleArgSpec {
+  role: string;
+  file: string;
+  short_description?: string;
+  options: Record<string, OptionSpec>;
+  /** Where each option is described (for errors in the spec itself). */
+  pos: Map<string, Pos>;
 }
 
 export interface RoleRef {

@@ -1,14 +1,15 @@
-import type { Action, Module, Plan } from './contract.ts';
+import type { Action, Module, Plan, ArgumentSpec, InferArgs } from './contract.ts';
 import { cmd } from '../transport/connection.ts';
 import { DPKG_QUERY, parseDpkgQuery } from '../facts/parsers.ts';
 
-export interface AptArgs {
-  /** One package, a comma-separated string, or a list; `name=version` pins a version. */
-  name: string | string[];
-  state?: 'present' | 'absent';
-  /** Refresh the package lists first (only when something is to be installed). */
-  update_cache?: boolean;
-}
+const aptSpec = {
+  options: {
+    name: { type: 'list', elements: 'str', required: true, aliases: ['pkg', 'package'], description: 'Packages: a name, a comma list, or a list of names (name=version pins).' },
+    state: { type: 'str', default: 'present', choices: ['present', 'absent'], description: 'present or absent.' },
+    update_cache: { type: 'bool', default: false, description: 'Run apt-get update before installing (only when something is to be installed).' },
+  },
+} as const satisfies ArgumentSpec;
+export type AptArgs = InferArgs<typeof aptSpec>;
 
 const NAME = /^[a-z0-9][a-z0-9+.-]*(:[a-z0-9-]+)?(=[A-Za-z0-9.+~:-]+)?$/;
 
@@ -27,14 +28,9 @@ export const aptModule: Module<AptArgs> = {
   doc:
     'Ensure Debian packages are installed or removed (one dpkg-query read, one apt-get run for ' +
     'what differs; noninteractive, no recommends, old config files kept).',
-  schema: {
-    name: { type: 'any', required: true, aliases: ['pkg', 'package'], doc: 'Package name, comma list, or list of names (name=version pins).' },
-    state: { type: 'string', default: 'present', choices: ['present', 'absent'], doc: 'present or absent.' },
-    update_cache: { type: 'bool', default: false, doc: 'Run apt-get update before installing.' },
-  },
+  spec: aptSpec,
   validate(args) {
-    if (typeof args.name !== 'string' && !Array.isArray(args.name)) return 'name must be a string or a list of strings';
-    const bad = packageList(args.name).filter((n) => !n.includes('{{') && !NAME.test(n));
+    const bad = packageList(args.name).filter((n) => !NAME.test(n));
     if (bad.length) return `not a package name: ${bad.join(', ')}`;
     if (packageList(args.name).length === 0) return 'name lists no package';
     return undefined;

@@ -1,14 +1,15 @@
-import type { Module, Plan } from './contract.ts';
+import type { Module, Plan, ArgumentSpec, InferArgs } from './contract.ts';
 import { evaluate, truthy } from '../template/index.ts';
 
-export interface AssertArgs {
-  /** Expressions (bare, no braces), all of which must be true. */
-  that: string | string[];
-  fail_msg?: string;
-  success_msg?: string;
-  /** What to do when it fails (shown under the failure). */
-  hint?: string;
-}
+const assertSpec = {
+  options: {
+    that: { type: 'list', elements: 'str', multiline: true, required: true, description: 'An expression or a list of expressions (no braces), all must be true.' },
+    fail_msg: { type: 'str', multiline: true, aliases: ['msg'], description: 'Message when an expression is false.' },
+    success_msg: { type: 'str', multiline: true, description: 'Message when all are true.' },
+    hint: { type: 'str', multiline: true, description: 'What to do when the assertion fails (shown under the failure).' },
+  },
+} as const satisfies ArgumentSpec;
+export type AssertArgs = InferArgs<typeof assertSpec>;
 
 export function expressions(that: string | string[]): string[] {
   return (Array.isArray(that) ? that : [that]).map((e) => String(e).trim()).filter(Boolean);
@@ -25,14 +26,8 @@ export const assertModule: Module<AssertArgs> = {
     'Check that expressions over variables and facts are true (read-only; used as gates). ' +
     'Fails with fail_msg and the list of false expressions.',
   readOnly: true,
-  schema: {
-    that: { type: 'any', required: true, doc: 'An expression or a list of expressions (no braces), all must be true.' },
-    fail_msg: { type: 'string', aliases: ['msg'], doc: 'Message when an expression is false.' },
-    success_msg: { type: 'string', doc: 'Message when all are true.' },
-    hint: { type: 'string', doc: 'What to do when the assertion fails.' },
-  },
+  spec: assertSpec,
   validate(args) {
-    if (typeof args.that !== 'string' && !Array.isArray(args.that)) return 'that must be an expression or a list of them';
     if (expressions(args.that).length === 0) return 'that lists no expression';
     return undefined;
   },

@@ -1,25 +1,20 @@
 import { posix } from 'node:path';
-import type { Module, Plan, Read } from './contract.ts';
+import type { Module, Plan, Read, ArgumentSpec, InferArgs } from './contract.ts';
 import { shq } from '../transport/connection.ts';
 
-export interface CommandArgs {
-  /** A POSIX sh command line, run as written (it is the user's own command). */
-  cmd: string;
-  /** Skip when this path exists. */
-  creates?: string;
-  /** Skip when this path does not exist. */
-  removes?: string;
-  /** Skip when this read-only command succeeds. */
-  unless?: string;
-  /** Run only when this read-only command succeeds. */
-  onlyif?: string;
-  /** Run (and resolve relative guard paths) in this directory. */
-  chdir?: string;
-  /** Bytes for the command's stdin. */
-  stdin?: string;
-  /** Seconds before the command is killed. */
-  timeout?: number;
-}
+const commandSpec = {
+  options: {
+    cmd: { type: 'str', multiline: true, required: true, aliases: ['command', 'shell', '_raw_params'], description: 'The command line (POSIX sh), run as written.' },
+    creates: { type: 'str', description: 'Skip when this path exists.' },
+    removes: { type: 'str', description: 'Skip when this path does not exist.' },
+    unless: { type: 'str', multiline: true, description: 'Skip when this read-only command exits 0.' },
+    onlyif: { type: 'str', multiline: true, description: 'Run only when this read-only command exits 0.' },
+    chdir: { type: 'str', description: 'Directory to run in (relative guard paths are resolved against it).' },
+    stdin: { type: 'str', multiline: true, description: "Text fed to the command's stdin." },
+    timeout: { type: 'int', min: 1, description: 'Seconds before the command is killed (default: the engine timeout).' },
+  },
+} as const satisfies ArgumentSpec;
+export type CommandArgs = InferArgs<typeof commandSpec>;
 
 /** `cd DIR && (command)` when chdir is set. */
 function inDir(command: string, chdir: string | undefined): string {
@@ -42,19 +37,9 @@ export const commandModule: Module<CommandArgs> = {
   doc:
     'Run a shell command. It cannot be predicted, so it runs every time unless a guard says it is ' +
     'done: creates/removes (a path), unless/onlyif (a read-only command).',
-  schema: {
-    cmd: { type: 'string', required: true, aliases: ['command', 'shell', '_raw_params'], doc: 'The command line (POSIX sh).' },
-    creates: { type: 'string', doc: 'Skip when this path exists.' },
-    removes: { type: 'string', doc: 'Skip when this path does not exist.' },
-    unless: { type: 'string', doc: 'Skip when this read-only command exits 0.' },
-    onlyif: { type: 'string', doc: 'Run only when this read-only command exits 0.' },
-    chdir: { type: 'string', doc: 'Directory to run in (relative guard paths are resolved against it).' },
-    stdin: { type: 'string', doc: "Text fed to the command's stdin." },
-    timeout: { type: 'int', doc: 'Seconds before the command is killed (default: the engine timeout).' },
-  },
+  spec: commandSpec,
   validate(args) {
     if (typeof args.cmd === 'string' && args.cmd.trim() === '') return 'cmd is empty';
-    if (args.timeout !== undefined && !(Number(args.timeout) > 0)) return 'timeout must be a positive number of seconds';
     return undefined;
   },
   reads(args) {

@@ -4,28 +4,16 @@
  * returns either a no-op with its reason, a failure, or a change: diffs plus the actions that
  * make it so. The engine applies those actions (unless in check mode), so "apply does only
  * what plan announced" holds by construction.
+ *
+ * A module's arguments are described once, as data (`spec`, in the language of
+ * src/spec/types.ts); its argument type is derived from that (`InferArgs<typeof spec>`), and the
+ * loader, the engine, `passthru modules` and the editor schemas all read the same spec.
  */
 import type { FileDiff, Vars } from '../model/types.ts';
 import type { Facts } from '../facts/types.ts';
+import type { ArgumentSpec } from '../spec/types.ts';
 
-// ---------------------------------------------------------------- argument schemas
-
-export type ArgType = 'string' | 'int' | 'bool' | 'list' | 'map' | 'any';
-
-export interface ArgSpec {
-  type: ArgType;
-  required?: boolean;
-  default?: unknown;
-  /** Allowed values (for strings). */
-  choices?: readonly string[];
-  /** For `list`: the type of each item. */
-  items?: ArgType;
-  /** Other accepted names (Ansible's spellings). */
-  aliases?: readonly string[];
-  doc: string;
-}
-
-export type ArgSchema = Record<string, ArgSpec>;
+export type { ArgumentSpec, InferArgs } from '../spec/types.ts';
 
 // ---------------------------------------------------------------- reading the host
 
@@ -105,12 +93,17 @@ export interface PlanContext {
 
 export interface Module<A = Record<string, unknown>> {
   name: string;
-  /** One paragraph for `passthru list --modules` and the README. */
+  /** One paragraph for `passthru modules` and the editor schemas. */
   doc: string;
-  schema: ArgSchema;
+  /** The arguments: options and cross-argument rules (mutually_exclusive, required_if, ...). */
+  spec: ArgumentSpec;
   /** Read-only modules (assert, gates) may be used as gates and never produce actions. */
   readOnly?: boolean;
-  /** Extra validation across arguments after schema checks; return an error message or undefined. */
+  /**
+   * Checks the spec cannot express (a regular expression that must compile, a mode that must
+   * parse), on arguments that passed the spec and hold no template (at load) or are rendered
+   * (at run time); return an error message or undefined.
+   */
   validate?(args: A): string | undefined;
   /** Reads to prefetch (after templating); optional, plan may still read lazily. */
   reads?(args: A, facts: Facts): Read[];

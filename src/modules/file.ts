@@ -1,18 +1,19 @@
-import { fileDiff, type Action, type Module, type Plan } from './contract.ts';
+import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
 import type { FileDiff } from '../model/types.ts';
 import type { ObservedFile } from './observer.ts';
 
-export interface FileArgs {
-  path: string;
-  /** Whole content; when omitted, only mode/owner/group of an existing file are managed. */
-  content?: string;
-  state?: 'present' | 'absent';
-  /** `'0644'`, `'644'` or the number 644 (digits read as octal, as YAML turns `0644` into 644). */
-  mode?: string | number;
-  owner?: string;
-  group?: string;
-  backup?: boolean;
-}
+const fileSpec = {
+  options: {
+    path: { type: 'str', required: true, aliases: ['dest', 'name'], description: 'Absolute path of the file.' },
+    content: { type: 'str', multiline: true, description: 'Wanted content of the file (whole file); when omitted, only mode/owner/group of an existing file are managed.' },
+    state: { type: 'str', default: 'present', choices: ['present', 'absent'], description: 'present or absent.' },
+    mode: { type: 'str', description: "Octal mode: '0644', or 644 (digits read as octal, as YAML turns 0644 into 644)." },
+    owner: { type: 'str', description: 'User name owning the file.' },
+    group: { type: 'str', description: 'Group name of the file.' },
+    backup: { type: 'bool', default: false, description: 'Keep a timestamped copy of the old file before replacing it.' },
+  },
+} as const satisfies ArgumentSpec;
+export type FileArgs = InferArgs<typeof fileSpec>;
 
 /**
  * Parse a file mode. Strings are octal (`'0644'`, `'644'`, `'0o644'`); numbers are read digit
@@ -75,20 +76,12 @@ export const fileModule: Module<FileArgs> = {
   doc:
     'Ensure a file has the given content, mode, owner and group (atomic write, optional backup), ' +
     'or that it is absent. Without content only the attributes of an existing file are managed.',
-  schema: {
-    path: { type: 'string', required: true, aliases: ['dest', 'name'], doc: 'Absolute path of the file.' },
-    content: { type: 'string', doc: 'Wanted content of the file (whole file).' },
-    state: { type: 'string', default: 'present', choices: ['present', 'absent'], doc: 'present or absent.' },
-    mode: { type: 'any', doc: "Octal mode: '0644' (string) or 644 (digits read as octal)." },
-    owner: { type: 'string', doc: 'User name owning the file.' },
-    group: { type: 'string', doc: 'Group name of the file.' },
-    backup: { type: 'bool', default: false, doc: 'Keep a timestamped copy of the old file before replacing it.' },
-  },
+  spec: fileSpec,
   validate(args) {
-    if (typeof args.path === 'string' && !args.path.startsWith('/') && !args.path.includes('{{')) {
+    if (!args.path.startsWith('/')) {
       return `path must be absolute: ${args.path}`;
     }
-    if (typeof args.mode === 'number' || (typeof args.mode === 'string' && !args.mode.includes('{{'))) {
+    if (args.mode !== undefined) {
       try {
         parseMode(args.mode);
       } catch (e) {

@@ -14,15 +14,23 @@
  * Pair it with a handler running `update-grub` or `proxmox-boot-tool refresh`.
  */
 import type { Facts } from '../facts/types.ts';
-import { fileDiff, type Module, type Plan, type Read } from './contract.ts';
+import { fileDiff, type Module, type Plan, type Read, type ArgumentSpec, type InferArgs } from './contract.ts';
 
-export interface KernelCmdlineArgs {
-  add: string[];
-  remove: string[];
-  bootloader: 'auto' | 'grub' | 'grub-bios' | 'grub-uefi' | 'systemd-boot';
-  grub_file: string;
-  cmdline_file: string;
-}
+const kernelCmdlineSpec = {
+  options: {
+    add: { type: 'list', elements: 'str', default: [], description: 'Parameters to have: `key=value` or a bare flag. An existing parameter with the same key is replaced.' },
+    remove: { type: 'list', elements: 'str', default: [], description: 'Parameters to drop: a key (every occurrence) or an exact `key=value`.' },
+    bootloader: {
+      type: 'str',
+      default: 'auto',
+      choices: ['auto', 'grub', 'grub-bios', 'grub-uefi', 'systemd-boot'],
+      description: 'Which file to edit; auto = the bootloader detected by the facts probe.',
+    },
+    grub_file: { type: 'str', default: '/etc/default/grub', description: 'The GRUB defaults file; its drop-ins are in `<grub_file>.d/*.cfg`.' },
+    cmdline_file: { type: 'str', default: '/etc/kernel/cmdline', description: 'The systemd-boot command line file (proxmox-boot-tool).' },
+  },
+} as const satisfies ArgumentSpec;
+export type KernelCmdlineArgs = InferArgs<typeof kernelCmdlineSpec>;
 
 export interface CmdlineEdit {
   add?: string[];
@@ -213,18 +221,7 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
     'Add, replace (by key) or remove kernel parameters in the file the bootloader in use reads: GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub ' +
     '(or the last /etc/default/grub.d/*.cfg drop-in that sets it) for GRUB, /etc/kernel/cmdline for systemd-boot. Keeps every other parameter, ' +
     'the quoting and the rest of the file; checks the GRUB file as shell (here and with `sh -n` on the host) before the atomic write; keeps the last 5 backups (taken only when the content changes).',
-  schema: {
-    add: { type: 'list', items: 'string', default: [], doc: 'Parameters to have: `key=value` or a bare flag. An existing parameter with the same key is replaced.' },
-    remove: { type: 'list', items: 'string', default: [], doc: 'Parameters to drop: a key (every occurrence) or an exact `key=value`.' },
-    bootloader: {
-      type: 'string',
-      default: 'auto',
-      choices: ['auto', 'grub', 'grub-bios', 'grub-uefi', 'systemd-boot'],
-      doc: 'Which file to edit; auto = the bootloader detected by the facts probe.',
-    },
-    grub_file: { type: 'string', default: '/etc/default/grub', doc: 'The GRUB defaults file; its drop-ins are in `<grub_file>.d/*.cfg`.' },
-    cmdline_file: { type: 'string', default: '/etc/kernel/cmdline', doc: 'The systemd-boot command line file (proxmox-boot-tool).' },
-  },
+  spec: kernelCmdlineSpec,
   validate(args) {
     for (const p of [...args.add, ...args.remove]) {
       if (!SAFE_PARAM.test(p)) return `kernel_cmdline: '${p}' is not a plain kernel parameter (letters, digits and _ . , : / + @ = - only)`;

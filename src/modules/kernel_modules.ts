@@ -6,13 +6,16 @@
  * same module, as for modprobe. Pair it with an `update-initramfs -u -k all` handler.
  */
 import { joinLines, splitLines } from './line.ts';
-import { fileDiff, type Module, type Plan } from './contract.ts';
+import { fileDiff, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
 
-export interface KernelModulesArgs {
-  path: string;
-  present: string[];
-  absent: string[];
-}
+const kernelModulesSpec = {
+  options: {
+    path: { type: 'str', default: '/etc/modules', description: 'The modules-load list.' },
+    present: { type: 'list', elements: 'str', default: [], description: 'Modules that must be listed.' },
+    absent: { type: 'list', elements: 'str', default: [], description: 'Modules that must not be listed.' },
+  },
+} as const satisfies ArgumentSpec;
+export type KernelModulesArgs = InferArgs<typeof kernelModulesSpec>;
 
 const norm = (m: string) => m.trim().replace(/-/g, '_');
 
@@ -53,11 +56,7 @@ export const kernelModulesModule: Module<KernelModulesArgs> = {
   doc:
     'Modules to load at boot, listed one a line in /etc/modules (or a modules-load.d file): appends the missing ones, removes the ones ' +
     'that must not be listed, keeps comments and order. `-` and `_` are the same name.',
-  schema: {
-    path: { type: 'string', default: '/etc/modules', doc: 'The modules-load list.' },
-    present: { type: 'list', items: 'string', default: [], doc: 'Modules that must be listed.' },
-    absent: { type: 'list', items: 'string', default: [], doc: 'Modules that must not be listed.' },
-  },
+  spec: kernelModulesSpec,
   validate(args) {
     for (const m of [...args.present, ...args.absent]) {
       if (!/^[A-Za-z0-9_-]+$/.test(m)) return `kernel_modules: '${m}' is not a module name`;

@@ -1,23 +1,27 @@
-import { fileDiff, type Module, type Plan } from './contract.ts';
+import { fileDiff, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
 import { attrChanges, defined, fmtMode, parseMode } from './file.ts';
 import type { ObservedFile } from './observer.ts';
 
-export interface LineArgs {
-  path: string;
-  line?: string;
-  regexp?: string;
-  state?: 'present' | 'absent';
-  /** A regexp, or `EOF`. */
-  insertafter?: string;
-  /** A regexp, or `BOF`. */
-  insertbefore?: string;
-  /** Use the first match (of regexp / insertafter / insertbefore) instead of the last. */
-  firstmatch?: boolean;
-  create?: boolean;
-  backup?: boolean;
-  /** Mode for a file that `create` makes, or to enforce. */
-  mode?: string | number;
-}
+const lineSpec = {
+  options: {
+    path: { type: 'str', required: true, aliases: ['dest', 'destfile', 'name'], description: 'Absolute path of the file.' },
+    line: { type: 'str', aliases: ['value'], description: 'The line (one line, without newline). Required with state: present.' },
+    regexp: { type: 'str', aliases: ['regex'], description: 'Regular expression selecting the line(s) to replace or remove.' },
+    state: { type: 'str', default: 'present', choices: ['present', 'absent'], description: 'present or absent.' },
+    insertafter: { type: 'str', description: 'Regexp after whose last match a new line goes, or EOF (default).' },
+    insertbefore: { type: 'str', description: 'Regexp before whose last match a new line goes, or BOF.' },
+    firstmatch: { type: 'bool', default: false, description: 'Use the first match (of regexp / insertafter / insertbefore) instead of the last.' },
+    create: { type: 'bool', default: false, description: 'Create the file when missing (state: present).' },
+    backup: { type: 'bool', default: false, description: 'Keep a timestamped copy of the old file.' },
+    mode: { type: 'str', description: "Octal mode ('0644') for a created file, or to enforce." },
+  },
+  mutually_exclusive: [['insertafter', 'insertbefore']],
+  required_if: [
+    ['state', 'present', ['line']],
+    ['state', 'absent', ['line', 'regexp'], true],
+  ],
+} as const satisfies ArgumentSpec;
+export type LineArgs = InferArgs<typeof lineSpec>;
 
 /** A text cut into lines, remembering whether it ended with a newline and its line ending. */
 export interface SplitText {
@@ -147,31 +151,11 @@ export const lineModule: Module<LineArgs> = {
   doc:
     'Ensure a line is present in or absent from a file (Ansible lineinfile): replace the last line ' +
     'matching regexp, or insert after/before a match; the rest of the file is kept byte for byte.',
-  schema: {
-    path: { type: 'string', required: true, aliases: ['dest', 'destfile', 'name'], doc: 'Absolute path of the file.' },
-    line: { type: 'string', aliases: ['value'], doc: 'The line (without newline). Required with state: present.' },
-    regexp: { type: 'string', aliases: ['regex'], doc: 'Regular expression selecting the line(s) to replace or remove.' },
-    state: { type: 'string', default: 'present', choices: ['present', 'absent'], doc: 'present or absent.' },
-    insertafter: { type: 'string', doc: 'Regexp after whose last match a new line goes, or EOF (default).' },
-    insertbefore: { type: 'string', doc: 'Regexp before whose last match a new line goes, or BOF.' },
-    firstmatch: { type: 'bool', default: false, doc: 'Use the first match instead of the last.' },
-    create: { type: 'bool', default: false, doc: 'Create the file when missing (state: present).' },
-    backup: { type: 'bool', default: false, doc: 'Keep a timestamped copy of the old file.' },
-    mode: { type: 'any', doc: "Octal mode ('0644') for a created file, or to enforce." },
-  },
+  spec: lineSpec,
   validate(args) {
-    const state = args.state ?? 'present';
-    if (state === 'present' && args.line === undefined) return 'line is required with state: present';
-    if (state === 'absent' && args.line === undefined && args.regexp === undefined) {
-      return 'state: absent needs line or regexp';
-    }
-    if (args.insertafter !== undefined && args.insertbefore !== undefined) {
-      return 'insertafter and insertbefore are mutually exclusive';
-    }
-    if (typeof args.line === 'string' && /[\r\n]/.test(args.line)) return 'line must be a single line (no newline)';
     for (const k of ['regexp', 'insertafter', 'insertbefore'] as const) {
       const v = args[k];
-      if (typeof v === 'string' && !v.includes('{{') && v !== 'EOF' && v !== 'BOF') {
+      if (v !== undefined && v !== 'EOF' && v !== 'BOF') {
         try {
           compile(v, k);
         } catch (e) {

@@ -47,9 +47,11 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
     'the boot display, IOMMU group isolation and ACS override, vendor-reset, hugepages fit; then the booted command line, IOMMU, vfio-pci ' +
     'binding, blacklist, vendor-reset, hugepages and the container toolkit. Passes with what it proved (registered as data), fails with ' +
     '"expected …, found …" and a hint.',
-  schema: {
-    check: { type: 'string', required: true, choices: CHECKS, doc: 'Which check to run.' },
-    params: { type: 'list', items: 'string', default: [], doc: 'gate-cmdline: parameters that must be on /proc/cmdline.' },
+  spec: {
+    options: {
+      check: { type: 'str', required: true, choices: CHECKS, description: 'Which check to run.' },
+      params: { type: 'list', elements: 'str', default: [], description: 'gate-cmdline: parameters that must be on /proc/cmdline.' },
+    },
   },
   reads(args) {
     return args.check === 'gate-container-toolkit'

@@ -12,16 +12,26 @@
  */
 import { parsePciMappingCfg, printMapEntry, printPciMappingCfg, slotOf, type PciMapEntry, type PciMapping } from '../facts/guests.ts';
 import { shq } from '../model/shell.ts';
-import type { Module, Plan, PlanContext, Read } from './contract.ts';
+import type { Module, Plan, PlanContext, Read, ArgumentSpec, InferArgs } from './contract.ts';
 
-export interface PciMappingArgs {
-  name: string;
-  /** Members and their slots; default: from the inventory (hosts whose `gpu_mapping` is `name`). */
-  members: Array<{ node: string; slot: string }>;
-  description: string;
-  /** A standalone node gets a mapping only when asked. */
-  standalone: boolean;
-}
+const pciMappingSpec = {
+  options: {
+    name: { type: 'str', required: true, description: 'mapping id (a Proxmox config id: a letter, then letters, digits, - and _)' },
+    members: {
+      type: 'list',
+      elements: 'dict',
+      default: [],
+      options: {
+        node: { type: 'str', required: true, description: 'the node (inventory host name)' },
+        slot: { type: 'str', required: true, description: 'the PCI slot on that node' },
+      },
+      description: 'explicit members [{node, slot}]; default: inventory hosts whose gpu_mapping is this name',
+    },
+    description: { type: 'str', default: '', description: 'description of the mapping' },
+    standalone: { type: 'bool', default: false, description: 'also on a node that is not in a cluster' },
+  },
+} as const satisfies ArgumentSpec;
+export type PciMappingArgs = InferArgs<typeof pciMappingSpec>;
 
 const MAPFILE = '/etc/pve/mapping/pci.cfg';
 const hwCmd = (node: string) => `pvesh get /nodes/${shq(node)}/hardware/pci --pci-class-blacklist '' --output-format json`;
@@ -65,12 +75,7 @@ export function entryFor(node: string, slot: string, hw: HwDev[]): Omit<PciMapEn
 export const pciMappingModule: Module<PciMappingArgs> = {
   name: 'pci_mapping',
   doc: 'One cluster-wide PCI resource mapping built from each member\'s hardware for its chosen slot; written once per cluster by the first member (by node name) that wants it, on a quorate cluster, with `pvesh create` or `pvesh set --digest` (an edit made meanwhile is refused, not overwritten). Entries of other nodes are kept.',
-  schema: {
-    name: { type: 'string', required: true, doc: 'mapping id (a Proxmox config id: a letter, then letters, digits, - and _)' },
-    members: { type: 'list', items: 'map', default: [], doc: 'explicit members [{node, slot}]; default: inventory hosts whose gpu_mapping is this name' },
-    description: { type: 'string', default: '', doc: 'description of the mapping' },
-    standalone: { type: 'bool', default: false, doc: 'also on a node that is not in a cluster' },
-  },
+  spec: pciMappingSpec,
   validate(a) {
     if (!/^[a-z][a-z0-9_-]+$/i.test(a.name ?? '')) return `mapping name '${a.name}' is not a Proxmox config id (a letter, then letters, digits, - and _; at least 2 characters)`;
     return undefined;
@@ -143,15 +148,16 @@ function orderLike(old: PciMapEntry[], next: PciMapEntry[]): PciMapEntry[] {
   return [...next].sort((a, b) => (pos.get(a.node) ?? 1e9) - (pos.get(b.node) ?? 1e9));
 }
 
-export interface PciMappingCheckArgs {
-  name: string;
-}
+const pciMappingCheckSpec = {
+  options: { name: { type: 'str', required: true, description: 'mapping id' } },
+} as const satisfies ArgumentSpec;
+export type PciMappingCheckArgs = InferArgs<typeof pciMappingCheckSpec>;
 
 export const pciMappingCheckModule: Module<PciMappingCheckArgs> = {
   name: 'pci_mapping_check',
   doc: 'Gate: `pvesh get /cluster/mapping/pci --check-node NODE` reports no warning or error for the mapping on this node (what Proxmox checks when a VM using it starts).',
   readOnly: true,
-  schema: { name: { type: 'string', required: true, doc: 'mapping id' } },
+  spec: pciMappingCheckSpec,
   reads(): Read[] {
     return [];
   },

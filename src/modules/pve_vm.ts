@@ -13,22 +13,21 @@
 import { effectiveConfig, hostpciOf, parseGuestConfig, parsePropertyString, slotOf, type GuestConfig } from '../facts/guests.ts';
 import type { Facts } from '../facts/types.ts';
 import { shq } from '../model/shell.ts';
-import type { Module, Plan, PlanContext, Read } from './contract.ts';
+import type { Module, Plan, PlanContext, Read, ArgumentSpec, InferArgs } from './contract.ts';
 
-export interface PveVmArgs {
-  vmid: number;
-  options: Record<string, unknown>;
-  /** Keys to remove from the config. */
-  delete: string[];
-  create: boolean;
-  /** Options of a new VM (name, memory, ...) besides `options`. */
-  create_options: Record<string, unknown>;
-  pending: 'refuse' | 'allow';
-  /** Host PCI addresses (slots or functions) that must be on vfio-pci on this node. */
-  devices: string[];
-  /** Refuse when another onboot VM uses the same devices or mapping. */
-  exclusive: boolean;
-}
+const pveVmSpec = {
+  options: {
+    vmid: { type: 'int', required: true, description: 'VM id (100-999999999)' },
+    options: { type: 'dict', default: {}, description: 'option → value (`machine: q35`, `hostpci0: mapping=gpu,pcie=1`); null or empty skips the option' },
+    delete: { type: 'list', elements: 'str', default: [], description: 'options to remove' },
+    create: { type: 'bool', default: false, description: 'create the VM when it does not exist' },
+    create_options: { type: 'dict', default: {}, description: 'options of a new VM besides `options` (name, memory, ostype, disks)' },
+    pending: { type: 'str', default: 'refuse', choices: ['refuse', 'allow'], description: 'a running VM: refuse, or let changes wait for its next start (Proxmox pending changes)' },
+    devices: { type: 'list', elements: 'str', default: [], description: 'PCI addresses (slots or functions) that must be bound to vfio-pci on this node' },
+    exclusive: { type: 'bool', default: true, description: 'refuse when another onboot VM uses the same device or mapping' },
+  },
+} as const satisfies ArgumentSpec;
+export type PveVmArgs = InferArgs<typeof pveVmSpec>;
 
 const DEFAULT_KEY: Record<string, string> = { cpu: 'cputype', efidisk0: 'file', tpmstate0: 'file', machine: 'type', vga: 'type', net0: 'model' };
 const defaultKey = (k: string) => (/^hostpci\d+$/.test(k) || /^usb\d+$/.test(k) ? 'host' : DEFAULT_KEY[k]);
@@ -180,16 +179,7 @@ export function planVm(args: PveVmArgs, facts: Facts, raw: { exists: boolean; co
 export const pveVmModule: Module<PveVmArgs> = {
   name: 'pve_vm',
   doc: 'A Proxmox VE VM\'s options through `qm set` (validated by Proxmox), compared with its config file (pending changes applied) for idempotence; property strings compare by key; `STORAGE:SIZE` disks are satisfied by an existing volume. Refuses (changing nothing) when the VM runs and pending changes are not allowed, a device is not on vfio-pci, another onboot VM uses the same device or mapping, or the host has too few free hugepages. `create: true` creates a missing VM.',
-  schema: {
-    vmid: { type: 'int', required: true, doc: 'VM id (100-999999999)' },
-    options: { type: 'map', default: {}, doc: 'option → value (`machine: q35`, `hostpci0: mapping=gpu,pcie=1`); null or empty skips the option' },
-    delete: { type: 'list', items: 'string', default: [], doc: 'options to remove' },
-    create: { type: 'bool', default: false, doc: 'create the VM when it does not exist' },
-    create_options: { type: 'map', default: {}, doc: 'options of a new VM besides `options` (name, memory, ostype, disks)' },
-    pending: { type: 'string', default: 'refuse', choices: ['refuse', 'allow'], doc: 'a running VM: refuse, or let changes wait for its next start (Proxmox pending changes)' },
-    devices: { type: 'list', items: 'string', default: [], doc: 'PCI addresses that must be bound to vfio-pci on this node' },
-    exclusive: { type: 'bool', default: true, doc: 'refuse when another onboot VM uses the same device or mapping' },
-  },
+  spec: pveVmSpec,
   validate(a) {
     if (!Number.isInteger(a.vmid) || a.vmid < 100 || a.vmid > 999999999) return `vmid must be a whole number from 100 to 999999999, got ${a.vmid}`;
     for (const k of [...Object.keys(a.options ?? {}), ...Object.keys(a.create_options ?? {}), ...(a.delete ?? [])]) {

@@ -1,8 +1,11 @@
-import type { Module, Plan } from './contract.ts';
+import type { Module, Plan, ArgumentSpec, InferArgs } from './contract.ts';
 
-export interface RebootArgs {
-  reason?: string;
-}
+const rebootSpec = {
+  options: {
+    reason: { type: 'str', aliases: ['msg'], description: 'Why the host needs a reboot (shown in the report).' },
+  },
+} as const satisfies ArgumentSpec;
+export type RebootArgs = InferArgs<typeof rebootSpec>;
 
 /**
  * `reboot`: marks the host for the stage's coordinated reboot (it does not reboot by itself:
@@ -12,9 +15,7 @@ export interface RebootArgs {
 export const rebootModule: Module<RebootArgs> = {
   name: 'reboot',
   doc: "Marks the host for the stage's coordinated reboot (usually as a handler); does not reboot by itself.",
-  schema: {
-    reason: { type: 'string', aliases: ['msg'], doc: 'Why the host needs a reboot (shown in the report).' },
-  },
+  spec: rebootSpec,
   reads() {
     return [];
   },

@@ -1,11 +1,15 @@
-import type { Action, Module, Plan } from './contract.ts';
+import type { Action, Module, Plan, ArgumentSpec, InferArgs } from './contract.ts';
 import { cmd } from '../transport/connection.ts';
 
-export interface ServiceArgs {
-  name: string;
-  state?: 'started' | 'stopped' | 'restarted' | 'reloaded';
-  enabled?: boolean;
-}
+const serviceSpec = {
+  options: {
+    name: { type: 'str', required: true, aliases: ['service', 'unit'], description: 'Unit name (`.service` may be left out).' },
+    state: { type: 'str', choices: ['started', 'stopped', 'restarted', 'reloaded'], description: 'Wanted run state.' },
+    enabled: { type: 'bool', description: 'Start at boot.' },
+  },
+  required_one_of: [['state', 'enabled']],
+} as const satisfies ArgumentSpec;
+export type ServiceArgs = InferArgs<typeof serviceSpec>;
 
 const isActive = (name: string) => cmd('systemctl', 'is-active', name);
 const isEnabled = (name: string) => cmd('systemctl', 'is-enabled', name);
@@ -24,15 +28,7 @@ export const serviceModule: Module<ServiceArgs> = {
   doc:
     'Ensure a systemd unit is started or stopped and enabled or disabled; restarted/reloaded ' +
     'always act (use them in handlers).',
-  schema: {
-    name: { type: 'string', required: true, aliases: ['service', 'unit'], doc: 'Unit name (`.service` may be left out).' },
-    state: { type: 'string', choices: ['started', 'stopped', 'restarted', 'reloaded'], doc: 'Wanted run state.' },
-    enabled: { type: 'bool', doc: 'Start at boot.' },
-  },
-  validate(args) {
-    if (args.state === undefined && args.enabled === undefined) return 'give state, enabled, or both';
-    return undefined;
-  },
+  spec: serviceSpec,
   reads(args) {
     return [
       ...(args.state === 'started' || args.state === 'stopped' ? [{ kind: 'cmd' as const, command: isActive(args.name) }] : []),

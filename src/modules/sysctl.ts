@@ -1,21 +1,22 @@
-import { fileDiff, type Action, type Module, type Plan } from './contract.ts';
+import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
 import type { FileDiff } from '../model/types.ts';
 import { cmd } from '../transport/connection.ts';
 import { joinLines, splitLines } from './line.ts';
 import type { ObservedFile } from './observer.ts';
 
-export interface SysctlArgs {
-  /** Key, `net.ipv4.ip_forward` (`/` separators accepted). */
-  name: string;
-  value?: string | number | boolean;
-  /** The drop-in file holding the setting. */
-  file?: string;
-  /** Apply the file when the running value differs. */
-  reload?: boolean;
-  state?: 'present' | 'absent';
-}
-
 export const DEFAULT_SYSCTL_FILE = '/etc/sysctl.d/99-passthru.conf';
+
+const sysctlSpec = {
+  options: {
+    name: { type: 'str', required: true, aliases: ['key'], description: 'The key, e.g. vm.nr_hugepages (`/` separators accepted).' },
+    value: { type: 'raw', aliases: ['val'], description: 'The value (required with state: present).' },
+    file: { type: 'str', default: DEFAULT_SYSCTL_FILE, aliases: ['sysctl_file'], description: 'sysctl.d file holding the setting.' },
+    reload: { type: 'bool', default: true, description: 'Apply the file when the running value differs.' },
+    state: { type: 'str', default: 'present', choices: ['present', 'absent'], description: 'present or absent (absent removes the line only).' },
+  },
+  required_if: [['state', 'present', ['value']]],
+} as const satisfies ArgumentSpec;
+export type SysctlArgs = InferArgs<typeof sysctlSpec>;
 
 /** `net/ipv4/ip_forward` → `net.ipv4.ip_forward` */
 export function normKey(k: string): string {
@@ -80,18 +81,9 @@ export const sysctlModule: Module<SysctlArgs> = {
   doc:
     'Set a kernel parameter persistently (name = value in a sysctl.d file) and, when the running ' +
     'value differs, apply that file with sysctl -p.',
-  schema: {
-    name: { type: 'string', required: true, aliases: ['key'], doc: 'The key, e.g. vm.nr_hugepages.' },
-    value: { type: 'any', aliases: ['val'], doc: 'The value (required with state: present).' },
-    file: { type: 'string', default: DEFAULT_SYSCTL_FILE, aliases: ['sysctl_file'], doc: 'sysctl.d file holding the setting.' },
-    reload: { type: 'bool', default: true, doc: 'Apply the file when the running value differs.' },
-    state: { type: 'string', default: 'present', choices: ['present', 'absent'], doc: 'present or absent (absent removes the line only).' },
-  },
+  spec: sysctlSpec,
   validate(args) {
-    if ((args.state ?? 'present') === 'present' && (args.value === undefined || args.value === null)) {
-      return 'value is required with state: present';
-    }
-    if (typeof args.name === 'string' && !args.name.includes('{{') && !/^[A-Za-z0-9_.\/*-]+$/.test(args.name)) {
+    if (!/^[A-Za-z0-9_.\/*-]+$/.test(args.name)) {
       return `not a sysctl key: ${args.name}`;
     }
     if (args.value !== undefined && /[\r\n]/.test(String(args.value))) return 'value must be on one line';

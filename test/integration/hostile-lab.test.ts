@@ -17,7 +17,7 @@ import { main } from '../../src/cli/main.ts';
 import { loadPlaybook } from '../../src/load/playbook.ts';
 import { modules } from '../../src/modules/index.ts';
 import { variables } from '../../scripts/gen-docs.ts';
-import type { OptionSpec } from '../../src/load/argspec.ts';
+import type { OptionSpec } from '../../src/spec/types.ts';
 import { captureIo } from '../helpers/cli.ts';
 import { changedFiles, isRoot, labTest as lab, nodeTree, tearDownLab, tempDir, type NodeTree } from '../helpers/lab.ts';
 import test from 'ava';
@@ -101,7 +101,7 @@ lab('hostile values in every variable of every role: refused at load, or harmles
   t.timeout(40 * 60_000);
   // the variables of the roles this playbook runs (the other playbooks' roles read theirs only there)
   const pb = await loadPlaybook(PLAYBOOK, { modules });
-  const vars = variables().filter((v) => v.roles.some((r) => pb.roles.has(r)));
+  const vars = (await variables()).filter((v) => v.roles.some((r) => pb.roles.has(r)));
   t.true(vars.length >= 25, `${vars.length} variables`);
   // converge first so that accepted values show only their own effect
   const base = await cli('apply', varsFile('passthru_unused', 1));

@@ -45,7 +45,7 @@ async function run(conn: Connection, tasks: TaskSpec[], check: boolean) {
   const withDefaults = tasks.map(([name, args]) => {
     const mod = modules.get(name)!;
     const full: Record<string, unknown> = { ...args };
-    for (const [k, spec] of Object.entries(mod.schema)) if (full[k] === undefined && spec.default !== undefined) full[k] = spec.default;
+    for (const [k, spec] of Object.entries(mod.spec.options)) if (full[k] === undefined && spec.default !== undefined) full[k] = spec.default;
     return { mod, args: full };
   });
   await observer.prefetch(withDefaults.flatMap(({ mod, args }) => mod.reads?.(args, facts) ?? []));

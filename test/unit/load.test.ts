@@ -1,7 +1,8 @@
 import test from 'ava';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkArgs, loadExtraVars, loadPlaybook } from '../../src/load/playbook.ts';
+import { loadExtraVars, loadPlaybook } from '../../src/load/playbook.ts';
+import { checkArgs } from '../../src/spec/check.ts';
 import { ConfigError, ConfigErrors } from '../../src/model/errors.ts';
 import type { Module } from '../../src/modules/contract.ts';
 
@@ -11,13 +12,15 @@ const fx = (...p: string[]): string => join(here, '..', 'fixtures', 'config', 'p
 const fileModule: Module = {
   name: 'file',
   doc: 'Writes a file.',
-  schema: {
-    path: { type: 'string', required: true, aliases: ['dest', 'name'], doc: 'Path of the file.' },
-    content: { type: 'string', doc: 'Content.' },
-    lines: { type: 'list', items: 'string', doc: 'Lines.' },
-    mode: { type: 'string', doc: 'Octal mode.' },
-    state: { type: 'string', choices: ['present', 'absent'], default: 'present', doc: 'present or absent.' },
-    backup: { type: 'bool', default: false, doc: 'Keep a backup.' },
+  spec: {
+    options: {
+      path: { type: 'str', required: true, aliases: ['dest', 'name'], description: 'Path of the file.' },
+      content: { type: 'str', multiline: true, description: 'Content.' },
+      lines: { type: 'list', elements: 'str', description: 'Lines.' },
+      mode: { type: 'str', description: 'Octal mode.' },
+      state: { type: 'str', choices: ['present', 'absent'], default: 'present', description: 'present or absent.' },
+      backup: { type: 'bool', default: false, description: 'Keep a backup.' },
+    },
   },
   validate: (a) => (a.content !== undefined && a.lines !== undefined ? 'content and lines are exclusive' : undefined),
   plan: async () => ({ kind: 'noop', reason: 'fake' }),
@@ -26,9 +29,11 @@ const assertModule: Module = {
   name: 'assert',
   doc: 'Checks conditions.',
   readOnly: true,
-  schema: {
-    that: { type: 'list', items: 'string', required: true, doc: 'Conditions.' },
-    msg: { type: 'string', doc: 'Message.' },
+  spec: {
+    options: {
+      that: { type: 'list', elements: 'str', required: true, description: 'Conditions.' },
+      msg: { type: 'str', description: 'Message.' },
+    },
   },
   plan: async () => ({ kind: 'noop', reason: 'fake' }),
 };
@@ -243,20 +248,20 @@ test('all errors of a load are reported together', async (t) => {
 
 test('checkArgs normalises aliases, applies defaults, reports types and unknown names', (t) => {
   const where = { pos: { file: 'r/tasks.yaml', line: 5, col: 3 }, module: 'file' };
-  t.deepEqual(checkArgs(fileModule.schema, { dest: '/a', lines: 'one', backup: 'no' }, where), {
+  t.deepEqual(checkArgs(fileModule.spec, { dest: '/a', lines: 'one', backup: 'no' }, where), {
     path: '/a',
     lines: ['one'],
     backup: false,
     state: 'present',
   });
-  const e1 = t.throws(() => checkArgs(fileModule.schema, { path: '/a', stat: 'absent' }, where), { instanceOf: ConfigError });
+  const e1 = t.throws(() => checkArgs(fileModule.spec, { path: '/a', stat: 'absent' }, where), { instanceOf: ConfigError });
   t.is(e1!.format(), "r/tasks.yaml:5:3: module 'file' has no argument 'stat'\n  hint: did you mean 'state'?");
-  const e2 = t.throws(() => checkArgs(fileModule.schema, { path: ['/a'], state: 'gone' }, where), { instanceOf: ConfigErrors });
+  const e2 = t.throws(() => checkArgs(fileModule.spec, { path: ['/a'], state: 'gone' }, where), { instanceOf: ConfigErrors });
   t.deepEqual(
     e2!.errors.map((e) => e.message),
     ["module 'file': argument 'path' must be a string, found a list", "module 'file': argument 'state' must be one of present, absent; found \"gone\""],
   );
   // after templating, a templated string is just a string: no load-time leniency
-  const e3 = t.throws(() => checkArgs(assertModule.schema, { that: [{ a: 1 }] }, { ...where, module: 'assert' }), { instanceOf: ConfigError });
+  const e3 = t.throws(() => checkArgs(assertModule.spec, { that: [{ a: 1 }] }, { ...where, module: 'assert' }), { instanceOf: ConfigError });
   t.regex(e3!.message, /item 1 of 'that' must be a string/);
 });

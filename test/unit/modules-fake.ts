@@ -60,11 +60,11 @@ export async function planWith<A>(
 ): Promise<Plan> {
   const full: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(args)) {
-    const canonical = Object.entries(mod.schema).find(([name, spec]) => name === k || spec.aliases?.includes(k));
+    const canonical = Object.entries(mod.spec.options).find(([name, spec]) => name === k || spec.aliases?.includes(k));
     if (!canonical) throw new Error(`unknown argument ${k} for ${mod.name}`);
     full[canonical[0]] = v;
   }
-  for (const [k, spec] of Object.entries(mod.schema)) if (full[k] === undefined && spec.default !== undefined) full[k] = spec.default;
+  for (const [k, spec] of Object.entries(mod.spec.options)) if (full[k] === undefined && spec.default !== undefined) full[k] = spec.default;
   const err = mod.validate?.(full as A);
   if (err) throw new Error(`validate: ${err}`);
   const facts = {} as Facts;

@@ -50,7 +50,7 @@ test('assert is read-only and every module has doc, schema docs and a plan', (t)
   for (const [name, m] of modules) {
     t.is(m.name, name);
     t.true(m.doc.length > 20, name);
-    for (const [k, spec] of Object.entries(m.schema)) t.true(spec.doc.length > 3, `${name}.${k}`);
+    for (const [k, spec] of Object.entries(m.spec.options)) t.true(spec.description.length > 3, `${name}.${k}`);
   }
 });
 

@@ -5,7 +5,8 @@
  */
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { loadPlaybook, checkArgs } from '../../src/load/playbook.ts';
+import { loadPlaybook } from '../../src/load/playbook.ts';
+import { checkArgs } from '../../src/spec/check.ts';
 import { modules } from '../../src/modules/index.ts';
 import { evaluate, render, truthy } from '../../src/template/index.ts';
 import type { Action, CmdState, FileState, Observer, Plan } from '../../src/modules/contract.ts';
@@ -81,7 +82,7 @@ async function runRoles(pb: Playbook, names: string[], facts: Facts, hostVars: V
         continue;
       }
       const mod = modules.get(task.module)!;
-      const args = checkArgs(mod.schema, render(task.args, vars, task.pos) as Record<string, unknown>, { pos: task.pos, module: mod.name });
+      const args = checkArgs(mod.spec, render(task.args, vars, task.pos) as Record<string, unknown>, { pos: task.pos, module: mod.name });
       const invalid = mod.validate?.(args);
       if (invalid) throw new Error(`${key}: ${invalid}`);
       const plan = await mod.plan(args, { host: 'h', facts, vars, observe: host.observer(), check: false });
@@ -221,7 +222,7 @@ test('gates: every gate is a read-only passthrough_check and renders on lab fact
       const v: Vars = { ...role.defaults, ...vars, facts };
       const mod = modules.get(g.module)!;
       t.true(mod.readOnly, g.name);
-      const args = checkArgs(mod.schema, render(g.args, v, g.pos) as Record<string, unknown>, { pos: g.pos, module: mod.name });
+      const args = checkArgs(mod.spec, render(g.args, v, g.pos) as Record<string, unknown>, { pos: g.pos, module: mod.name });
       const p = await mod.plan(args, { host: 'h', facts, vars: v, observe: new MemHost({}).observer(), check: false });
       results[`${name}: ${g.name}`] = p.kind;
       t.not(p.kind, 'change');
@@ -238,7 +239,7 @@ test('handlers render: the refresh matches the bootloader, initramfs is guarded,
       const role = pb.roles.get(name)!;
       for (const h of role.handlers) {
         const mod = modules.get(h.module)!;
-        const args = checkArgs(mod.schema, render(h.args, { ...role.defaults, facts }, h.pos) as Record<string, unknown>, { pos: h.pos, module: mod.name });
+        const args = checkArgs(mod.spec, render(h.args, { ...role.defaults, facts }, h.pos) as Record<string, unknown>, { pos: h.pos, module: mod.name });
         t.is(mod.validate?.(args), undefined, `${name}: ${h.name}`);
         seen[`${label} ${name}/${h.name}`] = args.cmd ?? args.reason ?? args.name;
       }

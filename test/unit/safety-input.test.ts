@@ -12,8 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { shq } from '../../src/model/shell.ts';
 import { shq as transportShq } from '../../src/transport/connection.ts';
 import { render } from '../../src/template/index.ts';
-import { checkValue, loadRoleArgSpec, toJsonSchema, type OptionSpec } from '../../src/load/argspec.ts';
-import { Errors, loadYamlFileSync, parseYaml } from '../../src/load/yaml.ts';
+import { loadRoleArgSpec } from '../../src/load/argspec.ts';
+import { checkValue } from '../../src/spec/check.ts';
+import { toJsonSchema } from '../../src/spec/schema.ts';
+import type { OptionSpec } from '../../src/spec/types.ts';
+import { Errors, loadYamlFile, parseYaml } from '../../src/load/yaml.ts';
 import { loadInventory } from '../../src/inventory/index.ts';
 import { parseForks } from '../../src/cli/main.ts';
 import { captureIo } from '../helpers/cli.ts';
@@ -53,13 +56,18 @@ test('vendor-reset role: every value in its commands is quoted, git gets -- befo
 
 // ---------------------------------------------------------------- argument specs
 
-const specs = Object.fromEntries(
-  ROLES.map((r) => {
-    const errs = new Errors();
-    const s = loadRoleArgSpec(r, join(ROOT, 'roles', r), errs);
-    return [r, { spec: s, errs: errs.list }];
-  }),
-);
+let specs: Record<string, { spec: Awaited<ReturnType<typeof loadRoleArgSpec>>; errs: Errors['list'] }> = {};
+test.before(async () => {
+  specs = Object.fromEntries(
+    await Promise.all(
+      ROLES.map(async (r) => {
+        const errs = new Errors();
+        const s = await loadRoleArgSpec(r, join(ROOT, 'roles', r), errs);
+        return [r, { spec: s, errs: errs.list }] as const;
+      }),
+    ),
+  );
+});
 
 test('every shipped role has an argument spec that loads without error', (t) => {
   for (const r of ROLES) {
@@ -68,11 +76,11 @@ test('every shipped role has an argument spec that loads without error', (t) => 
   }
 });
 
-test('every variable of defaults.yaml and every variable the tasks read is described, with the same default', (t) => {
+test('every variable of defaults.yaml and every variable the tasks read is described, with the same default', async (t) => {
   const known = new Set(['facts', 'inventory_hostname', 'group_names', 'groups']);
   for (const r of ROLES) {
     const opts = specs[r]!.spec!.options;
-    const defaults = (loadYamlFileSync(join(ROOT, 'roles', r, 'defaults.yaml')).doc.toJSON() ?? {}) as Record<string, unknown>;
+    const defaults = ((await loadYamlFile(join(ROOT, 'roles', r, 'defaults.yaml'))).doc.toJSON() ?? {}) as Record<string, unknown>;
     for (const [k, v] of Object.entries(defaults)) {
       t.truthy(opts[k], `${r}: ${k} (defaults.yaml) is in argument_specs.yaml`);
       t.deepEqual(opts[k]?.default, v, `${r}: default of ${k}`);
@@ -277,7 +285,7 @@ test('secrets: a template error in ansible_password never prints the password', 
   t.notRegex(text, /hunter2|S3CRET/);
 });
 
-import { checkRoleVars } from '../../src/load/argspec.ts';
+import { checkRoleVars } from '../../src/spec/check.ts';
 import { taskVars } from '../../src/engine/vars.ts';
 
 test('values written as templates are checked when rendered, by the same spec (on the host)', (t) => {

@@ -1,0 +1,35 @@
+/**
+ * `passthru modules`: each module with its arguments and their rules, written from the same
+ * specs the checker and the editor schemas use.
+ */
+import type { Module } from './contract.ts';
+import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
+
+function typeText(o: OptionSpec): string {
+  return o.type === 'list' && o.elements ? `list of ${o.elements}` : o.type;
+}
+
+/** The cross-argument rules of a spec, one line each. */
+export function ruleLines(spec: ArgumentSpec): string[] {
+  const out: string[] = [];
+  for (const g of spec.mutually_exclusive ?? []) out.push(`at most one of: ${g.join(', ')}`);
+  for (const g of spec.required_together ?? []) out.push(`all or none of: ${g.join(', ')}`);
+  for (const g of spec.required_one_of ?? []) out.push(`at least one of: ${g.join(', ')}`);
+  for (const [k, v, reqs, any] of spec.required_if ?? []) out.push(`${k}: ${String(v)} needs ${reqs.join(any ? ' or ' : ' and ')}`);
+  return out;
+}
+
+export function moduleText(m: Module<any>): string {
+  const lines = [`${m.name}${m.readOnly ? ' (read-only)' : ''}`, `  ${m.doc.split('\n')[0]}`];
+  for (const [k, o] of Object.entries(m.spec.options)) {
+    const extra = [
+      o.required ? ' (required)' : '',
+      o.default !== undefined ? ` = ${JSON.stringify(o.default)}` : '',
+      o.choices ? ` [${o.choices.map(String).join('|')}]` : '',
+      o.aliases?.length ? ` (aliases: ${o.aliases.filter((a) => !a.startsWith('_')).join(', ')})` : '',
+    ].join('');
+    lines.push(`    ${k}: ${typeText(o)}${extra}  ${o.description}`);
+  }
+  for (const r of ruleLines(m.spec)) lines.push(`    rule: ${r}`);
+  return `${lines.join('\n')}\n`;
+}
