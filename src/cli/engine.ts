@@ -16,5 +16,6 @@ export { openConnection } from '../transport/index.ts';
 export { Limiter } from '../transport/limiter.ts';
 export { plainReporter } from '../report/plain.ts';
 export { liveReporter } from '../report/live.ts';
-export { recapTable, paint } from '../report/format.ts';
+export { recapTable } from '../report/format.ts';
+export { paint } from '../report/colour.ts';
 export { terminalPrompt } from './prompt.ts';

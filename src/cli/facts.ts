@@ -8,7 +8,7 @@ import { EXIT, type Host } from '../model/types.ts';
 import { ConfigError } from '../model/errors.ts';
 import type { HostFacts } from '../report/facts.ts';
 import type { PassthroughVars } from '../passthrough/vars.ts';
-import { colorEnabled } from '../report/format.ts';
+import { colorEnabled } from '../report/colour.ts';
 import { terminalPrompt } from './prompt.ts';
 import type { Io } from './io.ts';
 

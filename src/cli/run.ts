@@ -9,7 +9,7 @@ import path from 'node:path';
 import { EXIT, type GuestPolicy, type RunReport } from '../model/types.ts';
 import type { ReporterOptions } from '../report/plain.ts';
 import type { LiveReporter } from '../report/live.ts';
-import { colorEnabled } from '../report/format.ts';
+import { colorEnabled } from '../report/colour.ts';
 import { reportError, type Io } from './io.ts';
 
 /**

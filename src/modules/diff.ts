@@ -1,6 +1,6 @@
 /**
  * Display of planned file changes: unified diffs (`--diff`, the JSON report), a short
- * `+n -m` summary, and ANSI colours for a terminal.
+ * `+n -m` summary (colour is the reporters', src/report/colour.ts).
  */
 import { createTwoFilesPatch } from 'diff';
 import type { FileDiff } from '../model/types.ts';

@@ -57,6 +57,7 @@ export function optSatisfied(key: string, want: string, have: string | undefined
   for (const k of keys) if (normBool(w[k]) !== normBool(h[k])) return false;
   return true;
 }
+/** Proxmox's own booleans in guest configs (`1`/`0` as written by qm, yes/on/true as accepted by its parser): not YAML's nor Ansible's, so not src/model/truth.ts. */
 const normBool = (v: string | undefined) => (v === undefined ? undefined : /^(1|yes|on|true)$/i.test(v) ? '1' : /^(0|no|off|false)$/i.test(v) ? '0' : v.toLowerCase());
 
 const confLines = (c: Record<string, string>) =>

@@ -11,7 +11,22 @@ import { UnreachableError } from '../model/errors.ts';
 import type { ConnSpec } from '../model/types.ts';
 import { makeAuthHandler, type AuthAttempt } from './auth.ts';
 import { checkHostKey, defaultKnownHostsFile, fingerprint, keyTypeOf, knownKeyTypes } from './knownhosts.ts';
-import type { SshOptions } from './ssh.ts';
+import type { ConnectOptions } from './connection.ts';
+
+/** Options of an SSH connection (the handshake reads most of them; ssh.ts the channel and keepalive ones). */
+export interface SshOptions extends ConnectOptions {
+  /** Channels open at once on this connection (default 8). */
+  channels?: number;
+  /** Keepalive interval (ms, default 5000); the connection is dropped after 3 missed. */
+  keepaliveIntervalMs?: number;
+  /** Environment for SSH_AUTH_SOCK and the passphrase/password variables (default process.env). */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * `accept-new` may add unknown host keys to known_hosts (default true). False in check mode,
+   * which writes nothing anywhere: an unknown key is then accepted for the run only.
+   */
+  recordHostKeys?: boolean;
+}
 
 const { Client } = ssh2;
 export type SshClient = InstanceType<typeof Client>;

@@ -16,27 +16,13 @@ import { RunError, UnreachableError } from '../model/errors.ts';
 import type { ConnSpec } from '../model/types.ts';
 import { AuthSetupError, resolveAuth, type AuthAttempt } from './auth.ts';
 import { CommandError, shq, signalNumber } from './connection.ts';
-import type { ConnectOptions, Connection, ExecOptions, ExecResult, ReconnectOptions, WriteOptions, WriteResult } from './connection.ts';
+import type { Connection, ExecOptions, ExecResult, ReconnectOptions, WriteOptions, WriteResult } from './connection.ts';
 import { Limiter } from './limiter.ts';
 import { writeOutcome, writeScript } from './write-script.ts';
 import { becomeLine, becomePassword, passwordRefused, SUDO_FAILURE, sudoUnavailable, type SudoMode } from './ssh-become.ts';
-import { handshake, sshWhere, type HandshakeContext, type Link, type SshClient } from './ssh-handshake.ts';
+import { handshake, sshWhere, type HandshakeContext, type Link, type SshClient, type SshOptions } from './ssh-handshake.ts';
 
-export { parseJump } from './ssh-handshake.ts';
-
-export interface SshOptions extends ConnectOptions {
-  /** Channels open at once on this connection (default 8). */
-  channels?: number;
-  /** Keepalive interval (ms, default 5000); the connection is dropped after 3 missed. */
-  keepaliveIntervalMs?: number;
-  /** Environment for SSH_AUTH_SOCK and the passphrase/password variables (default process.env). */
-  env?: NodeJS.ProcessEnv;
-  /**
-   * `accept-new` may add unknown host keys to known_hosts (default true). False in check mode,
-   * which writes nothing anywhere: an unknown key is then accepted for the run only.
-   */
-  recordHostKeys?: boolean;
-}
+export { parseJump, type SshOptions } from './ssh-handshake.ts';
 
 /** A command killed after its timeout. */
 export class CommandTimeoutError extends CommandError {
