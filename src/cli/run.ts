@@ -55,7 +55,12 @@ interface Loaded {
   extra: Record<string, unknown>;
 }
 
-async function load(pbPath: string, flags: RunFlags, io: Io, opts: { warnStages?: boolean } = {}): Promise<Loaded> {
+/**
+ * Everything a command needs before connecting, each check failing with file:line:col. `list` and
+ * `validate` (opts.offline) check the host variables here; `apply`/`check` leave that to
+ * runPlaybook, which does it before its first connection (once per run, for any caller).
+ */
+async function load(pbPath: string, flags: RunFlags, io: Io, opts: { offline?: boolean } = {}): Promise<Loaded> {
   const { loadInventory, loadPlaybook, modules, loadExtraVars, planRun, unknownTags, knownTags, checkHostVars } = await engine();
   const inv = await loadInventory(flags.inventory!);
   const pb = await loadPlaybook(pbPath, { modules });
@@ -63,9 +68,9 @@ async function load(pbPath: string, flags: RunFlags, io: Io, opts: { warnStages?
   const extra = loadExtraVars(flags.extraVars ?? [], process.cwd());
   const plan = planRun(pb, inv, flags.limit); // --limit resolves and some stage has a host, or ConfigError before connecting
   // every host variable fits its role's argument spec, or ConfigError before connecting
-  checkHostVars(pb, inv, extra, plan);
+  if (opts.offline) checkHostVars(pb, inv, extra, plan);
   // A run reports skipped stages as it reaches them; list and validate say it up front.
-  if (opts.warnStages) for (const p of plan) if (p.warning) io.err(`warning: ${p.warning}\n`);
+  if (opts.offline) for (const p of plan) if (p.warning) io.err(`warning: ${p.warning}\n`);
   const asked = [...(list(flags.tags) ?? []), ...(list(flags.skipTags) ?? [])];
   const unknown = unknownTags(pb, asked);
   if (unknown.length) {
@@ -170,7 +175,7 @@ export async function listCommand(pbPath: string, flags: RunFlags, io: Io): Prom
   const { planRun, selectedSteps } = await engine();
   let loaded: Loaded;
   try {
-    loaded = await load(pbPath, { ...flags, extraVars: [] }, io, { warnStages: true });
+    loaded = await load(pbPath, { ...flags, extraVars: [] }, io, { offline: true });
   } catch (e) {
     return reportError(e, io);
   }
@@ -195,7 +200,7 @@ export async function validateCommand(pbPath: string, flags: RunFlags, io: Io): 
   const { planRun, selectedSteps } = await engine();
   let loaded: Loaded;
   try {
-    loaded = await load(pbPath, flags, io, { warnStages: true });
+    loaded = await load(pbPath, flags, io, { offline: true });
   } catch (e) {
     return reportError(e, io);
   }
