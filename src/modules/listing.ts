@@ -5,8 +5,12 @@
 import type { Module } from './contract.ts';
 import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
 
+/** The spec's types in the words a reader expects (`str` is a string, `dict` a map, `raw` any value). */
+const TYPE_WORD: Record<string, string> = { str: 'string', dict: 'map', raw: 'any' };
+const word = (t: string): string => TYPE_WORD[t] ?? t;
+
 function typeText(o: OptionSpec): string {
-  return o.type === 'list' && o.elements ? `list of ${o.elements}` : o.type;
+  return o.type === 'list' && o.elements ? `list of ${word(o.elements)}` : word(o.type);
 }
 
 /** The cross-argument rules of a spec, one line each. */

@@ -66,7 +66,7 @@ test('one-line strings unless multiline', (t) => {
 test('passthru modules text comes from the specs: arguments, aliases, rules', (t) => {
   const line = moduleText(modules.get('line')!);
   t.regex(line, /^line\n/);
-  t.regex(line, /\n {4}path: str \(required\) \(aliases: dest, destfile, name\) {2}Absolute path/);
+  t.regex(line, /\n {4}path: string \(required\) \(aliases: dest, destfile, name\) {2}Absolute path/);
   t.regex(line, /rule: at most one of: insertafter, insertbefore/);
   t.regex(line, /rule: state: absent needs line or regexp/);
   t.notRegex(moduleText(modules.get('command')!), /_raw_params/);
