@@ -149,8 +149,10 @@ lab('two applies against one node at once: the second waits on the first\'s lock
     // It waited for the lock, then found the node converged: nothing of it interleaved.
     t.is(second.report.recap[seven].changed, 0, second.text);
   } else {
-    t.is(second.code, 3, second.text);
-    t.regex(second.text, /another apply run holds the lock on this node: .*pid \d+/, second.text);
+    // It stopped: the lock was still held after its wait (a failed host, naming the holder), or
+    // the first run rebooted the node while the second waited (unreachable). Never a change.
+    t.true([2, 3].includes(second.code), second.text);
+    t.regex(second.text, /another apply run holds the lock on this node: .*pid \d+|connection to \S+ lost/, second.text);
     t.is(second.report.recap[seven].changed, 0, 'the second run changed nothing');
   }
   t.is(nodeFile(dir, seven, '/etc/modprobe.d/vfio.conf'), conf, 'the file is as the first run wrote it');
