@@ -45,7 +45,7 @@ function inventory(file: string, change: (hv: Map<string, Record<string, unknown
     for (const c of Object.values(g.children ?? {})) walk(c as Record<string, any>);
   };
   walk(doc.all);
-  for (const [h, v] of hv) Object.assign(v, { gpu_mapping: 'a100', vm_id: VMID[h], vm_create: true, vm_name: `gpu-${h}`, vm_memory: 2048, vm_cores: 2 });
+  for (const [h, v] of hv) Object.assign(v, { gpu_mapping: 'a100', vm_id: VMID[h], vm_create: true, vm_name: `gpu-${h}`, vm_memory: 2048, vm_cores: 2, vm_usb_devices: ['046d:c52b', '1050:0407'] });
   change(hv);
   const p = join(tmp, file);
   writeFileSync(p, stringify(doc, { version: '1.1' })); // inventories are YAML 1.1, as Ansible reads them: 17:00 must be quoted
@@ -97,7 +97,7 @@ labTest('a three-node cluster: one mapping, clean --check-node on every member, 
     t.deepEqual(c[0].checks, [], n);
     t.true(tasks(r1.report, n).some((x) => x.role === 'pci-mapping' && x.kind === 'gate' && x.status === 'ok'), n);
     const conf = vmConf(n);
-    for (const re of [/^machine: q35$/m, /^bios: ovmf$/m, /^cpu: host$/m, /^hostpci0: mapping=a100,pcie=1,x-vga=1$/m, /^hugepages: 2$/m, /^efidisk0: local-lvm:vm-\d+-disk-\d+,efitype=4m,pre-enrolled-keys=1,size=4M$/m, /^memory: 2048$/m])
+    for (const re of [/^machine: q35$/m, /^bios: ovmf$/m, /^cpu: host$/m, /^hostpci0: mapping=a100,pcie=1,x-vga=1$/m, /^hugepages: 2$/m, /^efidisk0: local-lvm:vm-\d+-disk-\d+,efitype=4m,pre-enrolled-keys=1,size=4M$/m, /^memory: 2048$/m, /^usb0: host=046d:c52b$/m, /^usb1: host=1050:0407$/m])
       t.regex(conf, re, `${n}: ${conf}`);
     // what a VM start checks on that node passes
     t.is((await sh(n, `qm start ${VMID[n]} && qm stop ${VMID[n]}`)).code, 0, n);
