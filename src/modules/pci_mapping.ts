@@ -148,9 +148,8 @@ function orderLike(old: PciMapEntry[], next: PciMapEntry[]): PciMapEntry[] {
   return [...next].sort((a, b) => (pos.get(a.node) ?? 1e9) - (pos.get(b.node) ?? 1e9));
 }
 
-const pciMappingCheckSpec = {
-  options: { name: { type: 'str', required: true, description: 'mapping id' } },
-} as const satisfies ArgumentSpec;
+/** The gate takes the same mapping id as the module that writes the mapping (one declaration of it). */
+const pciMappingCheckSpec = { options: { name: pciMappingSpec.options.name } } as const satisfies ArgumentSpec;
 export type PciMappingCheckArgs = InferArgs<typeof pciMappingCheckSpec>;
 
 export const pciMappingCheckModule: Module<PciMappingCheckArgs> = {
