@@ -224,7 +224,12 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
     });
     running.add(child);
     child.once('exit', () => running.delete(child));
-    await waitBanner(opts.address, opts.port, 15_000, child, logFile);
+    // 60 s: on a loaded 2-core machine twenty servers starting at once take their time. One that
+    // never answers is killed, so it holds neither its address nor the test worker.
+    await waitBanner(opts.address, opts.port, 60_000, child, logFile).catch((e: Error) => {
+      if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
+      throw e;
+    });
   };
   const stop = async () => {
     const c = child;
