@@ -1,9 +1,10 @@
 /**
  * One host through one stage: the stage's tasks in order, then its notified handlers, or its
- * gates. Reads come from one batched prefetch; each task plans against the Observer; changes
+ * gates. Reads come from one batched prefetch (made along with the facts probe when the reads were
+ * known before the facts: speculativeReads); each task plans against the Observer; changes
  * are applied unless in check mode; results go out as events.
  */
-import type { Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
+import type { Host, Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import { CommandError } from '../transport/connection.ts';
 import type { Plan, Read } from '../modules/contract.ts';
@@ -14,7 +15,6 @@ import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs, checkRoleVars } from '../spec/check.ts';
 import { taskSelected } from '../load/tags.ts';
 import type { HostRunOptions, RunSettings } from './settings.ts';
-import type { Host } from '../model/types.ts';
 import type { Facts } from '../facts/types.ts';
 import { parseProbe } from '../facts/probe.ts';
 import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
