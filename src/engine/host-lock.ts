@@ -1,7 +1,8 @@
 /**
  * One `apply` at a time per node. The run keeps one command open on each host it changes: it
- * takes an flock on `<state dir>/apply.lock`, writes who holds it to `apply.owner`, and reads its
- * stdin until the run closes it. So the lock lives exactly as long as the run's connection: a
+ * takes an flock on `<state dir>/apply.lock`, writes who holds it to `apply.owner`, prints
+ * `LOCK_HELD` on its stdout (how the run knows it holds the lock: no other command is run to ask)
+ * and reads its stdin until the run closes it. So the lock lives exactly as long as the run's connection: a
  * controller killed, or a dropped connection, frees it by itself (no stale lock to clean), and a
  * reboot frees it too (the run does not take it again after the reboot).
  * A second run against the same node waits up to `waitS` seconds, then stops for that host with
@@ -13,6 +14,9 @@ import { shq, type Connection } from '../transport/connection.ts';
 
 /** Exit code of the lock command when another run holds the lock. */
 export const LOCK_BUSY = 75;
+
+/** The line the lock command prints once it holds the lock and has written the owner file. */
+export const LOCK_HELD = 'passthru-lock: held';
 
 /** The command that takes and holds the lock. Pure. */
 export function lockScript(dir: string, owner: string, waitS: number): string {
@@ -27,6 +31,7 @@ export function lockScript(dir: string, owner: string, waitS: number): string {
     `  exit ${LOCK_BUSY}`,
     'fi',
     `printf '%s\\n' ${shq(owner)} > "$d/apply.owner.$$" && mv -f -- "$d/apply.owner.$$" "$d/apply.owner"`,
+    `echo '${LOCK_HELD}'`,
     'cat > /dev/null',
     'rm -f -- "$d/apply.owner"',
   ].join('\n');
@@ -44,12 +49,29 @@ export interface HostLock {
  */
 export async function lockHost(
   conn: Connection,
-  o: { dir: string; owner: string; waitS: number; pollMs?: number; warn?: (msg: string) => void },
+  o: {
+    dir: string;
+    owner: string;
+    waitS: number;
+    /** Not used any more: the lock command says itself when it holds the lock (LOCK_HELD). */
+    pollMs?: number;
+    warn?: (msg: string) => void;
+  },
 ): Promise<HostLock | null> {
   const ac = new AbortController();
   let ended: { code: number; stderr: string } | undefined;
+  let seen = '';
+  let held!: () => void;
+  const heldLine = new Promise<void>((r) => (held = r));
   const holder = conn
-    .exec(lockScript(o.dir, o.owner, o.waitS), { hold: ac.signal, nothrow: true })
+    .exec(lockScript(o.dir, o.owner, o.waitS), {
+      hold: ac.signal,
+      nothrow: true,
+      onStdout: (chunk) => {
+        seen += chunk.toString('utf8');
+        if (seen.split('\n').includes(LOCK_HELD)) held();
+      },
+    })
     .then(
       (r) => {
         ended = { code: r.code, stderr: r.stderr };
@@ -58,26 +80,23 @@ export async function lockHost(
         ended = { code: -1, stderr: e.message };
       },
     );
-  const ownerFile = `${o.dir}/apply.owner`;
-  const deadline = Date.now() + (o.waitS + 30) * 1000;
-  for (;;) {
-    await new Promise((r) => setTimeout(r, o.pollMs ?? 50));
-    if (ended) break;
-    const r = await conn.exec(`cat ${shq(ownerFile)} 2>/dev/null || true`, { nothrow: true, timeoutMs: 30_000 }).catch(() => undefined);
-    if (r?.stdout.trim() === o.owner) {
-      return {
-        async release() {
-          ac.abort();
-          // The command ends as soon as its stdin closes; never let a stuck channel hold the run.
-          await Promise.race([holder, new Promise((r) => setTimeout(r, 10_000).unref())]);
-        },
-      };
-    }
-    if (Date.now() > deadline) {
-      ac.abort();
-      break;
-    }
+  // The lock command says when it holds the lock (LOCK_HELD, after the owner file is written), or
+  // ends (busy after waitS, no flock, the connection gone); a command that does neither in time
+  // is given up.
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), (o.waitS + 30) * 1000)));
+  const first = await Promise.race([heldLine.then(() => 'held' as const), holder.then(() => 'ended' as const), late]);
+  clearTimeout(timer);
+  if (first === 'held' && !ended) {
+    return {
+      async release() {
+        ac.abort();
+        // The command ends as soon as its stdin closes; never let a stuck channel hold the run.
+        await Promise.race([holder, new Promise((r) => setTimeout(r, 10_000).unref())]);
+      },
+    };
   }
+  if (first === 'late') ac.abort();
   await holder;
   const why = (ended?.stderr ?? '').trim().split('\n').pop() ?? '';
   if (ended?.code === LOCK_BUSY) {

@@ -8,11 +8,12 @@ import type { HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult } fro
 import { EXIT } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import type { Connection } from '../transport/connection.ts';
-import { gatherFacts } from '../facts/index.ts';
+import { factsFromOutput, gatherFacts, PROBE_TIMEOUT_MS, probeScript, type Facts } from '../facts/index.ts';
+import { HostObserver } from '../modules/observer.ts';
 import { matchHosts } from '../inventory/index.ts';
 import { EventBus } from './events.ts';
 import { runStage } from './stage.ts';
-import { isConnectionLoss } from './host.ts';
+import { isConnectionLoss, speculativeReads } from './host.ts';
 import { lockHost, type HostLock } from './host-lock.ts';
 import { stateDir } from './pending-handlers.ts';
 import type { RunContext, RunOptions } from './settings.ts';
@@ -115,9 +116,24 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
       }
       const t = Date.now();
       try {
-        const facts = await probe(conn);
+        let facts: Facts;
+        let observer: HostObserver | undefined;
+        if (o.probe) facts = await o.probe(conn);
+        else {
+          // The stage's reads ride along with the probe: one exec for both (speculativeReads).
+          observer = new HostObserver(conn, { timeoutMs: o.commandTimeoutMs });
+          const seeded = observer;
+          const timeoutMs = PROBE_TIMEOUT_MS + (o.commandTimeoutMs ?? PROBE_TIMEOUT_MS);
+          const reads = speculativeReads({ ...o, stage, host });
+          facts = await seeded.readAlong(probeScript(), reads, (_, r) => factsFromOutput(conn.host, r), timeoutMs).catch((e: Error) => {
+            // Reads that hang or fail must not cost the facts: the probe alone, as before.
+            if (e instanceof UnreachableError || isConnectionLoss(e)) throw e;
+            observer = undefined;
+            return gatherFacts(conn);
+          });
+        }
         bus.emit({ type: 'facts', stage: stage.name, host: host.name, durationMs: Date.now() - t });
-        return { ok: true, conn, facts };
+        return { ok: true, conn, facts, observer };
       } catch (e) {
         const err = e as Error;
         if (e instanceof UnreachableError || isConnectionLoss(err)) return fail('unreachable', err.message);

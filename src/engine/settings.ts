@@ -8,6 +8,7 @@ import type { Connection } from '../transport/connection.ts';
 import type { Module } from '../modules/contract.ts';
 import type { Facts } from '../facts/types.ts';
 import type { EventBus } from './events.ts';
+import type { HostObserver } from '../modules/observer.ts';
 
 export interface RunSettings {
   playbook: Playbook;
@@ -49,7 +50,10 @@ export interface RunContext {
   prepareHost(
     stage: Stage,
     host: Host,
-  ): Promise<{ ok: true; conn: Connection; facts: Facts } | { ok: false; state: 'failed' | 'unreachable'; result: TaskResult }>;
+  ): Promise<
+    | { ok: true; conn: Connection; facts: Facts; observer?: HostObserver }
+    | { ok: false; state: 'failed' | 'unreachable'; result: TaskResult }
+  >;
   record(r: TaskResult): void;
   markRebooted(host: string): void;
   markRebootPending(host: string): void;
@@ -64,5 +68,7 @@ export interface HostRunOptions extends RunSettings {
   host: Host;
   conn: Connection;
   facts: Facts;
+  /** The stage's reads made along with the facts probe (run.ts), when they were. */
+  observer?: HostObserver;
 }
 

@@ -12,6 +12,7 @@ import { coordinateReboots, type RebootCandidate } from './reboot.ts';
 import { stoppedGuestsText } from './reboot-rules.ts';
 import { runHostGates, runHostStage } from './host.ts';
 import type { HostRunOptions, RunContext } from './settings.ts';
+import type { HostObserver } from '../modules/observer.ts';
 
 export type HostState = 'ok' | 'failed' | 'unreachable';
 
@@ -56,6 +57,8 @@ interface HostWork {
   facts?: Facts;
   state: HostState;
   registered: Record<string, unknown>;
+  /** The host stage's reads (see HostStageOutcome.observer). */
+  observer?: HostObserver;
   changed: number;
   rebootReasons: string[];
   /** Rebooted in this stage (a reboot in an earlier stage says nothing about this one's changes). */
@@ -89,10 +92,11 @@ async function runBatch(
       }
       w.conn = ready.conn;
       w.facts = ready.facts;
-      const r = await runHostStage(opts(w));
+      const r = await runHostStage({ ...opts(w), observer: ready.observer });
       for (const res of r.results) ctx.record(res);
       w.state = r.status;
       w.registered = r.registered;
+      w.observer = r.observer;
       w.changed = r.changed;
       w.rebootReasons = r.rebootReasons;
       if (w.state !== 'ok') ctx.bus.emit({ type: 'host-end', stage: stage.name, host: w.host.name, status: w.state });
@@ -178,7 +182,10 @@ async function runBatch(
           return;
         }
         const reason = pending.get(w.host.name) ?? (ctx.settings.check && w.changed > 0 ? 'check mode: changes not applied' : null);
-        const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason);
+        // A no-op host (nothing changed, planned or run, not rebooted): the gates read what the
+        // tasks read, from the same batch, instead of reading the host again.
+        const reuse = w.changed === 0 && !w.rebooted && w.observer?.untouched() ? w.observer : undefined;
+        const g = await runHostGates({ ...opts(w), facts: w.facts! }, w.registered, reason, reuse);
         // A gate found configuration that was applied (maybe in an earlier run) but not booted:
         // that is a reboot the host still needs. Reboot it, then verify again.
         const bootable = !ctx.settings.check && !ctx.settings.noReboot && !stop && stage.reboot !== 'never' && !w.rebooted;

@@ -23,9 +23,17 @@ export * from './guests.ts';
 
 /** Run the probe on the host (`sh -s`, script on stdin, never throws on exit status) and parse it. */
 export async function gatherFacts(conn: Connection, opts: { timeoutMs?: number } = {}): Promise<Facts> {
-  const r = await conn.exec('sh -s', { stdin: probeScript(), nothrow: true, timeoutMs: opts.timeoutMs ?? 60_000 });
+  const r = await conn.exec('sh -s', { stdin: probeScript(), nothrow: true, timeoutMs: opts.timeoutMs ?? PROBE_TIMEOUT_MS });
+  return factsFromOutput(conn.host, r);
+}
+
+/** How long the probe may take. */
+export const PROBE_TIMEOUT_MS = 60_000;
+
+/** The probe's output → Facts; throws when it printed nothing usable. */
+export function factsFromOutput(host: string, r: { code: number; stdout: string; stderr: string }): Facts {
   if (!r.stdout.includes('@@passthru-facts:')) {
-    throw new Error(`${conn.host}: the facts probe printed nothing usable (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
+    throw new Error(`${host}: the facts probe printed nothing usable (exit ${r.code}): ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`);
   }
   return parseProbe(r.stdout);
 }

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Action, CmdState, FileState, Observer, Read } from './contract.ts';
-import { shq, type Connection } from '../transport/connection.ts';
+import { shq, type Connection, type ExecResult } from '../transport/connection.ts';
 
 /** A file as read: the contract's FileState plus the raw bytes and a read error, if any. */
 export interface ObservedFile extends FileState {
@@ -162,6 +162,7 @@ export class HostObserver implements Observer {
   /** Planned state of paths: a full state (after a write/delete) and/or a patch (after a chmod). */
   private readonly planned = new Map<string, { full?: ObservedFile; patch?: Patch }>();
   private readonly inflight = new Map<string, Promise<void>>();
+  private ranCommand = false;
 
   constructor(
     private readonly conn: Connection,
@@ -210,6 +211,7 @@ export class HostObserver implements Observer {
     for (const a of actions) {
       if (a.kind === 'exec') {
         this.cache.clear();
+        this.ranCommand = true;
       } else if (a.kind === 'write') {
         const prev = this.planned.get(a.path)?.full ?? (this.cache.get(`file:${a.path}`) as ObservedFile | undefined);
         const existed = prev?.exists ? prev : undefined;
@@ -235,6 +237,38 @@ export class HostObserver implements Observer {
         this.planned.set(a.path, { ...entry, patch });
       }
     }
+  }
+
+  /** Nothing planned and no command run since the reads: every answer is still the host's state. */
+  untouched(): boolean {
+    return this.planned.size === 0 && !this.ranCommand;
+  }
+
+  /**
+   * Run `lead` (a POSIX sh script for `sh -s`, e.g. the facts probe) and these reads in ONE exec:
+   * the lead runs in a subshell (its settings and `exit` stay there), then the read script. The
+   * output is split at the read script's first marker line: `parseLead` gets what came before it
+   * (and may throw: that is the caller's error), the reads are cached as with `prefetch`. Reads
+   * that did not answer are not an error here: they are read again when asked.
+   */
+  async readAlong<T>(lead: string, reads: Read[], parseLead: (stdout: string, r: ExecResult) => T, timeoutMs?: number): Promise<T> {
+    const todo = new Map<string, Read>();
+    for (const r of reads) if (!todo.has(readKey(r))) todo.set(readKey(r), r);
+    const marker = newMarker();
+    const script = `(\n${lead}\n)\n${buildReadScript([...todo.values()], marker)}`;
+    this.roundTrips++;
+    const res = await this.conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs });
+    const split = splitAtMarker(res.stdout, marker);
+    const value = parseLead(split.lead, { ...res, stdout: split.lead });
+    const parsed = parseReadOutput(split.reads, marker);
+    // Only a complete answer is kept: the script prints `done` after its last read.
+    if (split.done) {
+      for (const key of todo.keys()) {
+        const v = parsed.get(key);
+        if (v) this.cache.set(key, v);
+      }
+    }
+    return value;
   }
 
   private async get(r: Read): Promise<Observed> {
@@ -279,6 +313,15 @@ export class HostObserver implements Observer {
       for (const k of keys) if (this.inflight.get(k) === job) this.inflight.delete(k);
     }
   }
+}
+
+/** Split combined output at the first line that starts with the read script's marker. Pure. */
+export function splitAtMarker(stdout: string, marker: string): { lead: string; reads: string; done: boolean } {
+  const at = stdout.startsWith(`${marker} `) ? 0 : stdout.indexOf(`\n${marker} `);
+  if (at < 0) return { lead: stdout, reads: '', done: false };
+  const cut = at === 0 ? 0 : at + 1;
+  const reads = stdout.slice(cut);
+  return { lead: stdout.slice(0, cut), reads, done: reads.includes(`\n${marker} - done\n`) || reads.startsWith(`${marker} - done\n`) };
 }
 
 function applyPatch(s: ObservedFile, patch: Patch | undefined): ObservedFile {

@@ -23,6 +23,12 @@ export interface ExecOptions {
    * the connection drops (the host lock holds a flock this way).
    */
   hold?: AbortSignal;
+  /**
+   * Called with each piece of the command's stdout as it arrives (the result still holds all of
+   * it): a command held open says what it did so far (the host lock prints a line once it holds
+   * the lock). Every transport calls it.
+   */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 /** What a command did. Thrown as part of a CommandError when it fails and `nothrow` is not set. */

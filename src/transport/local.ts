@@ -29,7 +29,10 @@ export class LocalConnection implements Connection {
       const err: Buffer[] = [];
       let timedOut = false;
       let timer: NodeJS.Timeout | undefined;
-      child.stdout.on('data', (b: Buffer) => out.push(b));
+      child.stdout.on('data', (b: Buffer) => {
+        out.push(b);
+        opts.onStdout?.(b);
+      });
       child.stderr.on('data', (b: Buffer) => err.push(b));
       // A command that does not read its stdin closes the pipe early: not an error.
       child.stdin.on('error', () => {});

@@ -213,7 +213,10 @@ export class SshConnection implements Connection {
               );
             }, timeoutMs)
           : undefined;
-      stream.on('data', (d: Buffer) => out.push(d));
+      stream.on('data', (d: Buffer) => {
+        out.push(d);
+        opts.onStdout?.(d);
+      });
       stream.stderr.on('data', (d: Buffer) => err.push(d));
       stream.on('exit', (c: number | null, sig?: string) => {
         if (typeof c === 'number') code = c;
