@@ -4,25 +4,25 @@
  * known before the facts: speculativeReads); each task plans against the Observer; changes
  * are applied unless in check mode; results go out as events.
  */
-import type { Host, Playbook, Role, RoleRef, Stage, Task, TaskResult, Vars } from '../model/types.ts';
+import type { TaskResult, Vars } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import { CommandError } from '../transport/connection.ts';
 import type { Plan, Read } from '../modules/contract.ts';
-import { HostObserver, readKey } from '../modules/observer.ts';
+import { HostObserver } from '../modules/observer.ts';
 import { applyActions } from '../modules/apply.ts';
 import { describeRun } from '../modules/command.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs, checkRoleVars } from '../spec/check.ts';
-import { taskSelected } from '../load/tags.ts';
-import type { HostRunOptions, RunSettings } from './settings.ts';
-import type { Facts } from '../facts/types.ts';
-import { parseProbe } from '../facts/probe.ts';
-import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
+import type { HostRunOptions } from './settings.ts';
 import { taskVars } from './vars.ts';
 import { handlerRuns, notifyTargets, stageHandlers } from './handlers.ts';
 import { parsePendingHandlers, pendingHandlersPath, savePendingHandlers } from './pending-handlers.ts';
 
+import { selectedSteps, type Step } from './steps.ts';
+
 export type { HostRunOptions } from './settings.ts';
+export { selectedSteps } from './steps.ts';
+export { speculativeReads } from './speculative-reads.ts';
 
 export interface HostStageOutcome {
   status: 'ok' | 'failed' | 'unreachable';
@@ -36,32 +36,6 @@ export interface HostStageOutcome {
    * planned, run or rebooted on the host (a no-op), instead of reading the same files again.
    */
   observer: HostObserver;
-}
-
-interface Step {
-  task: Task;
-  role?: Role;
-  ref?: RoleRef;
-  kind: TaskResult['kind'];
-}
-
-/** The tasks of a stage that a selection runs, in order (also used by `passthru list`). */
-export function selectedSteps(
-  pb: Playbook,
-  stage: Stage,
-  part: 'tasks' | 'gates',
-  sel: { tags?: string[]; skipTags?: string[] },
-): Step[] {
-  const steps: Step[] = [];
-  for (const ref of stage.roles) {
-    const role = pb.roles.get(ref.name);
-    if (!role) continue;
-    for (const task of role[part]) {
-      const tags = [...new Set([...task.tags, ...ref.tags])];
-      if (taskSelected(tags, sel)) steps.push({ task, role, ref, kind: part === 'gates' ? 'gate' : 'task' });
-    }
-  }
-  return steps;
 }
 
 export async function runHostStage(o: HostRunOptions): Promise<HostStageOutcome> {
@@ -211,86 +185,6 @@ async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[]
       // A failed prefetch is retried lazily per task, where the error gets its task's name.
     }
   }
-}
-
-/**
- * The reads a stage will need on a host, known before its facts: they ride along with the facts
- * probe (one exec for both). Each task's and gate's arguments are rendered without facts and
- * without registered results; an argument that does not render (it depends on them) gets a
- * placeholder, twice with different values, and only the reads that come out the same both times
- * are kept (they do not depend on it). A module whose reads depend on facts (kernel_cmdline's
- * bootloader) is asked once per candidate bootloader: the few candidate files are read, and the
- * wrong ones cost only their bytes. What this misses is read after the probe, as before.
- */
-export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }): Read[] {
-  const steps = [...selectedSteps(o.playbook, o.stage, 'tasks', o), ...selectedSteps(o.playbook, o.stage, 'gates', o)];
-  const reads = new Map<string, Read>();
-  const add = (r: Read) => reads.set(readKey(r), r);
-  add({ kind: 'file', path: pendingHandlersPath(o.host) });
-  for (const step of steps) {
-    const mod = o.modules.get(step.task.module);
-    if (!mod?.reads) continue;
-    try {
-      const vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars });
-      const rendered: Record<string, unknown> = {};
-      const open: string[] = [];
-      for (const [k, v] of Object.entries(step.task.args)) {
-        try {
-          rendered[k] = render(v, vars, step.task.pos);
-        } catch {
-          open.push(k);
-        }
-      }
-      const variant = (which: 0 | 1): Map<string, Read> => {
-        const args = { ...rendered };
-        for (const k of open) args[k] = placeholder(optionOf(mod.spec, k), which);
-        const checked = checkArgs(mod.spec, args, { pos: step.task.pos, module: mod.name });
-        const out = new Map<string, Read>();
-        for (const facts of CANDIDATE_FACTS) for (const r of mod.reads!(checked, facts)) out.set(readKey(r), r);
-        return out;
-      };
-      const a = variant(0);
-      const b = open.length ? variant(1) : a;
-      // A dict placeholder is the same both times: what depends on it is not told apart, so
-      // only reads of paths (never a command) are kept then.
-      const pathsOnly = open.some((k) => (optionOf(mod.spec, k)?.type ?? 'dict') === 'dict');
-      for (const [key, r] of a) if (b.has(key) && !(pathsOnly && r.kind === 'cmd')) add(r);
-    } catch {
-      // Arguments that cannot be checked without facts or results: read after the probe.
-    }
-  }
-  return [...reads.values()];
-}
-
-/** Facts that differ only where a module's reads() looks at them: one per bootloader. */
-const CANDIDATE_FACTS: Facts[] = (['grub-bios', 'grub-uefi', 'systemd-boot', 'unknown'] as const).map((bootloader) => ({ ...parseProbe(''), bootloader }));
-
-function optionOf(spec: ArgumentSpec, key: string): OptionSpec | undefined {
-  return spec.options[key] ?? Object.values(spec.options).find((o) => o.aliases?.includes(key));
-}
-
-/** A value of the option's type that stands for one not known yet; `which` gives a second, different one. */
-function placeholder(opt: OptionSpec | undefined, which: 0 | 1): unknown {
-  if (opt?.choices?.length) return opt.choices[Math.min(which, opt.choices.length - 1)];
-  const word = `passthru-speculative-${which}`;
-  const of = (type: OptionSpec['type'] | undefined): unknown => {
-    switch (type) {
-      case 'int':
-      case 'float':
-        return which + 1;
-      case 'bool':
-        return which === 1;
-      case 'dict':
-        return {};
-      case 'path':
-        return `/${word}`;
-      case 'list':
-        return [of(opt?.elements === 'list' ? 'str' : (opt?.elements ?? 'str'))];
-      default:
-        return word;
-    }
-  };
-  return of(opt?.type);
 }
 
 function varsFor(o: HostRunOptions, step: Step, registered: Vars): Vars {
