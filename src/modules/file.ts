@@ -1,6 +1,14 @@
 import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
 import type { FileDiff } from '../model/types.ts';
 import type { ObservedFile } from './observer.ts';
+import { parseRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+
+/** The record of the files passthru's roles wrote whole (what each path held before). */
+export const FILES_RECORD = `${UNDO_DIR}/files.json`;
+
+/** What a path held before the first recorded write: nothing, or this content and mode. */
+export type FileRecordEntry = { existed: false } | { existed: true; content: string; mode?: number };
+export type FilesRecord = UndoRecord<FileRecordEntry>;
 
 const fileSpec = {
   options: {
@@ -11,6 +19,14 @@ const fileSpec = {
     owner: { type: 'str', description: 'User name owning the file.' },
     group: { type: 'str', description: 'Group name of the file.' },
     backup: { type: 'bool', default: false, description: 'Keep a timestamped copy of the old file before replacing it.' },
+    record: {
+      type: 'str',
+      default: '',
+      description:
+        'Undo record (a JSON file on the host, e.g. /var/lib/passthru/undo/files.json): the first write records what the path held before ' +
+        '(its content and mode, or nothing); `state: absent` then puts that back, or removes the file only when it did not exist before. A path ' +
+        'the record does not know is left alone. "" = no record (`state: absent` removes the file).',
+    },
   },
 } as const satisfies ArgumentSpec;
 export type FileArgs = InferArgs<typeof fileSpec>;
@@ -91,10 +107,11 @@ export const fileModule: Module<FileArgs> = {
     if ((args.state ?? 'present') === 'absent' && args.content !== undefined) {
       return 'content makes no sense with state: absent';
     }
+    if (args.record && !args.record.startsWith('/')) return `record must be an absolute path: ${args.record}`;
     return undefined;
   },
   reads(args) {
-    return [{ kind: 'file', path: args.path }];
+    return [{ kind: 'file', path: args.path }, ...(args.record ? [{ kind: 'file' as const, path: args.record }] : [])];
   },
   async plan(args, ctx): Promise<Plan> {
     const path = args.path;
@@ -105,6 +122,41 @@ export const fileModule: Module<FileArgs> = {
       return { kind: 'fail', msg: (e as Error).message, hint: "write the mode as a quoted string, e.g. '0644'" };
     }
     const cur = (await ctx.observe.file(path)) as ObservedFile;
+    let record: FilesRecord | undefined;
+    if (args.record) {
+      try {
+        record = parseRecord(await ctx.observe.file(args.record));
+      } catch (e) {
+        return { kind: 'fail', msg: `${args.record}: ${(e as Error).message}`, hint: 'it records what the files passthru wrote held before; move it aside to start a new record' };
+      }
+    }
+    /** The record actions after this path's entry becomes `entry` (undefined: forgotten). */
+    const recordSteps = async (entry: FileRecordEntry | undefined): Promise<Action[]> => {
+      if (!record || !args.record) return [];
+      const files = { ...record.files };
+      if (entry) files[path] = entry;
+      else delete files[path];
+      return recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
+    };
+
+    if ((args.state ?? 'present') === 'absent' && record) {
+      const entry = record.files[path];
+      if (!entry) return { kind: 'noop', reason: `${path}: not written by passthru (not in ${args.record}), left alone` };
+      const steps = await recordSteps(undefined);
+      if (entry.existed) {
+        const same = cur.exists && cur.content === entry.content && (entry.mode === undefined || cur.mode === entry.mode);
+        if (same) return { kind: 'change', msg: `${path}: holds what it held before passthru already; ${args.record} forgets it`, diff: [], actions: steps };
+        return {
+          kind: 'change',
+          msg: `${path}: put back what it held before passthru wrote it`,
+          diff: [fileDiff(path, cur.exists ? cur.content : '', entry.content)],
+          actions: [{ kind: 'write', path, content: entry.content, ...(entry.mode !== undefined ? { mode: entry.mode } : {}) }, ...steps],
+        };
+      }
+      if (!cur.exists) return { kind: 'change', msg: `${path} is gone already; ${args.record} forgets it`, diff: [], actions: steps };
+      if (cur.isDir) return { kind: 'fail', msg: `${path} is a directory`, hint: 'the file module removes files, not directories' };
+      return { kind: 'change', msg: `remove ${path} (passthru created it)`, diff: [fileDiff(path, cur.content, '')], actions: [{ kind: 'delete', path }, ...steps] };
+    }
 
     if ((args.state ?? 'present') === 'absent') {
       if (!cur.exists) return { kind: 'noop', reason: `${path} already absent` };
@@ -136,7 +188,7 @@ export const fileModule: Module<FileArgs> = {
         kind: 'change',
         msg: `create ${path}${mode !== undefined ? ` (mode ${fmtMode(mode)})` : ''}`,
         diff: [fileDiff(path, '', args.content)],
-        actions: [{ kind: 'write', path, content: args.content, ...defined(want) }],
+        actions: [{ kind: 'write', path, content: args.content, ...defined(want) }, ...(record && !record.files[path] ? await recordSteps({ existed: false }) : [])],
       };
     }
 
@@ -156,6 +208,7 @@ export const fileModule: Module<FileArgs> = {
     if (contentDiffers) {
       diff.push(fileDiff(path, cur.content, args.content!));
       actions.push({ kind: 'write', path, content: args.content!, ...defined(want), ...(args.backup ? { backup: true } : {}) });
+      if (record && !record.files[path]) actions.push(...(await recordSteps({ existed: true, content: cur.content, ...(cur.mode !== undefined ? { mode: cur.mode } : {}) })));
     } else {
       actions.push({ kind: 'chmod', path, ...attrs.set });
     }

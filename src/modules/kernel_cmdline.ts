@@ -14,7 +14,11 @@
  * Pair it with a handler running `update-grub` or `proxmox-boot-tool refresh`.
  */
 import type { Facts } from '../facts/types.ts';
-import { fileDiff, type Module, type Plan, type Read, type ArgumentSpec, type InferArgs } from './contract.ts';
+import { fileDiff, type Action, type Module, type Plan, type Read, type ArgumentSpec, type InferArgs } from './contract.ts';
+import { parseRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+
+/** The default record of the parameters kernel_cmdline added. */
+export const CMDLINE_RECORD = `${UNDO_DIR}/kernel_cmdline.json`;
 
 const kernelCmdlineSpec = {
   options: {
@@ -28,6 +32,17 @@ const kernelCmdlineSpec = {
     },
     grub_file: { type: 'str', default: '/etc/default/grub', description: 'The GRUB defaults file; its drop-ins are in `<grub_file>.d/*.cfg`.' },
     cmdline_file: { type: 'str', default: '/etc/kernel/cmdline', description: 'The systemd-boot command line file (proxmox-boot-tool).' },
+    state: {
+      type: 'str',
+      default: 'present',
+      choices: ['present', 'absent'],
+      description: 'present: apply add/remove. absent: undo, remove exactly the parameters the record says this module added (and put back a value it replaced); never one that was there before.',
+    },
+    record: {
+      type: 'str',
+      default: CMDLINE_RECORD,
+      description: 'JSON file on the host where the parameters this module added are recorded (written after the edit, check mode writes nothing); "" = no record (what is added then can never be undone).',
+    },
   },
 } as const satisfies ArgumentSpec;
 export type KernelCmdlineArgs = InferArgs<typeof kernelCmdlineSpec>;
@@ -107,36 +122,89 @@ export function setsVar(text: string, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): bool
  * byte for byte. A file without the assignment gets one appended.
  */
 export function editGrubDefault(text: string, edit: CmdlineEdit, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): string {
-  const matches = [...text.matchAll(ASSIGN(name))];
-  if (matches.length === 0) {
+  const v = locateGrubValue(text, name);
+  if (!v) {
     const value = editCmdline('', edit);
     if (value === '') return text;
     const sep = text === '' || text.endsWith('\n') ? '' : '\n';
     return `${text}${sep}${name}="${value}"\n`;
   }
+  let { open, close } = v;
+  const edited = editCmdline(v.inner, edit);
+  if (edited === v.inner) return text;
+  if (open === '' && /\s/.test(edited)) open = close = '"';
+  return text.slice(0, v.start) + open + edited + close + text.slice(v.end);
+}
+
+/** The value of the last assignment of `name` (without its quotes), or null when none. Throws on an unterminated quote. */
+export function grubValue(text: string, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): string | null {
+  return locateGrubValue(text, name)?.inner ?? null;
+}
+
+function locateGrubValue(text: string, name: string): { start: number; end: number; inner: string; open: string; close: string } | null {
+  const matches = [...text.matchAll(ASSIGN(name))];
+  if (matches.length === 0) return null;
   const m = matches[matches.length - 1];
   const start = (m.index ?? 0) + m[1].length;
   const q = text[start];
-  let end: number; // index just past the value (closing quote included)
-  let inner: string;
-  let open = '';
-  let close = '';
   if (q === '"' || q === "'") {
     let i = start + 1;
     while (i < text.length && text[i] !== q) i += q === '"' && text[i] === '\\' ? 2 : 1;
     if (i >= text.length) throw new Error(`${name}: unterminated ${q === '"' ? 'double' : 'single'} quote`);
-    inner = text.slice(start + 1, i);
-    end = i + 1;
-    open = close = q;
-  } else {
-    const rest = /^[^\s;#]*/.exec(text.slice(start))![0];
-    inner = rest;
-    end = start + rest.length;
+    return { start, end: i + 1, inner: text.slice(start + 1, i), open: q, close: q };
   }
-  const edited = editCmdline(inner, edit);
-  if (edited === inner) return text;
-  if (open === '' && /\s/.test(edited)) open = close = '"';
-  return text.slice(0, start) + open + edited + close + text.slice(end);
+  const rest = /^[^\s;#]*/.exec(text.slice(start))![0];
+  return { start, end: start + rest.length, inner: rest, open: '', close: '' };
+}
+
+// ---------------------------------------------------------------- the undo record
+
+/** What the record keeps per parameter key: the value this module set, and the user's token it replaced (null: it added one). */
+export interface CmdlineRecordEntry {
+  value: string;
+  orig: string | null;
+}
+/** Per edited file: key → entry. */
+export type CmdlineRecord = UndoRecord<Record<string, CmdlineRecordEntry>>;
+
+/**
+ * The record after adding `add` and removing `remove` on a line: a key already recorded keeps
+ * its original; a parameter already on the line exactly is the user's and is not recorded; a key
+ * on the line with another value is recorded with that token as the original; a new one with
+ * none. Removed keys (or exact values) leave the record.
+ */
+export function recordEdit(line: string, edit: CmdlineEdit, prior: Record<string, CmdlineRecordEntry>): Record<string, CmdlineRecordEntry> {
+  const toks = tokenize(line).toks.map((t) => t.text);
+  const out: Record<string, CmdlineRecordEntry> = { ...prior };
+  for (const r of edit.remove ?? []) {
+    for (const [k, e] of Object.entries(out)) if (r.includes('=') ? e.value === r : k === r) delete out[k];
+  }
+  for (const a of edit.add ?? []) {
+    const k = paramKey(a);
+    if (out[k]) out[k] = { ...out[k], value: a };
+    else if (toks.includes(a)) continue;
+    else {
+      const same = toks.filter((t) => paramKey(t) === k);
+      out[k] = { value: a, orig: same.length ? same[same.length - 1] : null };
+    }
+  }
+  return out;
+}
+
+/**
+ * The edit that undoes the recorded entries on a line: a parameter it added is removed, a value
+ * it replaced is put back. An entry whose value is no longer on the line (changed or removed by
+ * hand since) is left alone.
+ */
+export function undoEdit(line: string, entries: Record<string, CmdlineRecordEntry>): CmdlineEdit {
+  const toks = tokenize(line).toks.map((t) => t.text);
+  const edit: Required<CmdlineEdit> = { add: [], remove: [] };
+  for (const e of Object.values(entries)) {
+    if (!toks.includes(e.value)) continue;
+    if (e.orig === null) edit.remove.push(e.value);
+    else edit.add.push(e.orig);
+  }
+  return edit;
 }
 
 /**
@@ -231,6 +299,11 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
     if (dup) return `kernel_cmdline: add lists the key '${dup}' twice`;
     const clash = args.remove.find((r) => keys.includes(paramKey(r)) && !r.includes('='));
     if (clash) return `kernel_cmdline: '${clash}' is both added and removed`;
+    if (args.state === 'absent' && (args.add.length > 0 || args.remove.length > 0)) {
+      return 'kernel_cmdline: state: absent removes what the record lists; add and remove make no sense with it';
+    }
+    if (args.state === 'absent' && !args.record) return 'kernel_cmdline: state: absent needs a record (the parameters this module added)';
+    if (args.record && !args.record.startsWith('/')) return `kernel_cmdline: record must be an absolute path, found '${args.record}'`;
     return undefined;
   },
   reads(args, facts) {
@@ -238,12 +311,12 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
     const b = resolveBootloader(args.bootloader, facts);
     if (b === 'systemd-boot') reads.push({ kind: 'file', path: args.cmdline_file });
     if (b === 'grub') reads.push({ kind: 'file', path: args.grub_file }, { kind: 'cmd', command: dropInListCommand(args.grub_file) });
+    if (args.record) reads.push({ kind: 'file', path: args.record });
     return reads;
   },
   async plan(args, ctx): Promise<Plan> {
     const b = resolveBootloader(args.bootloader, ctx.facts);
-    const edit = { add: args.add, remove: args.remove };
-    const summary = [...args.add.map((a) => `+${a}`), ...args.remove.map((r) => `-${r}`)].join(' ');
+    const undo = args.state === 'absent';
     if (b === 'unknown') {
       return {
         kind: 'fail',
@@ -251,24 +324,30 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
         hint: `evidence: ${ctx.facts.bootloaderEvidence.join('; ') || 'none'}. Check \`proxmox-boot-tool status\` / \`efibootmgr -v\`, then set the host variable bootloader: grub | systemd-boot`,
       };
     }
+    // The file that holds the command line, its text, its current line, and how to edit it.
     let path: string;
     let before: string;
-    let after: string;
+    let line: string;
+    let apply: (edit: CmdlineEdit) => string;
     if (b === 'systemd-boot') {
       path = args.cmdline_file;
       const f = await ctx.observe.file(path);
       if (!f.exists) {
+        if (undo) return { kind: 'noop', reason: `${path} does not exist: nothing to undo` };
         return {
           kind: 'fail',
           msg: `expected ${path} (systemd-boot reads the kernel command line from it), found no such file`,
           hint: 'on a proxmox-boot-tool host it holds e.g. `root=ZFS=rpool/ROOT/pve-1 boot=zfs`; if the host boots GRUB, set bootloader: grub',
         };
       }
-      before = f.content;
-      const nl = before.indexOf('\n');
-      const first = nl < 0 ? before : before.slice(0, nl);
-      const edited = editCmdline(first, edit);
-      after = edited === first ? before : edited + (nl < 0 ? '\n' : before.slice(nl));
+      const text = f.content;
+      before = text;
+      const nl = text.indexOf('\n');
+      line = nl < 0 ? text : text.slice(0, nl);
+      apply = (edit) => {
+        const edited = editCmdline(line, edit);
+        return edited === line ? text : edited + (nl < 0 ? '\n' : text.slice(nl));
+      };
     } else {
       const main = await ctx.observe.file(args.grub_file);
       const list = await ctx.observe.cmd(dropInListCommand(args.grub_file));
@@ -284,25 +363,61 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
         }
       }
       if (path === args.grub_file && !main.exists) {
+        if (undo) return { kind: 'noop', reason: `${path} does not exist: nothing to undo` };
         return { kind: 'fail', msg: `expected ${path} (GRUB reads GRUB_CMDLINE_LINUX_DEFAULT from it), found no such file`, hint: 'install grub, or set bootloader: systemd-boot if the host boots systemd-boot' };
       }
+      const text = before;
       try {
-        after = editGrubDefault(before, edit);
+        line = grubValue(text) ?? '';
       } catch (e) {
         return { kind: 'fail', msg: `expected ${path} to be valid shell, found: ${(e as Error).message}`, hint: `fix ${path} by hand (it is sourced by update-grub)` };
       }
-      if (after !== before) {
-        const bad = checkShellSyntax(after);
-        if (bad) return { kind: 'fail', msg: `expected the edited ${path} to parse as shell, found ${bad}`, hint: `nothing was written; check ${path} by hand` };
+      apply = (edit) => editGrubDefault(text, edit);
+    }
+
+    let record: CmdlineRecord | undefined;
+    if (args.record) {
+      try {
+        record = parseRecord(await ctx.observe.file(args.record));
+      } catch (e) {
+        return { kind: 'fail', msg: `${args.record}: ${(e as Error).message}`, hint: `it records the kernel parameters passthru added; move it aside to start a new record (an undo then removes none of the earlier ones)` };
       }
     }
-    const data = { file: path, bootloader: b, running: ctx.facts.cmdlineRunning, params: args.add };
-    if (after === before) {
-      return { kind: 'noop', reason: `${path} already has ${summary || 'nothing to change'}`, data };
+    const recorded = record?.files[path] ?? {};
+    const edit: CmdlineEdit = undo ? undoEdit(line, recorded) : { add: args.add, remove: args.remove };
+    const summary = undo
+      ? [...(edit.remove ?? []).map((r) => `-${r}`), ...(edit.add ?? []).map((a) => `${a} (back)`)].join(' ')
+      : [...args.add.map((a) => `+${a}`), ...args.remove.map((r) => `-${r}`)].join(' ');
+    const after = apply(edit);
+    if (after !== before && b === 'grub') {
+      const bad = checkShellSyntax(after);
+      if (bad) return { kind: 'fail', msg: `expected the edited ${path} to parse as shell, found ${bad}`, hint: `nothing was written; check ${path} by hand` };
     }
-    const actions = [
+    const data = { file: path, bootloader: b, running: ctx.facts.cmdlineRunning, params: args.add, ...(undo ? { undone: edit } : {}) };
+
+    // The record after this edit (undo: the file's entries go; add: what this edit added).
+    let recordSteps: Action[] = [];
+    if (record && args.record) {
+      const files = { ...record.files };
+      if (undo) delete files[path];
+      else if (after !== before) {
+        const next = recordEdit(line, edit, recorded);
+        if (Object.keys(next).length) files[path] = next;
+        else delete files[path];
+      }
+      recordSteps = recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
+    }
+    if (after === before && recordSteps.length === 0) {
+      return { kind: 'noop', reason: undo ? `${path}: no parameter recorded as added by passthru` : `${path} already has ${summary || 'nothing to change'}`, data };
+    }
+    if (after === before) {
+      // Undo of entries the user already took off by hand: only the record goes.
+      return { kind: 'change', msg: `${path}: the recorded parameters are gone already; ${args.record} forgets them`, diff: [], actions: recordSteps, data };
+    }
+    const actions: Action[] = [
       ...(b === 'grub' ? [{ kind: 'exec' as const, command: 'sh -n', stdin: after }] : []),
       { kind: 'write' as const, path, content: after, backup: true, keepBackups: KEEP_BACKUPS },
+      ...recordSteps,
     ];
     return { kind: 'change', msg: `${path}: ${summary}`, diff: [fileDiff(path, before, after)], actions, data };
   },

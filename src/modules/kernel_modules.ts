@@ -6,13 +6,28 @@
  * same module, as for modprobe. Pair it with an `update-initramfs -u -k all` handler.
  */
 import { joinLines, splitLines } from './line.ts';
-import { fileDiff, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
+import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
+import { parseRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+
+/** The default record of the module lines kernel_modules added. */
+export const MODULES_RECORD = `${UNDO_DIR}/kernel_modules.json`;
 
 const kernelModulesSpec = {
   options: {
     path: { type: 'str', default: '/etc/modules', description: 'The modules-load list.' },
     present: { type: 'list', elements: 'str', default: [], description: 'Modules that must be listed.' },
     absent: { type: 'list', elements: 'str', default: [], description: 'Modules that must not be listed.' },
+    state: {
+      type: 'str',
+      default: 'present',
+      choices: ['present', 'absent'],
+      description: 'present: apply present/absent. absent: undo, remove exactly the lines the record says this module appended (a module the file listed before is never removed).',
+    },
+    record: {
+      type: 'str',
+      default: MODULES_RECORD,
+      description: 'JSON file on the host where the modules this module appended are recorded (written after the edit); "" = no record.',
+    },
   },
 } as const satisfies ArgumentSpec;
 export type KernelModulesArgs = InferArgs<typeof kernelModulesSpec>;
@@ -51,6 +66,27 @@ export function editModulesList(text: string, present: string[], absent: string[
   return same ? text : joinLines({ ...split, lines, trailing: true });
 }
 
+/** What the record keeps per list: the modules appended, whether the file was created, whether it lacked a final newline. */
+export interface ModulesRecordEntry {
+  added: string[];
+  created?: boolean;
+  noFinalNewline?: boolean;
+}
+export type ModulesRecord = UndoRecord<ModulesRecordEntry>;
+
+/**
+ * Undo of a record on a modules list: the lines of the recorded modules go (comments, order and
+ * everything else stay); a file it created and that holds nothing else is deleted (null); a final
+ * newline it added comes off again.
+ */
+export function undoModulesList(text: string, e: ModulesRecordEntry): string | null {
+  let after = editModulesList(text, [], e.added);
+  if (after === text) return text;
+  if (e.created && after.trim() === '') return null;
+  if (e.noFinalNewline && after.endsWith('\n')) after = after.slice(0, -1);
+  return after;
+}
+
 export const kernelModulesModule: Module<KernelModulesArgs> = {
   name: 'kernel_modules',
   doc:
@@ -63,12 +99,46 @@ export const kernelModulesModule: Module<KernelModulesArgs> = {
     }
     const both = args.present.find((m) => args.absent.map(norm).includes(norm(m)));
     if (both) return `kernel_modules: '${both}' is both present and absent`;
+    if (args.state === 'absent' && (args.present.length > 0 || args.absent.length > 0)) {
+      return 'kernel_modules: state: absent removes what the record lists; present and absent make no sense with it';
+    }
+    if (args.state === 'absent' && !args.record) return 'kernel_modules: state: absent needs a record (the modules this module appended)';
+    if (args.record && !args.record.startsWith('/')) return `kernel_modules: record must be an absolute path, found '${args.record}'`;
     return undefined;
   },
-  reads: (args) => [{ kind: 'file', path: args.path }],
+  reads: (args) => [{ kind: 'file', path: args.path }, ...(args.record ? [{ kind: 'file' as const, path: args.record }] : [])],
   async plan(args, ctx): Promise<Plan> {
     const f = await ctx.observe.file(args.path);
     const before = f.exists ? f.content : '';
+    let record: ModulesRecord | undefined;
+    if (args.record) {
+      try {
+        record = parseRecord(await ctx.observe.file(args.record));
+      } catch (e) {
+        return { kind: 'fail', msg: `${args.record}: ${(e as Error).message}`, hint: 'it records the modules passthru listed; move it aside to start a new record (an undo then removes none of the earlier ones)' };
+      }
+    }
+    const recorded = record?.files[args.path];
+    const files = { ...(record?.files ?? {}) };
+
+    if (args.state === 'absent') {
+      if (!recorded) return { kind: 'noop', reason: `${args.path}: no module recorded as listed by passthru` };
+      delete files[args.path];
+      const steps = recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
+      const after = f.exists ? undoModulesList(before, recorded) : before;
+      if (after === before) {
+        return { kind: 'change', msg: `${args.path}: the recorded modules are gone already; ${args.record} forgets them`, diff: [], actions: steps };
+      }
+      const gone = recorded.added.join(', ');
+      return {
+        kind: 'change',
+        msg: `${args.path}: ${recorded.added.map((m) => `-${m}`).join(' ')}${after === null ? ' (the file passthru created is removed)' : ''}`,
+        diff: [fileDiff(args.path, before, after ?? '')],
+        actions: [after === null ? { kind: 'delete', path: args.path } : { kind: 'write', path: args.path, content: after }, ...steps],
+        data: { removed: gone },
+      };
+    }
+
     const after = editModulesList(before, args.present, args.absent);
     if (after === before && (f.exists || args.present.length === 0)) {
       return { kind: 'noop', reason: `${args.path} already lists ${args.present.join(', ') || 'what it should'}${args.absent.length ? ` and not ${args.absent.join(', ')}` : ''}` };
@@ -76,11 +146,20 @@ export const kernelModulesModule: Module<KernelModulesArgs> = {
     const had = listedModules(splitLines(before).lines);
     const added = args.present.filter((m) => !had.has(norm(m)));
     const removed = args.absent.filter((m) => had.has(norm(m)));
+    let steps: Action[] = [];
+    if (record) {
+      const prior = recorded ?? { added: [], ...(f.exists ? {} : { created: true }), ...(f.exists && before !== '' && !before.endsWith('\n') ? { noFinalNewline: true } : {}) };
+      const drop = new Set(removed.map(norm));
+      const entry = { ...prior, added: [...prior.added.filter((m) => !drop.has(norm(m))), ...added] };
+      if (entry.added.length) files[args.path] = entry;
+      else delete files[args.path];
+      steps = recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
+    }
     return {
       kind: 'change',
       msg: `${args.path}: ${[...added.map((m) => `+${m}`), ...removed.map((m) => `-${m}`)].join(' ')}`,
       diff: [fileDiff(args.path, before, after)],
-      actions: [{ kind: 'write', path: args.path, content: after, mode: f.exists ? undefined : 0o644 }],
+      actions: [{ kind: 'write', path: args.path, content: after, mode: f.exists ? undefined : 0o644 }, ...steps],
     };
   },
 };

@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkShellSyntax, dropInListCommand, editCmdline, editGrubDefault, kernelCmdlineModule, setsVar, type KernelCmdlineArgs } from '../../src/modules/kernel_cmdline.ts';
-import type { CmdState, FileState, Observer, PlanContext } from '../../src/modules/contract.ts';
+import { checkShellSyntax, CMDLINE_RECORD, dropInListCommand, editCmdline, editGrubDefault, kernelCmdlineModule, recordEdit, setsVar, undoEdit, type KernelCmdlineArgs } from '../../src/modules/kernel_cmdline.ts';
+import type { Action, CmdState, FileState, Observer, Plan, PlanContext } from '../../src/modules/contract.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
 
@@ -106,6 +106,8 @@ const args = (a: Partial<KernelCmdlineArgs>): KernelCmdlineArgs => ({
   bootloader: 'auto',
   grub_file: '/etc/default/grub',
   cmdline_file: '/etc/kernel/cmdline',
+  state: 'present',
+  record: '',
   ...a,
 });
 const ctx = (facts: Facts, observe: Observer): PlanContext => ({ host: 'h', facts, vars: {}, observe, check: false });
@@ -192,4 +194,74 @@ test('dropInListCommand on sh: lists, in order, only the drop-ins that set GRUB_
   t.is(out, `${join(dir, 'grub.d', '10-a.cfg')}\n${join(dir, 'grub.d', '30-c.cfg')}\n`);
   t.is(execFileSync('sh', ['-c', dropInListCommand(join(dir, 'missing'))], { encoding: 'utf8' }), '');
   await rm(dir, { recursive: true });
+});
+
+// ---------------------------------------------------------------- the undo record
+
+test('recordEdit: records what it added or replaced, never a parameter the line had already', (t) => {
+  t.deepEqual(recordEdit('quiet iommu=pt', { add: ['iommu=pt', 'intel_iommu=on'] }, {}), { intel_iommu: { value: 'intel_iommu=on', orig: null } });
+  t.deepEqual(recordEdit('quiet iommu=soft', { add: ['iommu=pt'] }, {}), { iommu: { value: 'iommu=pt', orig: 'iommu=soft' } });
+  // A key it recorded keeps its original when its value moves (hugepages=4 → 8).
+  const prior = { hugepages: { value: 'hugepages=4', orig: null } };
+  t.deepEqual(recordEdit('hugepages=4', { add: ['hugepages=8'] }, prior), { hugepages: { value: 'hugepages=8', orig: null } });
+  t.deepEqual(recordEdit('quiet pcie_acs_override=downstream', { remove: ['pcie_acs_override'] }, { pcie_acs_override: { value: 'pcie_acs_override=downstream', orig: null } }), {});
+});
+
+test('undoEdit: removes what it added, puts back what it replaced, leaves values changed by hand', (t) => {
+  const rec = { intel_iommu: { value: 'intel_iommu=on', orig: null }, iommu: { value: 'iommu=pt', orig: 'iommu=soft' }, hugepages: { value: 'hugepages=8', orig: null } };
+  const line = 'quiet intel_iommu=on iommu=pt hugepages=16';
+  const edit = undoEdit(line, rec);
+  t.deepEqual(edit, { remove: ['intel_iommu=on'], add: ['iommu=soft'] });
+  t.is(editCmdline(line, edit), 'quiet iommu=soft hugepages=16');
+});
+
+/** Plan, then "apply" it on the fake files (writes and deletes), returning the new files. */
+async function step(files: Record<string, string>, a: Partial<KernelCmdlineArgs>, facts = labFacts()): Promise<{ plan: Plan; files: Record<string, string> }> {
+  const plan = await kernelCmdlineModule.plan(args({ record: CMDLINE_RECORD, ...a }), ctx(facts, fakeObserver(files)));
+  const next = { ...files };
+  if (plan.kind === 'change') {
+    for (const x of plan.actions as Action[]) {
+      if (x.kind === 'write') next[x.path] = x.content;
+      if (x.kind === 'delete') delete next[x.path];
+    }
+  }
+  return { plan, files: next };
+}
+
+test('undo on GRUB: the user\'s own iommu=pt stays, what passthru added goes, the file is byte for byte the start', async (t) => {
+  const start = { '/etc/default/grub': DEBIAN_GRUB.replace('"quiet"', '"quiet iommu=pt"') };
+  const added = await step(start, { add: ['intel_iommu=on', 'iommu=pt'] });
+  t.is(added.plan.kind, 'change');
+  if (added.plan.kind !== 'change') return;
+  t.deepEqual(added.plan.actions.map((x) => x.kind), ['exec', 'write', 'exec', 'write'], 'sh -n, the file, mkdir, the record (after the file)');
+  t.deepEqual(JSON.parse(added.files[CMDLINE_RECORD]!).files, { '/etc/default/grub': { intel_iommu: { value: 'intel_iommu=on', orig: null } } });
+  // Converged: a second add changes nothing, record included.
+  t.is((await step(added.files, { add: ['intel_iommu=on', 'iommu=pt'] })).plan.kind, 'noop');
+
+  const undone = await step(added.files, { state: 'absent' });
+  t.is(undone.plan.kind, 'change');
+  if (undone.plan.kind !== 'change') return;
+  t.is(undone.plan.diff[0]!.before, added.files['/etc/default/grub']);
+  t.is(undone.plan.diff[0]!.after, start['/etc/default/grub']);
+  t.deepEqual(undone.files, start, 'the record is deleted too');
+  t.is((await step(undone.files, { state: 'absent' })).plan.kind, 'noop', 'second undo: nothing recorded');
+});
+
+test('undo on systemd-boot: a replaced value comes back in place; a host without a record is left alone', async (t) => {
+  const start = { '/etc/kernel/cmdline': 'root=ZFS=rpool/ROOT/pve-1 iommu=soft boot=zfs\n' };
+  const added = await step(start, { add: ['amd_iommu=on', 'iommu=pt'] }, pveNvidiaFacts());
+  t.is(added.files['/etc/kernel/cmdline'], 'root=ZFS=rpool/ROOT/pve-1 iommu=pt boot=zfs amd_iommu=on\n');
+  const undone = await step(added.files, { state: 'absent' }, pveNvidiaFacts());
+  t.deepEqual(undone.files, start);
+  // Converged before records existed: nothing is provably passthru's, nothing is removed.
+  const legacy = await step({ '/etc/kernel/cmdline': 'root=ZFS=rpool/ROOT/pve-1 boot=zfs iommu=pt\n' }, { state: 'absent' }, pveNvidiaFacts());
+  t.is(legacy.plan.kind, 'noop');
+});
+
+test('undo: a corrupt record fails, naming it; state absent takes no add/remove', async (t) => {
+  const p = await kernelCmdlineModule.plan(args({ record: CMDLINE_RECORD, state: 'absent' }), ctx(labFacts(), fakeObserver({ '/etc/default/grub': DEBIAN_GRUB, [CMDLINE_RECORD]: 'garbage' })));
+  t.is(p.kind, 'fail');
+  if (p.kind === 'fail') t.regex(p.msg, /kernel_cmdline\.json/);
+  t.regex(kernelCmdlineModule.validate!(args({ state: 'absent', record: CMDLINE_RECORD, add: ['a=1'] })) ?? '', /make no sense/);
+  t.regex(kernelCmdlineModule.validate!(args({ state: 'absent' })) ?? '', /needs a record/);
 });

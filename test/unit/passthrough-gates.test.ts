@@ -15,6 +15,8 @@ import {
   gateIommu,
   gateIommuCmdline,
   gateIsolation,
+  gateUndoneCmdline,
+  gateUndoneDrivers,
   gateVendorReset,
   gateVfio,
   preflightAcs,
@@ -134,6 +136,22 @@ test('gateIsolation: isolated passes; the IOMMU off fails; a shared group names 
 test('gateVfio: bound passes; host drivers still in use fail', (t) => {
   t.regex(reason(gateVfio(input(labFacts({ bound: true }), LAB))), /vfio-pci drives 0000:00:05\.0, 0000:00:05\.1 \(ids=1234:1111,8086:293e\)/);
   t.regex(msg(gateVfio(input(labFacts(), LAB))), /found bochs-drm, snd_hda_intel/);
+});
+
+test('gateUndoneCmdline: passthru\'s parameters off the booted line passes, the user\'s kept ones too; one only booted is a pending reboot', (t) => {
+  t.true(gateUndoneCmdline(input(labFacts({ cmdline: 'quiet' }))).ok);
+  // The user's own iommu=pt, still configured: not passthru's to take away.
+  t.regex(reason(gateUndoneCmdline(input({ ...labFacts({ cmdline: 'quiet iommu=pt' }), cmdlineConfigured: 'quiet iommu=pt' }))), /kept, configured by the user: iommu=pt/);
+  const left = gateUndoneCmdline(input({ ...labFacts({ cmdline: 'quiet intel_iommu=on iommu=pt pcie_acs_override=downstream,multifunction' }), cmdlineConfigured: 'quiet iommu=pt' }));
+  t.regex(msg(left), /expected intel_iommu=on pcie_acs_override=downstream,multifunction off \/proc\/cmdline/);
+  t.true(!left.ok && left.pending === true);
+});
+
+test('gateUndoneDrivers: chosen functions back on their own drivers pass; still on vfio-pci fails', (t) => {
+  t.regex(reason(gateUndoneDrivers(input(labFacts(), LAB))), /off vfio-pci: 0000:00:05\.0 on bochs-drm, 0000:00:05\.1 on snd_hda_intel/);
+  const still = gateUndoneDrivers(input(labFacts({ bound: true }), LAB));
+  t.regex(msg(still), /expected 0000:00:05\.0, 0000:00:05\.1 back on their own driver, found vfio-pci/);
+  t.regex(hintOf(still), /reboot/);
 });
 
 test('gateBlacklist: a loaded blacklisted module fails', (t) => {

@@ -169,7 +169,8 @@ test('--tags vfio touches only the vfio role', async (t) => {
   const r = await runRoles(pb, STAGE1, labFacts(), { passthrough_slots: ['00:05'], hugepages: { size: '2M', count: 8 } }, host, { tags: ['vfio'] });
   t.true(r.changed.length > 0);
   t.true(r.changed.every((c) => c.startsWith('vfio: ')));
-  t.deepEqual(host.writes.sort(), ['/etc/modprobe.d/vfio.conf', '/etc/modules']);
+  // The undo records (module lines appended, what vfio.conf held before) are the vfio role's writes too.
+  t.deepEqual(host.writes.sort(), ['/etc/modprobe.d/vfio.conf', '/etc/modules', '/var/lib/passthru/undo/files.json', '/var/lib/passthru/undo/kernel_modules.json']);
 });
 
 test('Proxmox node (systemd-boot, NVIDIA, SATA in the group, 1G hugepages): /etc/kernel/cmdline gets IOMMU, ACS and hugepages', async (t) => {
@@ -189,6 +190,35 @@ test('Proxmox node (systemd-boot, NVIDIA, SATA in the group, 1G hugepages): /etc
   const old = new MemHost({ '/etc/kernel/cmdline': 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\n', '/etc/default/grub': DEBIAN_GRUB, '/etc/modules': '' });
   await runRoles(pb, ['iommu'], { ...facts, kernelsInstalled: ['6.8.12-4-pve', '6.5.13-6-pve'] }, vars, old);
   t.is(old.files['/etc/kernel/cmdline'], 'root=ZFS=rpool/ROOT/pve-1 boot=zfs intel_iommu=on iommu=pt\n');
+});
+
+test('undo (passthrough: absent): every file back byte for byte, the user\'s own parameter and vfio.conf kept; handlers notified; second undo 0 changed', async (t) => {
+  const pb = await load();
+  // GRUB host; the user had iommu=pt and a vfio.conf of their own before passthru.
+  const start = { '/etc/default/grub': DEBIAN_GRUB.replace('"quiet"', '"quiet iommu=pt"'), '/etc/modules': DEBIAN_MODULES, '/etc/modprobe.d/vfio.conf': '# mine\n' };
+  const host = new MemHost(start);
+  const vars = { passthrough_slots: ['00:05'], hugepages: { size: '2M', count: 8 } };
+  t.deepEqual((await runRoles(pb, STAGE1, labFacts(), vars, host)).failed, []);
+  t.regex(host.files['/etc/default/grub']!, /"quiet iommu=pt intel_iommu=on"/);
+  t.truthy(host.files['/etc/sysctl.d/80-passthru-hugepages.conf']);
+  const undo = await runRoles(pb, STAGE1, labFacts(), { ...vars, passthrough: 'absent' }, host);
+  t.deepEqual(undo.failed, []);
+  t.deepEqual(host.files, start, 'every file as it was, the records gone');
+  t.true(['iommu/refresh bootloader', 'iommu/reboot', 'vfio/update initramfs', 'vfio/reboot'].every((n) => undo.notified.has(n)), [...undo.notified].join(', '));
+  t.false([...undo.plans.keys()].some((k) => /Preflight - the chosen devices/.test(k)), 'configure preflights skipped');
+  t.deepEqual((await runRoles(pb, STAGE1, labFacts(), { ...vars, passthrough: 'absent' }, host)).changed, []);
+
+  // systemd-boot, ACS and 1G hugepages on the command line; vfio_virqfd was the user's (6.8 removes it: that stays removed).
+  const sd = { '/etc/kernel/cmdline': 'root=ZFS=rpool/ROOT/pve-1 boot=zfs\n', '/etc/modules': 'vfio_virqfd\n' };
+  const pve = new MemHost(sd);
+  const facts = pveNvidiaFacts({ sataInGroup: true });
+  const pv = { passthrough_slots: ['01:00'], hugepages: { size: '1G', count: 8 } };
+  t.deepEqual((await runRoles(pb, STAGE1, facts, pv, pve)).failed, []);
+  const u2 = await runRoles(pb, STAGE1, facts, { ...pv, passthrough: 'absent' }, pve);
+  t.deepEqual(u2.failed, []);
+  t.is(pve.files['/etc/kernel/cmdline'], sd['/etc/kernel/cmdline']);
+  t.is(pve.files['/etc/modules'], '', 'passthru\'s lines go; vfio_virqfd, removed for 6.8, is not put back');
+  t.deepEqual(Object.keys(pve.files).sort(), ['/etc/kernel/cmdline', '/etc/modules']);
 });
 
 test('refusals stop the host before any write', async (t) => {
@@ -218,7 +248,8 @@ test('gates: every gate is a read-only passthrough_check and renders on lab fact
   const results: Record<string, string> = {};
   for (const name of STAGE1) {
     const role: Role = pb.roles.get(name)!;
-    for (const g of role.gates) {
+    // The undo gates (passthrough: absent) are the opposite claim; they run on the undo below.
+    for (const g of role.gates.filter((x) => x.when !== "passthrough == 'absent'")) {
       const v: Vars = { ...role.defaults, ...vars, facts };
       const mod = modules.get(g.module)!;
       t.true(mod.readOnly, g.name);

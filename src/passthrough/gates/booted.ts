@@ -175,6 +175,47 @@ export function gateHugepages({ facts: f, vars }: CheckInput): CheckResult {
   return pass(`HugePages_Total ${m.hugepagesTotal} x ${h.size} (${m.hugepagesFree} free)`);
 }
 
+// ---------------------------------------------------------------- after an undo (passthrough: absent)
+
+const keyOf = (p: string): string => (p.includes('=') ? p.slice(0, p.indexOf('=')) : p);
+
+/**
+ * Undo: no kernel parameter of the kinds passthru adds (IOMMU, ACS override, 1G hugepages) is on
+ * the booted command line unless the configured one still has it (a parameter the user had before
+ * passthru stays in both). One that is only booted is a reboot pending.
+ */
+export function gateUndoneCmdline({ facts: f, vars }: CheckInput): CheckResult {
+  const acs = Array.isArray(vars.acs_override_params) ? (vars.acs_override_params as unknown[]).map(String) : ['pcie_acs_override=downstream,multifunction'];
+  const keys = new Set([...iommuParams(f, vars).params, 'intel_iommu=on', ...acs, 'default_hugepagesz=1G', 'hugepagesz=1G', 'hugepages=0'].map(keyOf));
+  const configured = tokens(f.cmdlineConfigured);
+  const left = tokens(f.cmdlineRunning).filter((t) => keys.has(keyOf(t)) && !configured.includes(t));
+  if (left.length === 0) {
+    const kept = tokens(f.cmdlineRunning).filter((t) => keys.has(keyOf(t)));
+    return pass(`/proc/cmdline has no parameter passthru added${kept.length ? ` (kept, configured by the user: ${kept.join(' ')})` : ''}`);
+  }
+  return {
+    ok: false,
+    msg: `expected ${left.join(' ')} off /proc/cmdline (no longer in ${bootFile(f)}), found ${left.length === 1 ? 'it' : 'them'} still booted`,
+    hint: 'reboot the host (run without --no-reboot); if it stays, the bootloader was not refreshed: run update-grub or proxmox-boot-tool refresh',
+    data: { running: f.cmdlineRunning, configured: f.cmdlineConfigured, left },
+    pending: true,
+  };
+}
+
+/** Undo: no chosen function is on vfio-pci any more (back on its own driver, or on none). */
+export function gateUndoneDrivers({ facts: f, vars }: CheckInput): CheckResult {
+  const p = passthroughConfig(f, vars);
+  if (p.devices.length === 0) return pass(`no chosen device on this host${p.deviceProblems.length ? ` (${p.deviceProblems.map((x) => x.msg).join('; ')})` : ''}`);
+  const still = p.devices.filter((d) => d.driver === 'vfio-pci');
+  const drivers = p.devices.map((d) => `${d.address} on ${d.driver ?? 'no driver'}`).join(', ');
+  if (still.length === 0) return pass(`off vfio-pci: ${drivers}`, p.devices.map((d) => ({ address: d.address, driver: d.driver })));
+  return fail(
+    `expected ${still.map((d) => d.address).join(', ')} back on ${still.length === 1 ? 'its' : 'their'} own driver, found vfio-pci`,
+    `reboot the host (the initramfs decides the binding at boot); if it stays, something else binds it: grep -r vfio /etc/modprobe.d /etc/modules /etc/initramfs-tools, cat /sys/bus/pci/devices/${still[0].address}/driver_override, update-initramfs -u -k all`,
+    p.devices.map((d) => ({ address: d.address, driver: d.driver })),
+  );
+}
+
 /** In the guest: nvidia-container-toolkit installed, docker's nvidia runtime, and a working nvidia-smi. */
 export function gateContainerToolkit({ facts: f, nvidiaSmi: smi, nvidiaCtk: ctk }: CheckInput): CheckResult {
   const problems: string[] = [];

@@ -3,7 +3,7 @@
  * reboot). `passthrough_check` dispatches through this map, so its `check:` choices are the keys
  * in this order.
  */
-import { gateBlacklist, gateCmdline, gateContainerToolkit, gateHugepages, gateIommu, gateIommuCmdline, gateIsolation, gateVendorReset, gateVfio } from './booted.ts';
+import { gateBlacklist, gateCmdline, gateContainerToolkit, gateHugepages, gateIommu, gateIommuCmdline, gateIsolation, gateUndoneCmdline, gateUndoneDrivers, gateVendorReset, gateVfio } from './booted.ts';
 import type { Check } from './check.ts';
 import {
   preflightAcs,
@@ -34,6 +34,8 @@ export const CHECKS_BY_NAME = {
   'gate-vendor-reset': gateVendorReset,
   'gate-hugepages': gateHugepages,
   'gate-container-toolkit': gateContainerToolkit,
+  'gate-undone-cmdline': gateUndoneCmdline,
+  'gate-undone-drivers': gateUndoneDrivers,
 } as const satisfies Record<string, Check>;
 
 export type CheckName = keyof typeof CHECKS_BY_NAME;
