@@ -1,7 +1,7 @@
 import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
 import type { FileDiff } from '../model/types.ts';
 import type { ObservedFile } from './observer.ts';
-import { parseRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+import { loadRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
 
 /** The record of the files passthru's roles wrote whole (what each path held before). */
 export const FILES_RECORD = `${UNDO_DIR}/files.json`;
@@ -122,14 +122,9 @@ export const fileModule: Module<FileArgs> = {
       return { kind: 'fail', msg: (e as Error).message, hint: "write the mode as a quoted string, e.g. '0644'" };
     }
     const cur = (await ctx.observe.file(path)) as ObservedFile;
-    let record: FilesRecord | undefined;
-    if (args.record) {
-      try {
-        record = parseRecord(await ctx.observe.file(args.record));
-      } catch (e) {
-        return { kind: 'fail', msg: `${args.record}: ${(e as Error).message}`, hint: 'it records what the files passthru wrote held before; move it aside to start a new record' };
-      }
-    }
+    const loaded = await loadRecord<FilesRecord['files'][string]>(ctx.observe, args.record, 'what the files passthru wrote held before');
+    if (loaded.fail) return loaded.fail;
+    const record = loaded.record;
     /** The record actions after this path's entry becomes `entry` (undefined: forgotten). */
     const recordSteps = async (entry: FileRecordEntry | undefined): Promise<Action[]> => {
       if (!record || !args.record) return [];

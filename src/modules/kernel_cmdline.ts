@@ -15,7 +15,10 @@
  */
 import type { Facts } from '../facts/types.ts';
 import { fileDiff, type Action, type Module, type Plan, type Read, type ArgumentSpec, type InferArgs } from './contract.ts';
-import { parseRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+import { loadRecord, recordActions, recordArgsProblem, UNDO_DIR } from './undo-record.ts';
+import { checkShellSyntax, editCmdline, editGrubDefault, grubValue, paramKey, recordEdit, setsVar, undoEdit, type CmdlineEdit, type CmdlineRecord } from './cmdline-text.ts';
+
+export * from './cmdline-text.ts';
 
 /** The default record of the parameters kernel_cmdline added. */
 export const CMDLINE_RECORD = `${UNDO_DIR}/kernel_cmdline.json`;
@@ -47,222 +50,11 @@ const kernelCmdlineSpec = {
 } as const satisfies ArgumentSpec;
 export type KernelCmdlineArgs = InferArgs<typeof kernelCmdlineSpec>;
 
-export interface CmdlineEdit {
-  add?: string[];
-  remove?: string[];
-}
-
-/** The key of a parameter: what is left of the first `=`. */
-export const paramKey = (p: string): string => {
-  const i = p.indexOf('=');
-  return i < 0 ? p : p.slice(0, i);
-};
-
-interface Tok {
-  text: string;
-  /** Whitespace before it. */
-  sep: string;
-}
-
-function tokenize(line: string): { toks: Tok[]; tail: string } {
-  const toks: Tok[] = [];
-  const re = /(\s*)((?:[^\s"]+|"[^"]*")+)/gy;
-  let m: RegExpExecArray | null;
-  let last = 0;
-  while ((m = re.exec(line))) {
-    toks.push({ sep: m[1], text: m[2] });
-    last = re.lastIndex;
-  }
-  return { toks, tail: line.slice(last) };
-}
-
-/**
- * Edit one kernel command line. Idempotent: applying the result again changes nothing, and a
- * line that already holds every wanted parameter comes back identical (same spacing).
- */
-export function editCmdline(line: string, edit: CmdlineEdit): string {
-  const { toks, tail } = tokenize(line);
-  let list = toks.slice();
-  for (const r of edit.remove ?? []) {
-    const exact = r.includes('=');
-    list = list.filter((t) => (exact ? t.text !== r : paramKey(t.text) !== r));
-  }
-  for (const a of edit.add ?? []) {
-    if (list.some((t) => t.text === a)) continue;
-    const key = paramKey(a);
-    let idx = -1;
-    list.forEach((t, i) => {
-      if (paramKey(t.text) === key) idx = i;
-    });
-    if (idx >= 0) list[idx] = { ...list[idx], text: a };
-    else list.push({ sep: list.length === 0 ? '' : ' ', text: a });
-  }
-  if (list.length === toks.length && list.every((t, i) => t === toks[i])) return line;
-  // The first parameter keeps the line's leading whitespace; removed ones take theirs along.
-  const lead = toks[0]?.sep ?? '';
-  return list.map((t, i) => (i === 0 ? lead : t.sep || ' ') + t.text).join('') + tail;
-}
-
-const ASSIGN = (name: string) => new RegExp(`^([ \\t]*(?:export[ \\t]+)?${name}=)`, 'gm');
-
-/** Does this shell text assign the variable (at the start of a line)? */
 /**
  * Backups of the boot configuration kept per file: enough to step back a few runs, few enough
  * that /etc/default (or the ESP-side /etc/kernel) does not fill with copies.
  */
 export const KEEP_BACKUPS = 5;
-
-export function setsVar(text: string, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): boolean {
-  return ASSIGN(name).test(text);
-}
-
-/**
- * Edit the value of `GRUB_CMDLINE_LINUX_DEFAULT` (the last assignment, which wins) inside a
- * GRUB defaults file, keeping its quoting style (`"…"`, `'…'` or bare) and the rest of the file
- * byte for byte. A file without the assignment gets one appended.
- */
-export function editGrubDefault(text: string, edit: CmdlineEdit, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): string {
-  const v = locateGrubValue(text, name);
-  if (!v) {
-    const value = editCmdline('', edit);
-    if (value === '') return text;
-    const sep = text === '' || text.endsWith('\n') ? '' : '\n';
-    return `${text}${sep}${name}="${value}"\n`;
-  }
-  let { open, close } = v;
-  const edited = editCmdline(v.inner, edit);
-  if (edited === v.inner) return text;
-  if (open === '' && /\s/.test(edited)) open = close = '"';
-  return text.slice(0, v.start) + open + edited + close + text.slice(v.end);
-}
-
-/** The value of the last assignment of `name` (without its quotes), or null when none. Throws on an unterminated quote. */
-export function grubValue(text: string, name = 'GRUB_CMDLINE_LINUX_DEFAULT'): string | null {
-  return locateGrubValue(text, name)?.inner ?? null;
-}
-
-function locateGrubValue(text: string, name: string): { start: number; end: number; inner: string; open: string; close: string } | null {
-  const matches = [...text.matchAll(ASSIGN(name))];
-  if (matches.length === 0) return null;
-  const m = matches[matches.length - 1];
-  const start = (m.index ?? 0) + m[1].length;
-  const q = text[start];
-  if (q === '"' || q === "'") {
-    let i = start + 1;
-    while (i < text.length && text[i] !== q) i += q === '"' && text[i] === '\\' ? 2 : 1;
-    if (i >= text.length) throw new Error(`${name}: unterminated ${q === '"' ? 'double' : 'single'} quote`);
-    return { start, end: i + 1, inner: text.slice(start + 1, i), open: q, close: q };
-  }
-  const rest = /^[^\s;#]*/.exec(text.slice(start))![0];
-  return { start, end: start + rest.length, inner: rest, open: '', close: '' };
-}
-
-// ---------------------------------------------------------------- the undo record
-
-/** What the record keeps per parameter key: the value this module set, and the user's token it replaced (null: it added one). */
-export interface CmdlineRecordEntry {
-  value: string;
-  orig: string | null;
-}
-/** Per edited file: key → entry. */
-export type CmdlineRecord = UndoRecord<Record<string, CmdlineRecordEntry>>;
-
-/**
- * The record after adding `add` and removing `remove` on a line: a key already recorded keeps
- * its original; a parameter already on the line exactly is the user's and is not recorded; a key
- * on the line with another value is recorded with that token as the original; a new one with
- * none. Removed keys (or exact values) leave the record.
- */
-export function recordEdit(line: string, edit: CmdlineEdit, prior: Record<string, CmdlineRecordEntry>): Record<string, CmdlineRecordEntry> {
-  const toks = tokenize(line).toks.map((t) => t.text);
-  const out: Record<string, CmdlineRecordEntry> = { ...prior };
-  for (const r of edit.remove ?? []) {
-    for (const [k, e] of Object.entries(out)) if (r.includes('=') ? e.value === r : k === r) delete out[k];
-  }
-  for (const a of edit.add ?? []) {
-    const k = paramKey(a);
-    if (out[k]) out[k] = { ...out[k], value: a };
-    else if (toks.includes(a)) continue;
-    else {
-      const same = toks.filter((t) => paramKey(t) === k);
-      out[k] = { value: a, orig: same.length ? same[same.length - 1] : null };
-    }
-  }
-  return out;
-}
-
-/**
- * The edit that undoes the recorded entries on a line: a parameter it added is removed, a value
- * it replaced is put back. An entry whose value is no longer on the line (changed or removed by
- * hand since) is left alone.
- */
-export function undoEdit(line: string, entries: Record<string, CmdlineRecordEntry>): CmdlineEdit {
-  const toks = tokenize(line).toks.map((t) => t.text);
-  const edit: Required<CmdlineEdit> = { add: [], remove: [] };
-  for (const e of Object.values(entries)) {
-    if (!toks.includes(e.value)) continue;
-    if (e.orig === null) edit.remove.push(e.value);
-    else edit.add.push(e.orig);
-  }
-  return edit;
-}
-
-/**
- * A cheap POSIX sh lexer: are quotes, `$(…)`, `${…}` and backquotes balanced? Returns an error
- * message or null. Not a parser: `sh -n` on the host has the last word.
- */
-export function checkShellSyntax(text: string): string | null {
-  let state: 'none' | 'single' | 'double' | 'back' = 'none';
-  const stack: string[] = [];
-  let line = 1;
-  let openLine = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '\n') line++;
-    if (state === 'single') {
-      if (c === "'") state = 'none';
-      continue;
-    }
-    if (c === '\\') {
-      i++;
-      if (text[i] === '\n') line++;
-      continue;
-    }
-    if (state === 'double') {
-      if (c === '"') state = 'none';
-      else if (c === '$' && (text[i + 1] === '(' || text[i + 1] === '{')) {
-        stack.push(text[i + 1] === '(' ? ')' : '}');
-        i++;
-      } else if (stack.length > 0 && c === stack[stack.length - 1]) stack.pop();
-      continue;
-    }
-    if (c === '#' && (i === 0 || /[\s;&|()]/.test(text[i - 1]))) {
-      while (i + 1 < text.length && text[i + 1] !== '\n') i++;
-      continue;
-    }
-    if (c === "'") {
-      state = 'single';
-      openLine = line;
-    } else if (c === '"') {
-      state = 'double';
-      openLine = line;
-    } else if (c === '`') {
-      if (state === 'back') state = 'none';
-      else {
-        state = 'back';
-        openLine = line;
-      }
-    } else if (c === '$' && (text[i + 1] === '(' || text[i + 1] === '{')) {
-      stack.push(text[i + 1] === '(' ? ')' : '}');
-      i++;
-    } else if (stack.length > 0 && c === stack[stack.length - 1]) stack.pop();
-  }
-  if (state === 'single') return `unterminated single quote opened on line ${openLine}`;
-  if (state === 'double') return `unterminated double quote opened on line ${openLine}`;
-  if (state === 'back') return `unterminated backquote opened on line ${openLine}`;
-  if (stack.length > 0) return `unbalanced '$${stack[stack.length - 1] === ')' ? '(' : '{'}'`;
-  return null;
-}
 
 const SAFE_PARAM = /^[A-Za-z0-9_.,:\/+@=-]+$/;
 
@@ -299,12 +91,7 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
     if (dup) return `kernel_cmdline: add lists the key '${dup}' twice`;
     const clash = args.remove.find((r) => keys.includes(paramKey(r)) && !r.includes('='));
     if (clash) return `kernel_cmdline: '${clash}' is both added and removed`;
-    if (args.state === 'absent' && (args.add.length > 0 || args.remove.length > 0)) {
-      return 'kernel_cmdline: state: absent removes what the record lists; add and remove make no sense with it';
-    }
-    if (args.state === 'absent' && !args.record) return 'kernel_cmdline: state: absent needs a record (the parameters this module added)';
-    if (args.record && !args.record.startsWith('/')) return `kernel_cmdline: record must be an absolute path, found '${args.record}'`;
-    return undefined;
+    return recordArgsProblem('kernel_cmdline', args, { given: args.add.length > 0 || args.remove.length > 0, names: 'add and remove' }, 'the parameters this module added');
   },
   reads(args, facts) {
     const reads: Read[] = [];
@@ -375,14 +162,9 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
       apply = (edit) => editGrubDefault(text, edit);
     }
 
-    let record: CmdlineRecord | undefined;
-    if (args.record) {
-      try {
-        record = parseRecord(await ctx.observe.file(args.record));
-      } catch (e) {
-        return { kind: 'fail', msg: `${args.record}: ${(e as Error).message}`, hint: `it records the kernel parameters passthru added; move it aside to start a new record (an undo then removes none of the earlier ones)` };
-      }
-    }
+    const loaded = await loadRecord<CmdlineRecord['files'][string]>(ctx.observe, args.record, 'the kernel parameters passthru added');
+    if (loaded.fail) return loaded.fail;
+    const record = loaded.record;
     const recorded = record?.files[path] ?? {};
     const edit: CmdlineEdit = undo ? undoEdit(line, recorded) : { add: args.add, remove: args.remove };
     const summary = undo

@@ -7,7 +7,7 @@
  */
 import { joinLines, splitLines } from './line.ts';
 import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
-import { parseRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+import { loadRecord, recordActions, recordArgsProblem, UNDO_DIR, type UndoRecord } from './undo-record.ts';
 
 /** The default record of the module lines kernel_modules added. */
 export const MODULES_RECORD = `${UNDO_DIR}/kernel_modules.json`;
@@ -99,25 +99,15 @@ export const kernelModulesModule: Module<KernelModulesArgs> = {
     }
     const both = args.present.find((m) => args.absent.map(norm).includes(norm(m)));
     if (both) return `kernel_modules: '${both}' is both present and absent`;
-    if (args.state === 'absent' && (args.present.length > 0 || args.absent.length > 0)) {
-      return 'kernel_modules: state: absent removes what the record lists; present and absent make no sense with it';
-    }
-    if (args.state === 'absent' && !args.record) return 'kernel_modules: state: absent needs a record (the modules this module appended)';
-    if (args.record && !args.record.startsWith('/')) return `kernel_modules: record must be an absolute path, found '${args.record}'`;
-    return undefined;
+    return recordArgsProblem('kernel_modules', args, { given: args.present.length > 0 || args.absent.length > 0, names: 'present and absent' }, 'the modules this module appended');
   },
   reads: (args) => [{ kind: 'file', path: args.path }, ...(args.record ? [{ kind: 'file' as const, path: args.record }] : [])],
   async plan(args, ctx): Promise<Plan> {
     const f = await ctx.observe.file(args.path);
     const before = f.exists ? f.content : '';
-    let record: ModulesRecord | undefined;
-    if (args.record) {
-      try {
-        record = parseRecord(await ctx.observe.file(args.record));
-      } catch (e) {
-        return { kind: 'fail', msg: `${args.record}: ${(e as Error).message}`, hint: 'it records the modules passthru listed; move it aside to start a new record (an undo then removes none of the earlier ones)' };
-      }
-    }
+    const loaded = await loadRecord<ModulesRecord['files'][string]>(ctx.observe, args.record, 'the modules passthru listed');
+    if (loaded.fail) return loaded.fail;
+    const record = loaded.record;
     const recorded = record?.files[args.path];
     const files = { ...(record?.files ?? {}) };
 

@@ -9,7 +9,7 @@
  * user's). Check mode writes nothing. The engine's observer overlays the planned record, so the
  * later tasks of the run plan against it.
  */
-import type { Action, FileState } from './contract.ts';
+import type { Action, FileState, Observer, Plan } from './contract.ts';
 import { cmd } from '../transport/connection.ts';
 
 /** Where the records live (the host's passthru_state_dir default, /var/lib/passthru). */
@@ -53,4 +53,28 @@ export function recordActions<E>(path: string, current: FileState, next: UndoRec
     { kind: 'exec', command: cmd('mkdir', '-p', '--', dir) },
     { kind: 'write', path, content: text, mode: 0o600 },
   ];
+}
+
+/**
+ * The record at `path` (none when no path is given), or the plan that fails the task when the
+ * file there is not a record (`what` says what it records, for the hint).
+ */
+export async function loadRecord<E>(observe: Observer, path: string | undefined, what: string): Promise<{ record?: UndoRecord<E>; fail?: Plan }> {
+  if (!path) return {};
+  try {
+    return { record: parseRecord<E>(await observe.file(path)) };
+  } catch (e) {
+    return { fail: { kind: 'fail', msg: `${path}: ${(e as Error).message}`, hint: `it records ${what}; move it aside to start a new record (an undo then takes back none of the earlier ones)` } };
+  }
+}
+
+/**
+ * The argument rules of a module that keeps a record and undoes with `state: absent`: the undo
+ * takes no edits of its own (`edits` names them), needs a record, and a record path is absolute.
+ */
+export function recordArgsProblem(module: string, a: { state?: string; record?: string }, edits: { given: boolean; names: string }, what: string): string | undefined {
+  if (a.state === 'absent' && edits.given) return `${module}: state: absent removes what the record lists; ${edits.names} make no sense with it`;
+  if (a.state === 'absent' && !a.record) return `${module}: state: absent needs a record (${what})`;
+  if (a.record && !a.record.startsWith('/')) return `${module}: record must be an absolute path, found '${a.record}'`;
+  return undefined;
 }
