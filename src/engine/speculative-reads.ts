@@ -5,7 +5,7 @@
 import type { Host, Stage } from '../model/types.ts';
 import type { Read } from '../modules/contract.ts';
 import { readKey } from '../modules/observer.ts';
-import { render } from '../template/index.ts';
+import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs } from '../spec/check.ts';
 import type { Facts } from '../facts/types.ts';
 import { parseProbe } from '../facts/probe.ts';
@@ -34,6 +34,7 @@ export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }):
     if (!mod?.reads) continue;
     try {
       const vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars });
+      if (step.task.when !== undefined && skippedWithout(step.task.when, vars, step.task.pos)) continue;
       const rendered: Record<string, unknown> = {};
       const open: string[] = [];
       for (const [k, v] of Object.entries(step.task.args)) {
@@ -93,4 +94,18 @@ function placeholder(opt: OptionSpec | undefined, which: 0 | 1): unknown {
     }
   };
   return of(opt?.type);
+}
+
+/**
+ * A `when:` that is already false from the host's variables alone (`passthrough != 'absent'` on
+ * a host that undoes): the task will be skipped, so nothing of it is read. A condition that needs
+ * facts or results does not evaluate here, and the task's reads are predicted as usual. A wrong
+ * guess either way costs only time: what is not predicted is read when the task runs.
+ */
+function skippedWithout(when: string, vars: Parameters<typeof evaluate>[1], pos: Parameters<typeof evaluate>[2]): boolean {
+  try {
+    return !truthy(evaluate(when, vars, pos));
+  } catch {
+    return false;
+  }
 }
