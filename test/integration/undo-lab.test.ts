@@ -1,6 +1,7 @@
 /**
- * Undo on the lab, through the CLI: four profiles (GRUB on PVE 8, systemd-boot on ZFS with
- * vendor-reset, PVE 7 on kernel 5.15, two identical GPUs bound by address) converge, then
+ * Undo on the lab, through the CLI: five profiles (GRUB on PVE 8, systemd-boot on ZFS with
+ * vendor-reset, PVE 7 on kernel 5.15, two identical GPUs bound by address, a shared IOMMU group
+ * split by the ACS override) converge, then
  * `-e passthrough=absent` takes back everything passthru added. Check mode shows the undo as
  * diffs and changes nothing; the undo reboots and its gates pass; every file passthru changed is
  * byte for byte the starting one (the differences that remain are listed below, each with its
@@ -20,7 +21,7 @@ import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
 import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir, type NodeTree } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
-const PROFILES = ['intel-grub-pve8-rtx4090', 'amd-systemdboot-zfs-pve8-rx6800', 'pve7-kernel515', 'two-identical-gpus-bootvga'];
+const PROFILES = ['intel-grub-pve8-rtx4090', 'amd-systemdboot-zfs-pve8-rx6800', 'pve7-kernel515', 'two-identical-gpus-bootvga', 'shared-group-usb'];
 
 /**
  * What may differ between the starting tree and the tree after converge + undo, and why. Every
