@@ -26,6 +26,9 @@ export function lockScript(dir: string, owner: string, waitS: number): string {
     `d=${d}`,
     'command -v flock >/dev/null 2>&1 || { echo "passthru: flock(1) is not installed: cannot lock the node" >&2; exit 70; }',
     'mkdir -p -- "$d" && exec 9>>"$d/apply.lock" || { echo "passthru: cannot open $d/apply.lock" >&2; exit 70; }',
+    // The run itself holds it already (two inventory hosts that are one machine, e.g. the local
+    // transport twice): a run never waits on its own lock. The first holder keeps it.
+    `if ! flock -n 9 && [ "$(cat "$d/apply.owner" 2>/dev/null)" = ${shq(owner)} ]; then echo '${LOCK_HELD}'; exec cat > /dev/null; fi`,
     `if ! flock -w ${Math.max(0, Math.floor(waitS))} 9; then`,
     `  echo "passthru: another apply run holds the lock on this node: $(cat "$d/apply.owner" 2>/dev/null || echo unknown)" >&2`,
     `  exit ${LOCK_BUSY}`,

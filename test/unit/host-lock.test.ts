@@ -54,3 +54,17 @@ test('no flock on the host: a warning, and the run goes on unlocked', async (t) 
   t.regex(warnings[0] ?? '', /pve2: could not lock the node against a concurrent apply \(passthru: flock\(1\) is not installed/);
   t.true(lockScript('/var/lib/passthru', "it's", 3).includes(`'it'\\''s'`));
 });
+
+test('a run never waits on its own lock: a second host of the same run on the same machine goes on at once', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'passthru-lock-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const a = await lockHost(conn, { dir, owner: 'run A', waitS: 5 });
+  const started = Date.now();
+  const again = await lockHost(conn, { dir, owner: 'run A', waitS: 5 });
+  t.truthy(again);
+  t.true(Date.now() - started < 3000, 'no wait for its own lock');
+  // Another run still waits and stops: the first holder keeps the lock.
+  await t.throwsAsync(lockHost(conn, { dir, owner: 'run B', waitS: 0 }), { instanceOf: RunError, message: /holds the lock on this node: run A/ });
+  await again!.release();
+  await a!.release();
+});
