@@ -6,7 +6,7 @@
  * fails with "expected …, found …" and the likely cause and fix.
  */
 import type { Facts } from '../facts/types.ts';
-import { CHECK_NAMES, CHECKS_BY_NAME, type CheckInput, type CheckName, type CheckResult } from '../passthrough/gates/index.ts';
+import { CHECK_NAMES, CHECKS_BY_NAME, checkFor, type CheckInput, type CheckName, type CheckResult } from '../passthrough/gates/index.ts';
 import type { PassthroughVars } from '../passthrough/vars.ts';
 import type { Module, Plan, PlanContext } from './contract.ts';
 
@@ -34,7 +34,7 @@ function toPlan(r: CheckResult): Plan {
 
 /** Run the named check (src/passthrough/gates) on the host's facts and variables. */
 export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: PassthroughVars & Record<string, unknown>, extra: Pick<CheckInput, 'nvidiaSmi' | 'nvidiaCtk'> = {}): Plan {
-  const check = CHECKS_BY_NAME[args.check];
+  const check = CHECKS_BY_NAME[args.check] ? checkFor(args.check) : undefined;
   if (!check) return { kind: 'fail', msg: `unknown check ${String(args.check)}`, hint: `one of: ${CHECKS.join(', ')}` };
   return toPlan(check({ facts, vars, params: args.params, ...extra }));
 }

@@ -8,6 +8,7 @@ import { CHECKS } from '../../src/modules/passthrough_check.ts';
 import {
   CHECK_NAMES,
   CHECKS_BY_NAME,
+  checkFor,
   gateBlacklist,
   gateCmdline,
   gateContainerToolkit,
@@ -189,4 +190,20 @@ test('config text: vfio.conf by ids and by address, blacklist, reset_method udev
   t.regex(blacklistConfText(['nouveau']), /^blacklist nouveau$/m);
   t.is(resetMethodUdevRules([]), '');
   t.is(resetMethodUdevRules(['1002:67df', '1002:67df']).split('\n').filter((l) => l.startsWith('ACTION')).length, 1);
+});
+
+test('checkFor: every gate runs in either mode and proves only what that mode did', (t) => {
+  const bound = labFacts({ bound: true, cmdline: 'quiet intel_iommu=on iommu=pt' });
+  const unbound = labFacts();
+  // Configuring: the undo gates stand aside, the configure gates prove.
+  t.regex(reason(checkFor('gate-undone-drivers')(input(bound, LAB))), /not absent: nothing of it was undone/);
+  t.true(checkFor('gate-vfio')(input(bound, LAB)).ok);
+  t.false(checkFor('gate-vfio')(input(unbound, LAB)).ok, 'a configure gate still fails when the binding is missing');
+  // Undoing: the configure gates stand aside, the undo gates prove.
+  const undo = { ...LAB, passthrough: 'absent' };
+  t.regex(reason(checkFor('gate-vfio')(input(unbound, undo))), /taken back, not proven/);
+  t.false(checkFor('gate-undone-drivers')(input(bound, undo)).ok, 'an undo gate fails while a chosen function is still on vfio-pci');
+  t.true(checkFor('gate-undone-drivers')(input(unbound, undo)).ok);
+  // Preflights are not gates: they run as they are (their tasks carry the mode's when:).
+  t.is(msg(checkFor('preflight-cpu')(input(unbound, undo))), msg(CHECKS_BY_NAME['preflight-cpu'](input(unbound, undo))));
 });

@@ -4,7 +4,7 @@
  * in this order.
  */
 import { gateBlacklist, gateCmdline, gateContainerToolkit, gateHugepages, gateIommu, gateIommuCmdline, gateIsolation, gateUndoneCmdline, gateUndoneDrivers, gateVendorReset, gateVfio } from './booted.ts';
-import type { Check } from './check.ts';
+import { pass, type Check } from './check.ts';
 import {
   preflightAcs,
   preflightBootloader,
@@ -39,6 +39,23 @@ export const CHECKS_BY_NAME = {
 } as const satisfies Record<string, Check>;
 
 export type CheckName = keyof typeof CHECKS_BY_NAME;
+
+/**
+ * The check to run for a host in its mode: every gate runs whatever the mode (a gate is a proof,
+ * never skipped), but proves only what that mode did. With `passthrough: absent` the configure
+ * gates pass with that reason and the undo gates (`gate-undone-*`) prove the undo; otherwise the
+ * undo gates pass with theirs.
+ */
+export function checkFor(name: CheckName): Check {
+  const undoGate = name.startsWith('gate-undone-');
+  const configureGate = name.startsWith('gate-') && !undoGate && name !== 'gate-container-toolkit';
+  return (input) => {
+    const undoing = input.vars.passthrough === 'absent';
+    if (undoGate && !undoing) return pass('passthrough is not absent: nothing of it was undone');
+    if (configureGate && undoing) return pass('passthrough: absent: this setting is being taken back, not proven');
+    return CHECKS_BY_NAME[name](input);
+  };
+}
 
 /** The check names, preflights first, in the order above. */
 export const CHECK_NAMES = Object.keys(CHECKS_BY_NAME) as CheckName[];
