@@ -6,7 +6,7 @@
 import type { Host, Stage, TaskResult } from '../model/types.ts';
 import type { Connection } from '../transport/connection.ts';
 import type { Facts } from '../facts/types.ts';
-import { planBatches, policyStop } from './batches.ts';
+import { batchFailed, planBatches, policyStop } from './batches.ts';
 import { forEachLimit } from './limit.ts';
 import { coordinateReboots, type RebootCandidate } from './reboot.ts';
 import { stoppedGuestsText } from './reboot-rules.ts';
@@ -39,7 +39,9 @@ export async function runStage(ctx: RunContext, stage: Stage, hostNames: string[
       ctx.bus.emit({ type: 'warning', msg: `stage "${stage.name}", batch ${index + 1}: ${stop}; stopping the run` });
       break;
     }
-    if (failed === batch.length && rest.length) {
+    // The policies that stop the run were handled above (stop); what is left stopping this
+    // stage's later batches is the all-failed rule.
+    if (rest.length && batchFailed(batch.length, failed, stage.maxFailPercentage, stage.anyErrorsFatal)) {
       ctx.bus.emit({
         type: 'warning',
         msg: `stage "${stage.name}": every host of batch ${index + 1} failed; not starting ${rest.join(', ')} (later stages go on)`,
