@@ -23,6 +23,7 @@ import { selectedSteps, type Step } from './steps.ts';
 export type { HostRunOptions } from './settings.ts';
 export { selectedSteps } from './steps.ts';
 export { speculativeReads } from './speculative-reads.ts';
+import { whenFalse } from './speculative-reads.ts';
 
 export interface HostStageOutcome {
   status: 'ok' | 'failed' | 'unreachable';
@@ -169,6 +170,7 @@ async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[]
     if (!mod?.reads) continue;
     try {
       const vars = varsFor(o, step, registered);
+      if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
       const args = checkArgs(mod.spec, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
         pos: step.task.pos,
         module: mod.name,

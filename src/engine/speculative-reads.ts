@@ -34,7 +34,7 @@ export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }):
     if (!mod?.reads) continue;
     try {
       const vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars });
-      if (step.task.when !== undefined && skippedWithout(step.task.when, vars, step.task.pos)) continue;
+      if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
       const rendered: Record<string, unknown> = {};
       const open: string[] = [];
       for (const [k, v] of Object.entries(step.task.args)) {
@@ -97,12 +97,13 @@ function placeholder(opt: OptionSpec | undefined, which: 0 | 1): unknown {
 }
 
 /**
- * A `when:` that is already false from the host's variables alone (`passthrough != 'absent'` on
- * a host that undoes): the task will be skipped, so nothing of it is read. A condition that needs
- * facts or results does not evaluate here, and the task's reads are predicted as usual. A wrong
- * guess either way costs only time: what is not predicted is read when the task runs.
+ * A `when:` that is already false from what is known (before the facts: the host's variables
+ * alone, e.g. `passthrough != 'absent'` on a host that undoes): the task will be skipped, so
+ * nothing of it is read. A condition that needs what is not known yet does not evaluate, and the
+ * task's reads are read as usual. A wrong guess either way costs only time: what is not read
+ * ahead is read when the task runs.
  */
-function skippedWithout(when: string, vars: Parameters<typeof evaluate>[1], pos: Parameters<typeof evaluate>[2]): boolean {
+export function whenFalse(when: string, vars: Parameters<typeof evaluate>[1], pos: Parameters<typeof evaluate>[2]): boolean {
   try {
     return !truthy(evaluate(when, vars, pos));
   } catch {

@@ -291,6 +291,8 @@ export class HostObserver implements Observer {
     const keys = reads.map(readKey);
     const job = (async () => {
       this.roundTrips++;
+      // PASSTHRU_DEBUG_READS=1: each read exec on stderr (which reads were not known ahead).
+      if (process.env.PASSTHRU_DEBUG_READS) process.stderr.write(`read exec: ${keys.join(' | ')}\n`);
       const res = await this.conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs: this.opts.timeoutMs });
       const parsed = parseReadOutput(res.stdout, marker);
       const missing: string[] = [];
