@@ -32,6 +32,9 @@ async function server(n: number, extra: Partial<Parameters<typeof startSshd>[0]>
     hostKeyChecking: 'strict',
     knownHostsFile: knownHosts,
     transport: 'ssh',
+    // A handshake can take seconds when the machine is loaded (twenty servers here, a lab next
+    // door): the tests that time out on purpose set their own limit.
+    connectTimeoutMs: 60_000,
     ...over,
   });
   return { dir, key, sshd, knownHosts, spec };
