@@ -82,6 +82,9 @@ async function passthru(t: { log: (...a: unknown[]) => void }, verb: 'apply' | '
     const inTasks = (report.hosts[HOST]?.tasks ?? []).reduce((a, x) => a + x.durationMs, 0);
     timings[`${name}: reboot (outside tasks)`] = report.durationMs - inTasks;
     t.log(`  ${((report.durationMs - inTasks) / 1000).toFixed(1)} s  reboot and boot detection (run time outside every task)`);
+    // The coordinator's own steps with their times ("rebooting", "back after N s"), and the
+    // probe's (facts): where that time went.
+    for (const line of r.stdout.split('\n').filter((l) => /^(reboot|facts) /.test(l))) t.log(`  ${line}`);
   }
   return { r, report };
 }
