@@ -2,7 +2,7 @@
  * Running the CLI in-process for tests: `main(argv, io)` from src/cli/main.ts with captured output
  * and a `--json` report file, then the report read back.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main, type Io } from '../../src/cli/main.ts';
@@ -54,3 +54,23 @@ export async function runCli(argv: string[], opts: { json: string; keep?: boolea
 
 /** The task results of one host in a report (tasks, handlers and gates, in run order); none if absent. */
 export const tasks = (r: RunReport, host: string): TaskResult[] => r.hosts[host]?.tasks ?? [];
+
+/**
+ * A `run(cmd, ...args)` for a lab test: `passthru <cmd> PLAYBOOK -i INVENTORY --progress plain
+ * --guests shutdown --failed-hosts OUT/failed-N ...args`, its JSON report in OUT. The inventory
+ * and OUT are functions, as they are known only once the lab is up. With PASSTHRU_TEST_DEBUG=DIR
+ * each run's output is kept as DIR/<name>-run-N.txt.
+ */
+export function labRunner(o: { name: string; playbook: string; inventory: () => string; out: () => string }): (cmd: 'apply' | 'check', ...args: string[]) => Promise<CliRun> {
+  let n = 0;
+  return async (cmd, ...args) => {
+    const i = ++n;
+    const out = o.out();
+    const r = await runCli([cmd, o.playbook, '-i', o.inventory(), '--progress', 'plain', '--guests', 'shutdown', '--failed-hosts', join(out, `failed-hosts-${i}`), ...args], {
+      json: join(out, `run-${i}.json`),
+    });
+    const debug = process.env.PASSTHRU_TEST_DEBUG;
+    if (debug) writeFileSync(join(debug, `${o.name}-run-${i}.txt`), `${cmd} ${args.join(' ')}\nexit ${r.code}\n${r.text}`);
+    return r;
+  };
+}

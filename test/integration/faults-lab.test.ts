@@ -7,12 +7,12 @@
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
-import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
+import { labRunner, tasks } from '../helpers/cli.ts';
 import { crashNode, LOCK_FILES, onFirstChange, startNode } from '../helpers/faults.ts';
 import { bootsSince, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir, type NodeTree } from '../helpers/lab.ts';
 
@@ -38,14 +38,7 @@ test.before(async () => {
 
 test.after.always(() => tearDownLab(dir, tmp));
 
-let runNo = 0;
-function run(cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> {
-  const n = ++runNo;
-  return runCli([cmd, PLAYBOOK, '-i', info!.inventoryPath, '--progress', 'plain', '--guests', 'shutdown', '--failed-hosts', join(tmp, `failed-hosts-${n}`), ...args], { json: join(tmp, `run-${n}.json`) }).then((r) => {
-    if (process.env.PASSTHRU_TEST_DEBUG) writeFileSync(join(process.env.PASSTHRU_TEST_DEBUG, `faults-run-${n}.txt`), `${cmd} ${args.join(' ')}\nexit ${r.code}\n${r.text}`);
-    return r;
-  });
-}
+const run = labRunner({ name: 'faults', playbook: PLAYBOOK, inventory: () => info!.inventoryPath, out: () => tmp });
 
 /** A command on a lab node as root, over OpenSSH (not through the engine). */
 async function ssh(name: string, command: string): Promise<string> {

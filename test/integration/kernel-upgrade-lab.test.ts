@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
-import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
+import { labRunner, tasks } from '../helpers/cli.ts';
 import { bootsSince, isRoot, labSshOptions, labTest as lab, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
@@ -41,16 +41,7 @@ test.before(async () => {
 
 test.after.always(() => tearDownLab(dir, tmp));
 
-let runNo = 0;
-function run(cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> {
-  const n = ++runNo;
-  return runCli([cmd, PLAYBOOK, '-i', inventory, '--progress', 'plain', '--guests', 'shutdown', '--failed-hosts', join(tmp, `failed-${n}`), ...args], {
-    json: join(tmp, `run-${n}.json`),
-  }).then((r) => {
-    if (process.env.PASSTHRU_TEST_DEBUG) writeFileSync(join(process.env.PASSTHRU_TEST_DEBUG, `kernel-run-${n}.txt`), `${cmd} ${args.join(' ')}\nexit ${r.code}\n${r.text}`);
-    return r;
-  });
-}
+const run = labRunner({ name: 'kernel', playbook: PLAYBOOK, inventory: () => inventory, out: () => tmp });
 
 async function ssh(command: string): Promise<string> {
   return (await promisify(execFile)('ssh', [...labSshOptions(dir), `root@${amd().address}`, command])).stdout;

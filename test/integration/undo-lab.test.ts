@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
 import type { RunReport } from '../../src/model/types.ts';
-import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
+import { labRunner, tasks } from '../helpers/cli.ts';
 import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir, type NodeTree } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
@@ -54,16 +54,7 @@ test.before(async () => {
 
 test.after.always(() => tearDownLab(dir, tmp));
 
-let runNo = 0;
-function run(cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> {
-  const n = ++runNo;
-  return runCli([cmd, PLAYBOOK, '-i', inventory, '--progress', 'quiet', '--guests', 'shutdown', '--failed-hosts', join(tmp, `failed-${n}`), ...args], {
-    json: join(tmp, `run-${n}.json`),
-  }).then((r) => {
-    if (process.env.PASSTHRU_TEST_DEBUG) writeFileSync(join(process.env.PASSTHRU_TEST_DEBUG, `undo-run-${n}.txt`), `${cmd} ${args.join(' ')}\nexit ${r.code}\n${r.text}`);
-    return r;
-  });
-}
+const run = labRunner({ name: 'undo', playbook: PLAYBOOK, inventory: () => inventory, out: () => tmp });
 
 function ssh(host: string, command: string): string {
   const n = info!.nodes.find((x) => x.name === host)!;

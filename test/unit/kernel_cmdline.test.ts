@@ -4,9 +4,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkShellSyntax, CMDLINE_RECORD, dropInListCommand, editCmdline, editGrubDefault, kernelCmdlineModule, recordEdit, setsVar, undoEdit, type KernelCmdlineArgs } from '../../src/modules/kernel_cmdline.ts';
-import type { Action, CmdState, FileState, Observer, Plan, PlanContext } from '../../src/modules/contract.ts';
+import type { CmdState, FileState, Observer, Plan, PlanContext } from '../../src/modules/contract.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { filesAfter } from './modules-fake.ts';
 
 const DEBIAN_GRUB = `# If you change this file, run 'update-grub' afterwards to update
 # /boot/grub/grub.cfg.
@@ -218,14 +219,7 @@ test('undoEdit: removes what it added, puts back what it replaced, leaves values
 /** Plan, then "apply" it on the fake files (writes and deletes), returning the new files. */
 async function step(files: Record<string, string>, a: Partial<KernelCmdlineArgs>, facts = labFacts()): Promise<{ plan: Plan; files: Record<string, string> }> {
   const plan = await kernelCmdlineModule.plan(args({ record: CMDLINE_RECORD, ...a }), ctx(facts, fakeObserver(files)));
-  const next = { ...files };
-  if (plan.kind === 'change') {
-    for (const x of plan.actions as Action[]) {
-      if (x.kind === 'write') next[x.path] = x.content;
-      if (x.kind === 'delete') delete next[x.path];
-    }
-  }
-  return { plan, files: next };
+  return { plan, files: filesAfter(files, plan) };
 }
 
 test('undo on GRUB: the user\'s own iommu=pt stays, what passthru added goes, the file is byte for byte the start', async (t) => {

@@ -1,7 +1,8 @@
 import test from 'ava';
 import { editModulesList, kernelModulesModule, MODULES_RECORD, undoModulesList, type KernelModulesArgs } from '../../src/modules/kernel_modules.ts';
-import type { Action, FileState, Observer, Plan } from '../../src/modules/contract.ts';
+import type { FileState, Observer, Plan } from '../../src/modules/contract.ts';
 import { labFacts } from '../fixtures/facts/hosts.ts';
+import { filesAfter } from './modules-fake.ts';
 
 const DEBIAN_MODULES = `# /etc/modules: kernel modules to load at boot time.
 #
@@ -58,14 +59,7 @@ test('validate rejects odd names and contradictions', (t) => {
 async function step(files: Record<string, string>, a: Partial<KernelModulesArgs>): Promise<{ plan: Plan; files: Record<string, string> }> {
   const args: KernelModulesArgs = { path: '/etc/modules', present: [], absent: [], state: 'present', record: MODULES_RECORD, ...a };
   const plan = await kernelModulesModule.plan(args, { host: 'h', facts: labFacts(), vars: {}, observe: obs(files), check: false });
-  const next = { ...files };
-  if (plan.kind === 'change') {
-    for (const x of plan.actions as Action[]) {
-      if (x.kind === 'write') next[x.path] = x.content;
-      if (x.kind === 'delete') delete next[x.path];
-    }
-  }
-  return { plan, files: next };
+  return { plan, files: filesAfter(files, plan) };
 }
 
 test('undo: only the lines it appended go (the user\'s own vfio stays), byte for byte the start; second undo no-op', async (t) => {

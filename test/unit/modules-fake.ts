@@ -80,3 +80,15 @@ export async function planWith<A>(
   }
   return plan;
 }
+
+/** Files as a plan's actions leave them (writes and deletes applied), for tests that chain plans. */
+export function filesAfter(files: Record<string, string>, plan: Plan): Record<string, string> {
+  const next = { ...files };
+  if (plan.kind === 'change') {
+    for (const x of plan.actions) {
+      if (x.kind === 'write') next[x.path] = x.content;
+      if (x.kind === 'delete') delete next[x.path];
+    }
+  }
+  return next;
+}
