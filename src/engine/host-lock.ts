@@ -56,8 +56,6 @@ export async function lockHost(
     dir: string;
     owner: string;
     waitS: number;
-    /** Not used any more: the lock command says itself when it holds the lock (LOCK_HELD). */
-    pollMs?: number;
     warn?: (msg: string) => void;
   },
 ): Promise<HostLock | null> {

@@ -15,18 +15,18 @@ const conn = new LocalConnection('pve1');
 test('a second apply waits for the lock, then stops with who holds it; the lock ends with its run', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'passthru-lock-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const a = await lockHost(conn, { dir, owner: 'run A (root@ctl pid 1)', waitS: 1, pollMs: 20 });
+  const a = await lockHost(conn, { dir, owner: 'run A (root@ctl pid 1)', waitS: 1 });
   t.truthy(a);
   t.is((await readFile(join(dir, 'apply.owner'), 'utf8')).trim(), 'run A (root@ctl pid 1)');
   const started = Date.now();
-  const e = await t.throwsAsync(lockHost(conn, { dir, owner: 'run B', waitS: 1, pollMs: 20 }), { instanceOf: RunError });
+  const e = await t.throwsAsync(lockHost(conn, { dir, owner: 'run B', waitS: 1 }), { instanceOf: RunError });
   t.true(Date.now() - started >= 900, 'it waited before giving up');
   t.regex(e!.message, /pve1: not applied: another apply run holds the lock on this node: run A \(root@ctl pid 1\) \(waited 1 s\)/);
   t.regex((e as RunError).hint ?? '', /wait for that run to finish/);
   await a!.release();
   // Released: the owner record is gone and the next run gets the lock at once.
   await t.throwsAsync(readFile(join(dir, 'apply.owner'), 'utf8'));
-  const c = await lockHost(conn, { dir, owner: 'run C', waitS: 1, pollMs: 20 });
+  const c = await lockHost(conn, { dir, owner: 'run C', waitS: 1 });
   t.truthy(c);
   await c!.release();
 });
@@ -34,8 +34,8 @@ test('a second apply waits for the lock, then stops with who holds it; the lock 
 test('a run waiting for the lock gets it as soon as the first run ends', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'passthru-lock-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
-  const a = await lockHost(conn, { dir, owner: 'A', waitS: 5, pollMs: 20 });
-  const b = lockHost(conn, { dir, owner: 'B', waitS: 5, pollMs: 20 });
+  const a = await lockHost(conn, { dir, owner: 'A', waitS: 5 });
+  const b = lockHost(conn, { dir, owner: 'B', waitS: 5 });
   await new Promise((r) => setTimeout(r, 300));
   await a!.release();
   const got = await b;
@@ -49,7 +49,7 @@ test('no flock on the host: a warning, and the run goes on unlocked', async (t) 
   const noFlock = new LocalConnection('pve2');
   const exec = noFlock.exec.bind(noFlock);
   noFlock.exec = (command, opts) => exec(`PATH=/nonexistent; ${command}`, opts);
-  const r = await lockHost(noFlock, { dir: '/tmp/passthru-lock-none', owner: 'A', waitS: 1, pollMs: 20, warn: (m) => warnings.push(m) });
+  const r = await lockHost(noFlock, { dir: '/tmp/passthru-lock-none', owner: 'A', waitS: 1, warn: (m) => warnings.push(m) });
   t.is(r, null);
   t.regex(warnings[0] ?? '', /pve2: could not lock the node against a concurrent apply \(passthru: flock\(1\) is not installed/);
   t.true(lockScript('/var/lib/passthru', "it's", 3).includes(`'it'\\''s'`));
