@@ -41,18 +41,36 @@ export const CHECKS_BY_NAME = {
 export type CheckName = keyof typeof CHECKS_BY_NAME;
 
 /**
+ * What each gate proves: the configuration (`configure`), its undo (`undo`, with `passthrough:
+ * absent`), or a guest's state that the undo leaves alone (`any`). A complete record, so a new gate
+ * cannot be added without saying which.
+ */
+const GATE_MODE: Record<Extract<CheckName, `gate-${string}`>, 'configure' | 'undo' | 'any'> = {
+  'gate-cmdline': 'configure',
+  'gate-iommu-cmdline': 'configure',
+  'gate-iommu': 'configure',
+  'gate-isolation': 'configure',
+  'gate-vfio': 'configure',
+  'gate-blacklist': 'configure',
+  'gate-vendor-reset': 'configure',
+  'gate-hugepages': 'configure',
+  'gate-container-toolkit': 'any',
+  'gate-undone-cmdline': 'undo',
+  'gate-undone-drivers': 'undo',
+};
+
+/**
  * The check to run for a host in its mode: every gate runs whatever the mode (a gate is a proof,
  * never skipped), but proves only what that mode did. With `passthrough: absent` the configure
- * gates pass with that reason and the undo gates (`gate-undone-*`) prove the undo; otherwise the
- * undo gates pass with theirs.
+ * gates pass with that reason and the undo gates prove the undo; otherwise the undo gates pass
+ * with theirs. Preflights run as they are (their tasks carry the mode's `when:`).
  */
 export function checkFor(name: CheckName): Check {
-  const undoGate = name.startsWith('gate-undone-');
-  const configureGate = name.startsWith('gate-') && !undoGate && name !== 'gate-container-toolkit';
+  const mode = (GATE_MODE as Record<string, 'configure' | 'undo' | 'any' | undefined>)[name] ?? 'any';
   return (input) => {
     const undoing = input.vars.passthrough === 'absent';
-    if (undoGate && !undoing) return pass('passthrough is not absent: nothing of it was undone');
-    if (configureGate && undoing) return pass('passthrough: absent: this setting is being taken back, not proven');
+    if (mode === 'undo' && !undoing) return pass('passthrough is not absent: nothing of it was undone');
+    if (mode === 'configure' && undoing) return pass('passthrough: absent: this setting is being taken back, not proven');
     return CHECKS_BY_NAME[name](input);
   };
 }
