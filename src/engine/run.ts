@@ -7,7 +7,7 @@ import { checkHostVars } from '../load/hostvars.ts';
 import type { HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult } from '../model/types.ts';
 import { EXIT } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
-import type { Connection } from '../transport/connection.ts';
+import { CommandError, type Connection } from '../transport/connection.ts';
 import { factsFromOutput, gatherFacts, PROBE_TIMEOUT_MS, probeScript, type Facts } from '../facts/index.ts';
 import { HostObserver } from '../modules/observer.ts';
 import { matchHosts } from '../inventory/index.ts';
@@ -126,8 +126,9 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
           const timeoutMs = PROBE_TIMEOUT_MS + (o.commandTimeoutMs ?? PROBE_TIMEOUT_MS);
           const reads = speculativeReads({ ...o, stage, host });
           facts = await seeded.readAlong(probeScript(), reads, (_, r) => factsFromOutput(conn.host, r), timeoutMs).catch((e: Error) => {
-            // Reads that hang or fail must not cost the facts: the probe alone, as before.
-            if (e instanceof UnreachableError || isConnectionLoss(e)) throw e;
+            // Only a command cut short (reads that hung) is retried as the probe alone; a probe
+            // that printed nothing usable, or a lost connection, would only fail a second time.
+            if (!(e instanceof CommandError) || e instanceof UnreachableError || isConnectionLoss(e)) throw e;
             observer = undefined;
             return gatherFacts(conn);
           });
