@@ -12,6 +12,7 @@
 import path from 'node:path';
 import type { Host } from '../model/types.ts';
 import { cmd, type Connection } from '../transport/connection.ts';
+import { handlerKey } from './handlers.ts';
 
 export const DEFAULT_STATE_DIR = '/var/lib/passthru';
 
@@ -29,7 +30,7 @@ export function parsePendingHandlers(text: string): string[] {
   const keys: string[] = [];
   for (const line of text.split('\n')) {
     const [role, name, ...rest] = line.split('\t');
-    if (role && name && rest.length === 0) keys.push(`${role}\0${name}`);
+    if (role && name && rest.length === 0) keys.push(handlerKey(role, name));
   }
   return keys;
 }

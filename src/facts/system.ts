@@ -4,7 +4,7 @@
  * turns the sections into their Facts fields. Parsers are tested against real outputs in
  * `test/fixtures/facts/`.
  */
-import { kernelVersion as coerceKernel } from '../model/version.ts';
+import { compareVersions, kernelVersion as coerceKernel } from '../model/version.ts';
 import type { Bootloader, Facts } from './types.ts';
 import { lines, nonEmpty, type ProbeSection, type SectionText } from './text.ts';
 
@@ -255,12 +255,9 @@ export function parseGrubVars(text: string): { present: boolean; linuxDefault: s
 }
 
 /** Order of kernel releases: `6.8.12-4-pve` < `6.8.12-10-pve` < `6.11.0-1-pve` (numbers, not text). */
+/** Kernel releases in version order (`6.8.12-10-pve` after `6.8.12-4-pve`), equal versions by text. */
 export function compareKernelReleases(a: string, b: string): number {
-  const nums = (r: string) => (r.match(/\d+/g) ?? []).map(Number);
-  const x = nums(a);
-  const y = nums(b);
-  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? -1) !== (y[i] ?? -1)) return (x[i] ?? -1) - (y[i] ?? -1);
-  return a.localeCompare(b);
+  return compareVersions(a, b) || a.localeCompare(b);
 }
 
 /**

@@ -104,7 +104,7 @@ export const fileModule: Module<FileArgs> = {
         return (e as Error).message;
       }
     }
-    if ((args.state ?? 'present') === 'absent' && args.content !== undefined) {
+    if (args.state === 'absent' && args.content !== undefined) {
       return 'content makes no sense with state: absent';
     }
     if (args.record && !args.record.startsWith('/')) return `record must be an absolute path: ${args.record}`;
@@ -134,7 +134,7 @@ export const fileModule: Module<FileArgs> = {
       return recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
     };
 
-    if ((args.state ?? 'present') === 'absent' && record) {
+    if (args.state === 'absent' && record) {
       const entry = record.files[path];
       if (!entry) return { kind: 'noop', reason: `${path}: not written by passthru (not in ${args.record}), left alone` };
       const steps = await recordSteps(undefined);
@@ -153,7 +153,7 @@ export const fileModule: Module<FileArgs> = {
       return { kind: 'change', msg: `remove ${path} (passthru created it)`, diff: [fileDiff(path, cur.content, '')], actions: [{ kind: 'delete', path }, ...steps] };
     }
 
-    if ((args.state ?? 'present') === 'absent') {
+    if (args.state === 'absent') {
       if (!cur.exists) return { kind: 'noop', reason: `${path} already absent` };
       if (cur.isDir) {
         return { kind: 'fail', msg: `${path} is a directory`, hint: 'the file module removes files, not directories' };

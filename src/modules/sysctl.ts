@@ -92,7 +92,7 @@ export const sysctlModule: Module<SysctlArgs> = {
   reads(args) {
     return [
       { kind: 'file', path: args.file ?? DEFAULT_SYSCTL_FILE },
-      ...((args.reload ?? true) && (args.state ?? 'present') === 'present'
+      ...((args.reload ?? true) && args.state === 'present'
         ? [{ kind: 'cmd' as const, command: cmd('sysctl', '-n', normKey(args.name)) }]
         : []),
     ];
@@ -100,7 +100,7 @@ export const sysctlModule: Module<SysctlArgs> = {
   async plan(args, ctx): Promise<Plan> {
     const key = normKey(args.name);
     const file = args.file ?? DEFAULT_SYSCTL_FILE;
-    const present = (args.state ?? 'present') === 'present';
+    const present = args.state === 'present';
     const value = present ? normValue(args.value) : undefined;
     const cur = (await ctx.observe.file(file)) as ObservedFile;
     if (cur.isDir) return { kind: 'fail', msg: `${file} is a directory`, hint: 'file: names the sysctl.d file to write' };
