@@ -10,11 +10,11 @@
  * `role<TAB>handler` per line. Check mode reads it (a pending handler is drift) and writes nothing.
  */
 import path from 'node:path';
-import type { Host } from '../model/types.ts';
+import { DEFAULT_STATE_DIR, type Host } from '../model/types.ts';
 import { cmd, type Connection } from '../transport/connection.ts';
 import { handlerKey } from './handlers.ts';
 
-export const DEFAULT_STATE_DIR = '/var/lib/passthru';
+export { DEFAULT_STATE_DIR };
 
 /** The host's state directory (`passthru_state_dir`, default /var/lib/passthru). */
 export function stateDir(host: Host): string {

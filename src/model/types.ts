@@ -214,3 +214,6 @@ export const EXIT = {
   /** Interrupted (Ctrl-C). */
   interrupted: 130,
 } as const;
+
+/** Where passthru keeps its own state on a host (`passthru_state_dir` overrides it): the run lock, pending handlers, undo records. */
+export const DEFAULT_STATE_DIR = '/var/lib/passthru';

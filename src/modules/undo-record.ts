@@ -11,9 +11,10 @@
  */
 import type { Action, FileState, Observer, Plan } from './contract.ts';
 import { cmd } from '../transport/connection.ts';
+import { DEFAULT_STATE_DIR } from '../model/types.ts';
 
 /** Where the records live (the host's passthru_state_dir default, /var/lib/passthru). */
-export const UNDO_DIR = '/var/lib/passthru/undo';
+export const UNDO_DIR = `${DEFAULT_STATE_DIR}/undo`;
 
 /** A record file: per edited file, the entries one module keeps about it. */
 export interface UndoRecord<E> {
