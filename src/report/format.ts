@@ -7,7 +7,6 @@ import type { HostRecap, RunReport, TaskResult } from '../model/types.ts';
 import { unifiedDiff } from '../modules/diff.ts';
 import { paint, type Style } from './colour.ts';
 
-export { colorEnabled, paint, type Style } from './colour.ts';
 
 const STATUS_COLOR: Record<TaskResult['status'], string> = {
   ok: 'green',

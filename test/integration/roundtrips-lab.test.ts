@@ -72,6 +72,8 @@ test.serial('a drift fixed without a reboot: the gates read the host again after
   t.log(`drift check: ${drift.perHost.join(', ')}; drift fixed by apply: ${fix.perHost.join(', ')} commands per host`);
   t.is(fix.code, 0, fix.text);
   const i = info!.nodes.indexOf(intel);
+  // the probe with the reads, then the gates reading the drifted file's role again
+  t.is(drift.perHost[i], 2, `${drift.perHost}`);
   // the lock, the probe with the reads, the write, its handler (update-initramfs), fresh facts
   t.true(fix.perHost[i]! > 3, `${fix.perHost}`);
   t.false(nodeFile(dir, intel.name, conf)!.includes('# drift'));

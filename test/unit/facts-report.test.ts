@@ -4,7 +4,8 @@
  */
 import test from 'ava';
 import { describeHost, formatHostFacts, unreachableHost, varsYaml } from '../../src/report/facts.ts';
-import { colorEnabled, recapTable } from '../../src/report/format.ts';
+import { recapTable } from '../../src/report/format.ts';
+import { colorEnabled } from '../../src/report/colour.ts';
 import type { HostRecap } from '../../src/model/types.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
 

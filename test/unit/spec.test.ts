@@ -27,6 +27,11 @@ test('InferArgs: required or defaulted options are present, others optional, cho
   const s: 'present' | 'absent' = args.state;
   t.is(s, 'absent');
   t.is(args.a, undefined);
+  // The type is what this test is about: a value outside the choices, or a missing defaulted
+  // option's wrong type, must not type-check (npm run typecheck fails otherwise).
+  // @ts-expect-error 'gone' is not one of the choices
+  const bad: InferArgs<typeof spec> = { state: 'gone', items: [] };
+  t.truthy(bad);
 });
 
 test('cross-argument rules are data: mutually_exclusive and required_if', (t) => {
