@@ -1,7 +1,7 @@
 import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
 import type { FileDiff } from '../model/types.ts';
 import type { ObservedFile } from './observer.ts';
-import { loadRecord, recordActions, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+import { loadRecord, recordUpdate, UNDO_DIR, type UndoRecord } from './undo-record.ts';
 
 /** The record of the files passthru's roles wrote whole (what each path held before). */
 export const FILES_RECORD = `${UNDO_DIR}/files.json`;
@@ -126,13 +126,8 @@ export const fileModule: Module<FileArgs> = {
     if (loaded.fail) return loaded.fail;
     const record = loaded.record;
     /** The record actions after this path's entry becomes `entry` (undefined: forgotten). */
-    const recordSteps = async (entry: FileRecordEntry | undefined): Promise<Action[]> => {
-      if (!record || !args.record) return [];
-      const files = { ...record.files };
-      if (entry) files[path] = entry;
-      else delete files[path];
-      return recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
-    };
+    const recordSteps = async (entry: FileRecordEntry | undefined): Promise<Action[]> =>
+      record && args.record ? recordUpdate(ctx.observe, args.record, record, path, entry) : [];
 
     if (args.state === 'absent' && record) {
       const entry = record.files[path];

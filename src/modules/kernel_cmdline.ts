@@ -15,7 +15,7 @@
  */
 import type { Facts } from '../facts/types.ts';
 import { fileDiff, type Action, type Module, type Plan, type Read, type ArgumentSpec, type InferArgs } from './contract.ts';
-import { loadRecord, recordActions, recordArgsProblem, UNDO_DIR } from './undo-record.ts';
+import { loadRecord, recordUpdate, recordArgsProblem, UNDO_DIR } from './undo-record.ts';
 import { checkShellSyntax, editCmdline, editGrubDefault, grubValue, paramKey, recordEdit, setsVar, undoEdit, type CmdlineEdit, type CmdlineRecord } from './cmdline-text.ts';
 
 export * from './cmdline-text.ts';
@@ -180,14 +180,12 @@ export const kernelCmdlineModule: Module<KernelCmdlineArgs> = {
     // The record after this edit (undo: the file's entries go; add: what this edit added).
     let recordSteps: Action[] = [];
     if (record && args.record) {
-      const files = { ...record.files };
-      if (undo) delete files[path];
-      else if (after !== before) {
+      let entry = undo ? undefined : record.files[path];
+      if (!undo && after !== before) {
         const next = recordEdit(line, edit, recorded);
-        if (Object.keys(next).length) files[path] = next;
-        else delete files[path];
+        entry = Object.keys(next).length ? next : undefined;
       }
-      recordSteps = recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
+      recordSteps = await recordUpdate(ctx.observe, args.record, record, path, entry);
     }
     if (after === before && recordSteps.length === 0) {
       return { kind: 'noop', reason: undo ? `${path}: no parameter recorded as added by passthru` : `${path} already has ${summary || 'nothing to change'}`, data };

@@ -7,7 +7,7 @@
  */
 import { joinLines, splitLines } from './line.ts';
 import { fileDiff, type Action, type Module, type Plan, type ArgumentSpec, type InferArgs } from './contract.ts';
-import { loadRecord, recordActions, recordArgsProblem, UNDO_DIR, type UndoRecord } from './undo-record.ts';
+import { loadRecord, recordUpdate, recordArgsProblem, UNDO_DIR, type UndoRecord } from './undo-record.ts';
 
 /** The default record of the module lines kernel_modules added. */
 export const MODULES_RECORD = `${UNDO_DIR}/kernel_modules.json`;
@@ -109,12 +109,10 @@ export const kernelModulesModule: Module<KernelModulesArgs> = {
     if (loaded.fail) return loaded.fail;
     const record = loaded.record;
     const recorded = record?.files[args.path];
-    const files = { ...(record?.files ?? {}) };
 
     if (args.state === 'absent') {
-      if (!recorded) return { kind: 'noop', reason: `${args.path}: no module recorded as listed by passthru` };
-      delete files[args.path];
-      const steps = recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
+      if (!record || !recorded) return { kind: 'noop', reason: `${args.path}: no module recorded as listed by passthru` };
+      const steps = await recordUpdate(ctx.observe, args.record, record, args.path, undefined);
       const after = f.exists ? undoModulesList(before, recorded) : before;
       if (after === before) {
         return { kind: 'change', msg: `${args.path}: the recorded modules are gone already; ${args.record} forgets them`, diff: [], actions: steps };
@@ -141,9 +139,7 @@ export const kernelModulesModule: Module<KernelModulesArgs> = {
       const prior = recorded ?? { added: [], ...(f.exists ? {} : { created: true }), ...(f.exists && before !== '' && !before.endsWith('\n') ? { noFinalNewline: true } : {}) };
       const drop = new Set(removed.map(norm));
       const entry = { ...prior, added: [...prior.added.filter((m) => !drop.has(norm(m))), ...added] };
-      if (entry.added.length) files[args.path] = entry;
-      else delete files[args.path];
-      steps = recordActions(args.record, await ctx.observe.file(args.record), { version: 1, files });
+      steps = await recordUpdate(ctx.observe, args.record, record, args.path, entry.added.length ? entry : undefined);
     }
     return {
       kind: 'change',

@@ -56,6 +56,14 @@ export function recordActions<E>(path: string, current: FileState, next: UndoRec
   ];
 }
 
+/** The record actions after one file's entry becomes `entry` (undefined: the file is forgotten). */
+export async function recordUpdate<E>(observe: Observer, recordPath: string, record: UndoRecord<E>, path: string, entry: E | undefined): Promise<Action[]> {
+  const files = { ...record.files };
+  if (entry === undefined) delete files[path];
+  else files[path] = entry;
+  return recordActions(recordPath, await observe.file(recordPath), { version: 1, files });
+}
+
 /**
  * The record at `path` (none when no path is given), or the plan that fails the task when the
  * file there is not a record (`what` says what it records, for the hint).
