@@ -6,7 +6,7 @@
  */
 import type { Facts, PciDevice } from './types.ts';
 import type { PciExtra } from './guests.ts';
-import { lines, nonEmpty, type ProbeSection, type SectionText } from './text.ts';
+import { nonEmpty, type ProbeSection, type SectionText } from './text.ts';
 
 /** Every package dpkg knows with its version and state: the probe and the `apt` module read this. */
 export const DPKG_QUERY = "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n'";

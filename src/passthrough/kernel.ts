@@ -43,6 +43,16 @@ export function headersPackage(facts: Facts, release = facts.kernelRelease): str
  * kernel still installed (a fallback boot entry) it is written, or that kernel boots without an
  * IOMMU. `intel_iommu_on: always | never` overrides the choice. AMD: the IOMMU is on by default.
  */
+/** Does this kernel turn the IOMMU on by itself (AMD always; Intel from 6.8, as the Proxmox docs say)? */
+export function iommuOnByDefault(f: Facts): boolean {
+  return f.cpuVendor === 'amd' || kernelAtLeast(f.kernelVersion, '6.8.0');
+}
+
+/** The firmware setting that enables the IOMMU, in the words of the board's setup screens. */
+export function firmwareIommuName(f: Facts): string {
+  return f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d';
+}
+
 export function iommuParams(f: Facts, vars: Record<string, unknown>): { params: string[]; reason: string } {
   const list = (v: unknown, d: string[]) => (Array.isArray(v) ? v.map(String) : typeof v === 'string' && v.trim() ? v.split(/[,\s]+/).filter(Boolean) : d);
   if (f.cpuVendor !== 'intel') return { params: list(vars.iommu_params_amd, ['iommu=pt']), reason: 'AMD: the IOMMU is on by default when the firmware enables it' };

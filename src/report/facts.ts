@@ -7,8 +7,7 @@
  * what `check` and `apply` will do.
  */
 import type { Facts, PciDevice } from '../facts/types.ts';
-import { kernelSupportsAcsOverride, passthroughConfig, vendorResetFamily, type PassthroughVars } from '../passthrough/index.ts';
-import { kernelAtLeast } from '../model/version.ts';
+import { firmwareIommuName, iommuOnByDefault, kernelSupportsAcsOverride, passthroughConfig, vendorResetFamily, type PassthroughVars } from '../passthrough/index.ts';
 import { yamlBool } from '../model/truth.ts';
 import { paint, type Style } from './colour.ts';
 
@@ -85,8 +84,8 @@ function resetWords(fn0: PciDevice): string {
 
 function iommuHint(f: Facts): string | null {
   if (f.iommu.active) return null;
-  const defaultOn = f.cpuVendor === 'amd' || kernelAtLeast(f.kernelVersion, '6.8.0');
-  const firmware = f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d';
+  const defaultOn = iommuOnByDefault(f);
+  const firmware = firmwareIommuName(f);
   if (!f.iommu.present && defaultOn) return `no IOMMU unit on a kernel that turns it on by itself: enable ${firmware} in the firmware setup (no kernel parameter can fix this)`;
   if (!f.iommu.present) return `off: the playbook adds ${f.cpuVendor === 'amd' ? 'iommu=pt' : 'intel_iommu=on iommu=pt'} to the kernel command line; if it stays off after the reboot, enable ${firmware} in the firmware setup`;
   return 'an IOMMU unit is present but DMA translation is off: the playbook turns it on (kernel command line) and reboots';

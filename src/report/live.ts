@@ -226,7 +226,6 @@ export function liveReporter(bus: EventBus, o: LiveOptions): LiveReporter {
         startBatch(stageName, e.hosts, e.count > 1 ? ` (batch ${e.index + 1}/${e.count})` : '');
         break;
       case 'task-start': {
-        const r = rows.get(e.host);
         show(rows.get(e.host), `${e.kind === 'task' ? '' : `${e.kind}: `}${e.role ? `${e.role} › ` : ''}${e.task}`);
         break;
       }

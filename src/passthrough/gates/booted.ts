@@ -6,7 +6,7 @@
 import { passthroughConfig } from '../config.ts';
 import { modName } from '../drivers.ts';
 import { hugepagesConfig } from '../hugepages.ts';
-import { headersPackage, iommuParams } from '../kernel.ts';
+import { firmwareIommuName, headersPackage, iommuParams } from '../kernel.ts';
 import { bootFile, fail, noDevices, notIsolatedMsg, pass, tokens, type CheckInput, type CheckResult } from './check.ts';
 
 /** Every parameter in `params` is on /proc/cmdline; a parameter only configured means a reboot is pending. */
@@ -49,7 +49,7 @@ export function gateIommu({ facts: f }: CheckInput): CheckResult {
   return fail(
     `expected IOMMU groups in /sys/kernel/iommu_groups, found none${asked ? ` although the kernel booted with ${tokens(f.cmdlineRunning).filter((t) => /iommu/.test(t)).join(' ')}` : ''}`,
     asked
-      ? `the firmware has the IOMMU off or the CPU/board lacks it: enable ${f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d'} in the firmware setup. No software setting can fix this.`
+      ? `the firmware has the IOMMU off or the CPU/board lacks it: enable ${firmwareIommuName(f)} in the firmware setup. No software setting can fix this.`
       : 'the IOMMU parameters are not on the running command line: run the iommu role and reboot',
     f.iommu,
   );

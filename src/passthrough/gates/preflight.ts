@@ -5,7 +5,7 @@
  */
 import { passthroughConfig } from '../config.ts';
 import { hugepagesConfig } from '../hugepages.ts';
-import { iommuParams, kernelAtLeast } from '../kernel.ts';
+import { firmwareIommuName, iommuOnByDefault, iommuParams } from '../kernel.ts';
 import { fail, noDevices, notIsolatedMsg, pass, tokens, type CheckInput, type CheckResult } from './check.ts';
 
 /** An Intel or AMD CPU with virtualization, and an IOMMU the firmware has not turned off. Data: the IOMMU parameters. */
@@ -23,12 +23,12 @@ export function preflightCpu({ facts: f, vars }: CheckInput): CheckResult {
   // No IOMMU unit registered although this kernel turns it on by itself (Intel from 6.8, AMD
   // always) or the running command line asks for it: the firmware has it off. Nothing to change
   // on the host would help, so refuse before changing anything.
-  const defaultOn = f.cpuVendor === 'amd' || kernelAtLeast(f.kernelVersion, '6.8.0');
+  const defaultOn = iommuOnByDefault(f);
   const askedNow = tokens(f.cmdlineRunning).some((t) => t === 'intel_iommu=on' || t.startsWith('amd_iommu='));
   if (!f.iommu.active && !f.iommu.present && (defaultOn || askedNow)) {
     return fail(
       `expected an IOMMU unit (/sys/class/iommu), found none on kernel ${f.kernelRelease}${askedNow ? ' booted with the IOMMU asked on' : ' that turns the IOMMU on by default'}`,
-      `the firmware has the IOMMU off or the CPU/board lacks it: enable ${f.cpuVendor === 'amd' ? 'AMD-Vi/IOMMU (and SVM)' : 'VT-d'} in the firmware setup. No software setting can fix this; nothing was changed.`,
+      `the firmware has the IOMMU off or the CPU/board lacks it: enable ${firmwareIommuName(f)} in the firmware setup. No software setting can fix this; nothing was changed.`,
     );
   }
   const iommu = f.iommu.active ? 'IOMMU active' : f.iommu.present ? 'IOMMU unit present, translation not on yet' : 'IOMMU not visible yet (the iommu role turns it on; the gate checks after the reboot)';
