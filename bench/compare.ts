@@ -25,7 +25,7 @@ import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labDown, labUp, type LabInfo } from '../src/lab/index.ts';
+import { labDown, labUp, sessionCount, type LabInfo } from '../src/lab/index.ts';
 import { probeScript } from '../src/facts/probe.ts';
 import { scenariosFor } from './mix.ts';
 
@@ -116,13 +116,7 @@ async function sshAll(info: LabInfo, command: string, input?: string): Promise<n
 
 /** Commands each node's sshd has started so far (LogLevel VERBOSE: one line per session). */
 function sessions(info: LabInfo): number[] {
-  return info.nodes.map((n) => {
-    try {
-      return (readFileSync(join(info.dir, 'nodes', n.name, 'sshd.log'), 'utf8').match(/Starting session: (command|subsystem)/g) ?? []).length;
-    } catch {
-      return 0;
-    }
-  });
+  return info.nodes.map((n) => sessionCount(info.dir, n.name));
 }
 
 const median = (xs: number[]) => {

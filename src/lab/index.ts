@@ -14,7 +14,7 @@ import { initPveFs } from './pve-fs.ts';
 import { LAB_ROOT, loadProfile, MAIN_PROFILES, type Profile } from './profile.ts';
 import { alive, LabError, readPid, type LabNode } from './state.ts';
 
-export { bootLog, LabError, labNodes, labStatus, nodeFile, type LabNode, type NodeStatus } from './state.ts';
+export { bootLog, LabError, labNodes, labStatus, nodeFile, sessionCount, type LabNode, type NodeStatus } from './state.ts';
 
 const SRC_DIR = dirname(fileURLToPath(import.meta.url));
 /**

@@ -130,3 +130,16 @@ export function bootLog(dir: string, node: string): Array<{ event: 'up' | 'down'
       return { event: ev as 'up' | 'down', at: Number(at), ...(id ? { bootId: id } : {}) };
     });
 }
+
+/**
+ * Remote commands the node's sshd has started so far: LogLevel VERBOSE logs one `Starting session:`
+ * line per command or subsystem a client runs. The bench and the round-trip tests count with it,
+ * so the count comes from the node, not from the engine. 0 before the node's first start.
+ */
+export function sessionCount(dir: string, node: string): number {
+  try {
+    return (readFileSync(join(resolve(dir), 'nodes', node, 'sshd.log'), 'utf8').match(/Starting session: (command|subsystem)/g) ?? []).length;
+  } catch {
+    return 0;
+  }
+}

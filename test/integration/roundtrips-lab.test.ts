@@ -9,11 +9,9 @@
  * A run that changes a file reads the host again for its gates. Needs root (the lab does).
  */
 import test from 'ava';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
-import { runCli } from '../helpers/cli.ts';
+import { labUp, nodeFile, sessionCount, type LabInfo } from '../../src/lab/index.ts';
+import { labRunner } from '../helpers/cli.ts';
 import { isRoot, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
@@ -30,19 +28,15 @@ test.before(async () => {
 });
 test.after.always(() => tearDownLab(dir, tmp));
 
-/** Commands each node's sshd has started so far. */
-function sessions(): Map<string, number> {
-  return new Map(
-    info!.nodes.map((n) => [n.name, (readFileSync(join(dir, 'nodes', n.name, 'sshd.log'), 'utf8').match(/Starting session: (command|subsystem)/g) ?? []).length]),
-  );
-}
+const run = labRunner({ name: 'roundtrips', playbook: PLAYBOOK, inventory: () => info!.inventoryPath, out: () => tmp });
+/** Commands each node's sshd has started so far (counted by the node). */
+const sessions = () => info!.nodes.map((n) => sessionCount(dir, n.name));
 
-let runNo = 0;
-async function counted(...argv: string[]): Promise<{ code: number; perHost: number[]; text: string }> {
+async function counted(cmd: 'apply' | 'check', ...args: string[]): Promise<{ code: number; perHost: number[]; text: string }> {
   const before = sessions();
-  const r = await runCli([...argv, PLAYBOOK, '-i', info!.inventoryPath, '--progress', 'quiet', '--guests', 'shutdown'], { json: join(tmp, `run-${++runNo}.json`) });
+  const r = await run(cmd, ...args);
   const after = sessions();
-  return { code: r.code, text: r.text, perHost: info!.nodes.map((n) => after.get(n.name)! - before.get(n.name)!) };
+  return { code: r.code, text: r.text, perHost: after.map((a, i) => a - before[i]!) };
 }
 
 test.serial('no-op check: one command per host (one stage runs on these hosts); no-op apply: two (the lock and the probe)', async (t) => {
