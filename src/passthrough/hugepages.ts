@@ -21,6 +21,9 @@ export interface HugepagesConfig {
   problem: Problem | null;
 }
 
+/** The kernel parameters that reserve `count` 1G pages at boot (1G pages cannot be had at runtime). */
+export const hugepages1gCmdline = (count: number): string[] => ['default_hugepagesz=1G', 'hugepagesz=1G', `hugepages=${count}`];
+
 export function hugepagesConfig(facts: Facts, vars: PassthroughVars): HugepagesConfig {
   const hp = vars.hugepages ?? {};
   // a whole number or its digits; `true` is not 1
@@ -46,7 +49,7 @@ export function hugepagesConfig(facts: Facts, vars: PassthroughVars): HugepagesC
     sizeKb,
     count,
     requestedKb,
-    cmdline: size === '1G' ? ['default_hugepagesz=1G', 'hugepagesz=1G', `hugepages=${count}`] : [],
+    cmdline: size === '1G' ? hugepages1gCmdline(count) : [],
   };
   if (!(share > 0 && share <= 1)) {
     config.problem = { msg: `expected hugepages_max_share between 0 and 1, found '${vars.hugepages_max_share}'`, hint: 'the default is 0.75' };

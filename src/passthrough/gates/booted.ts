@@ -5,7 +5,7 @@
  */
 import { passthroughConfig } from '../config.ts';
 import { modName } from '../drivers.ts';
-import { hugepagesConfig } from '../hugepages.ts';
+import { hugepages1gCmdline, hugepagesConfig } from '../hugepages.ts';
 import { firmwareIommuName, headersPackage, iommuParams } from '../kernel.ts';
 import { bootFile, fail, noDevices, notIsolatedMsg, pass, tokens, type CheckInput, type CheckResult } from './check.ts';
 
@@ -186,7 +186,7 @@ const keyOf = (p: string): string => (p.includes('=') ? p.slice(0, p.indexOf('='
  */
 export function gateUndoneCmdline({ facts: f, vars }: CheckInput): CheckResult {
   const acs = Array.isArray(vars.acs_override_params) ? (vars.acs_override_params as unknown[]).map(String) : ['pcie_acs_override=downstream,multifunction'];
-  const keys = new Set([...iommuParams(f, vars).params, 'intel_iommu=on', ...acs, 'default_hugepagesz=1G', 'hugepagesz=1G', 'hugepages=0'].map(keyOf));
+  const keys = new Set([...iommuParams(f, vars).params, 'intel_iommu=on', ...acs, ...hugepages1gCmdline(0)].map(keyOf));
   const configured = tokens(f.cmdlineConfigured);
   const left = tokens(f.cmdlineRunning).filter((t) => keys.has(keyOf(t)) && !configured.includes(t));
   if (left.length === 0) {
