@@ -192,25 +192,25 @@ export class SshConnection implements Connection {
       let signal: string | undefined;
       const timeoutMs = this.timeoutOf(opts);
       let settled = false;
+      const timedOut = () =>
+        new CommandTimeoutError(
+          this.host,
+          {
+            command: shown,
+            code: 124,
+            stdout: Buffer.concat(out).toString('utf8'),
+            stderr: Buffer.concat(err).toString('utf8'),
+            durationMs: Date.now() - started,
+          },
+          timeoutMs!,
+        );
       const timer =
         timeoutMs !== undefined
           ? setTimeout(() => {
               // The remote side kills the command (see exec's `timeout` wrapper); do not wait for it.
               settled = true;
               stream.close();
-              reject(
-                new CommandTimeoutError(
-                  this.host,
-                  {
-                    command: shown,
-                    code: 124,
-                    stdout: Buffer.concat(out).toString('utf8'),
-                    stderr: Buffer.concat(err).toString('utf8'),
-                    durationMs: Date.now() - started,
-                  },
-                  timeoutMs,
-                ),
-              );
+              reject(timedOut());
             }, timeoutMs)
           : undefined;
       stream.on('data', (d: Buffer) => {
@@ -233,6 +233,11 @@ export class SshConnection implements Connection {
           stderr: Buffer.concat(err).toString('utf8'),
           durationMs: Date.now() - started,
         };
+        if (timeoutMs !== undefined && (signal === 'KILL' || signal === 'SIGKILL') && result.durationMs >= timeoutMs) {
+          // The host's timeout(1) killed it before our own timer ran (a busy controller): the same timeout.
+          reject(timedOut());
+          return;
+        }
         if (code === undefined && !signal) {
           // Closed without an exit status: the connection went away under the command.
           // The client's close event may come just after the channel's: give it a moment.
