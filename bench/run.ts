@@ -2,13 +2,14 @@
  * `npm run bench`: passthru side by side with its floors and ansible-core (bench/compare.ts), with
  * its flags (`npm run bench -- --sizes 10,50 --json out.json`). The other benchmarks by name:
  * `npm run bench -- ssh` (the SSH transport against OpenSSH), `npm run bench -- converge` (full
- * converges against the unavoidable waits). Benchmarks measure; they assert nothing.
+ * converges against the unavoidable waits), `npm run bench -- vm-stage` (what a no-op VM stage adds
+ * per node). Benchmarks measure; they assert nothing.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
-const named = ['ssh', 'converge', 'compare'].includes(args[0] ?? '');
+const named = ['ssh', 'converge', 'compare', 'vm-stage'].includes(args[0] ?? '');
 const bench = named ? args[0]! : 'compare';
 const file = fileURLToPath(new URL(`./${bench}.ts`, import.meta.url));
 console.error(`### bench/${bench}.ts`);

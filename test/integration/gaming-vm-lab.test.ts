@@ -3,8 +3,8 @@
  * the cluster whose `pvesh get /cluster/mapping/pci --check-node` is clean on every member, a VM on
  * each node using it (created, q35/OVMF/host CPU/hugepages); the second run changes nothing,
  * check mode changes no byte; each refusal (VM running, another onboot VM with the mapping, a
- * device not on vfio-pci, too few free hugepages) fails that host and touches nothing. Also
- * measures what a no-op run of the VM stage costs per node.
+ * device not on vfio-pci, too few free hugepages) fails that host and touches nothing. What a
+ * no-op VM stage costs per node is measured by `npm run bench -- vm-stage`.
  */
 import test from 'ava';
 import { execFile } from 'node:child_process';
@@ -143,22 +143,4 @@ labTest('refusals fail the host and touch nothing', async (t) => {
   t.is(r.code, 2);
   t.regex(failedMsg(r, 'pve-c3'), /expected 2048 free hugepages of 2048 kB for VM 304 \(4096 MB\), found 1024 free of 1024/);
   t.true(unchanged(s, snapshot()));
-});
-
-labTest('cost of a no-op VM stage per node (measured, printed)', async (t) => {
-  const inv = inventory('inv.yaml', (hv) => (hv.get('pve-c1')!.vm_numa = true));
-  // settle (the pending numa of VM 301 from the refusals test is now in its config view)
-  await run('apply', inv, '--tags', 'passthrough-vm');
-  const time = async (...args: string[]) => {
-    const ms: number[] = [];
-    for (let i = 0; i < 3; i++) {
-      const r = await run('apply', inv, ...args);
-      t.is(r.code, 0, r.text);
-      ms.push(r.report.durationMs);
-    }
-    return ms.sort((a, b) => a - b)[1];
-  };
-  const base = await time('--tags', 'no-such-tag');
-  const vm = await time('--tags', 'passthrough-vm');
-  t.log(`no-op run, 3 nodes: facts only ${base} ms, with the VM stage ${vm} ms: the VM stage adds ${vm - base} ms per run, ${Math.round((vm - base) / 3)} ms per node (nodes in parallel)`);
 });
