@@ -3,13 +3,14 @@
  * its flags (`npm run bench -- --sizes 10,50 --json out.json`). The other benchmarks by name:
  * `npm run bench -- ssh` (the SSH transport against OpenSSH), `npm run bench -- converge` (full
  * converges against the unavoidable waits), `npm run bench -- vm-stage` (what a no-op VM stage adds
- * per node). Benchmarks measure; they assert nothing.
+ * per node), `npm run bench -- probe` (the facts probe's CPU on a lab node, by section).
+ * Benchmarks measure; they assert nothing.
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
-const named = ['ssh', 'converge', 'compare', 'vm-stage'].includes(args[0] ?? '');
+const named = ['ssh', 'converge', 'compare', 'vm-stage', 'probe'].includes(args[0] ?? '');
 const bench = named ? args[0]! : 'compare';
 const file = fileURLToPath(new URL(`./${bench}.ts`, import.meta.url));
 console.error(`### bench/${bench}.ts`);

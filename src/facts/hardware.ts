@@ -16,12 +16,16 @@ export const HARDWARE_SECTIONS: ProbeSection[] = [
   ['iommu-groups', `for d in /sys/kernel/iommu_groups/*/devices/*; do [ -e "$d" ] && echo "$d"; done`],
   [
     'pci',
-    `for d in /sys/bus/pci/devices/*; do [ -r "$d/vendor" ] || continue; ` +
-      `drv=''; mod=''; ` +
-      `if [ -L "$d/driver" ]; then drv=$(basename "$(readlink "$d/driver")"); ` +
-      `[ -L "$d/driver/module" ] && mod=$(basename "$(readlink "$d/driver/module")"); fi; ` +
-      `printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "\${d##*/}" "$(cat "$d/vendor")" "$(cat "$d/device")" "$(cat "$d/class")" ` +
-      `"$(cat "$d/boot_vga" 2>/dev/null)" "$(cat "$d/reset_method" 2>/dev/null)" "$drv" "$mod"; done`,
+    // Shell builtins only (read, cd -P): no process per device, which matters on a host with a
+    // hundred functions. `cd -P DIR/driver` resolves the symlink as readlink would; the subshell
+    // keeps the probe's working directory.
+    `( for d in /sys/bus/pci/devices/*; do [ -r "$d/vendor" ] || continue; ` +
+      `v=''; dv=''; c=''; bv=''; rm=''; drv=''; mod=''; ` +
+      `read -r v < "$d/vendor"; read -r dv < "$d/device"; read -r c < "$d/class"; ` +
+      `[ -r "$d/boot_vga" ] && read -r bv < "$d/boot_vga"; [ -r "$d/reset_method" ] && read -r rm < "$d/reset_method"; ` +
+      `if [ -L "$d/driver" ] && cd -P "$d/driver" 2>/dev/null; then drv=\${PWD##*/}; ` +
+      `[ -L "$d/driver/module" ] && cd -P "$d/driver/module" 2>/dev/null && mod=\${PWD##*/}; fi; ` +
+      `printf '%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\t%s\\n' "\${d##*/}" "$v" "$dv" "$c" "$bv" "$rm" "$drv" "$mod"; done )`,
   ],
   ['lspci', `command -v lspci >/dev/null 2>&1 && lspci -Dnn 2>/dev/null`],
   // lsmod when /proc/modules cannot be read (it reads the same table; a container or a lab node
