@@ -168,15 +168,24 @@ export interface PciExtra {
   subsystemId: string | null;
   sriovTotalVfs: number | null;
   sriovNumVfs: number | null;
+  /** The VFs of a physical function (`virtfnN` → `../0000:00:02.1`), in N order. */
+  sriovVfs: string[];
 }
 
 /**
- * `grep -H . /sys/bus/pci/devices/ * /{subsystem_vendor,subsystem_device,sriov_totalvfs,sriov_numvfs}`
- * → address → extras.
+ * `grep -H . /sys/bus/pci/devices/ * /{subsystem_vendor,subsystem_device,sriov_totalvfs,sriov_numvfs}`,
+ * then one `<pf>/virtfnN:<link target>` line per VF link → address → extras.
  */
 export function parsePciExtra(text: string): Record<string, PciExtra> {
   const raw: Record<string, Record<string, string>> = {};
+  const vfs: Record<string, Array<[number, string]>> = {};
   for (const line of lines(text)) {
+    const v = /\/devices\/([0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\/virtfn(\d+):(?:.*\/)?([0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\s*$/i.exec(line);
+    if (v) {
+      (vfs[v[1].toLowerCase()] ??= []).push([Number(v[2]), v[3].toLowerCase()]);
+      raw[v[1].toLowerCase()] ??= {};
+      continue;
+    }
     const m = /\/devices\/([0-9a-f]{4,}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7])\/([a-z_]+):(.*)$/i.exec(line);
     if (m) (raw[m[1].toLowerCase()] ??= {})[m[2]] = m[3].trim();
   }
@@ -191,6 +200,7 @@ export function parsePciExtra(text: string): Record<string, PciExtra> {
       subsystemId: sv && sd ? `${sv}:${sd}` : null,
       sriovTotalVfs: int(r.sriov_totalvfs),
       sriovNumVfs: int(r.sriov_numvfs),
+      sriovVfs: (vfs[addr] ?? []).sort((a, b) => a[0] - b[0]).map(([, a]) => a),
     };
   }
   return out;
@@ -254,7 +264,8 @@ export const GUEST_SECTIONS: Array<[string, string]> = [
   ['pci-mapping', `[ -f /etc/pve/mapping/pci.cfg ] && cat /etc/pve/mapping/pci.cfg`],
   [
     'pci-extra',
-    `grep -s -H . /sys/bus/pci/devices/*/subsystem_vendor /sys/bus/pci/devices/*/subsystem_device /sys/bus/pci/devices/*/sriov_totalvfs /sys/bus/pci/devices/*/sriov_numvfs`,
+    `grep -s -H . /sys/bus/pci/devices/*/subsystem_vendor /sys/bus/pci/devices/*/subsystem_device /sys/bus/pci/devices/*/sriov_totalvfs /sys/bus/pci/devices/*/sriov_numvfs; ` +
+      `for l in /sys/bus/pci/devices/*/virtfn*; do [ -L "$l" ] && printf '%s:%s\\n' "$l" "$(readlink "$l")"; done; true`,
   ],
   ['dri', `if [ -d /dev/dri ]; then ls -l /dev/dri/by-path 2>/dev/null; echo @@stat; stat -c '%n %t %T %G %g' /dev/dri/card* /dev/dri/renderD* 2>/dev/null; fi`],
 ];

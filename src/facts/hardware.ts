@@ -63,6 +63,7 @@ export function hardwareFacts(
     subsystemId: pciExtra[d.address]?.subsystemId ?? null,
     sriovTotalVfs: pciExtra[d.address]?.sriovTotalVfs ?? null,
     sriovNumVfs: pciExtra[d.address]?.sriovNumVfs ?? null,
+    sriovVfs: pciExtra[d.address]?.sriovVfs ?? [],
   }));
 
   const log = parseIommuLog(sec('iommu-log'));

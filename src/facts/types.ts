@@ -35,6 +35,8 @@ export interface PciDevice {
   /** SR-IOV: `sriov_totalvfs` (null when the device cannot), `sriov_numvfs` (VFs now). */
   sriovTotalVfs?: number | null;
   sriovNumVfs?: number | null;
+  /** SR-IOV: the VFs that exist now (`virtfnN` links of a physical function, in N order), [] when none. */
+  sriovVfs?: string[];
 }
 
 export type Bootloader = 'grub-bios' | 'grub-uefi' | 'systemd-boot' | 'unknown';

@@ -6,6 +6,7 @@
  * boot-config.ts (re-exported here); this module turns them and the profile into a boot.
  */
 import type { Profile, ProfileDevice } from './profile.ts';
+import { bootSriov, type BootSriov } from './sriov.ts';
 import { cmdlineParam, hugepagesFromCmdline, kernelAtLeast, liveModFiles, norm, parseGrubCfg, parseLoaderEntries, parseModConfig, parseSnapshot, sysctlFromFiles, vfioIds, type LoaderState, type NodeView } from './boot-config.ts';
 
 // The parsers of the applied configuration, for the importers of this module.
@@ -34,6 +35,8 @@ export interface BootResult {
   dockerRuntimes: string[] | null;
   /** Kernel log lines (without timestamps). */
   log: string[];
+  /** SR-IOV: each PF's sriov_numvfs and the VFs the boot's units created (src/lab/sriov.ts). */
+  sriov?: BootSriov;
 }
 
 // ---------- boot ----------
@@ -230,6 +233,12 @@ export function boot(profile: Profile, view: NodeView): BootResult {
     log.push(`pci ${dev.address}: Adding to iommu group ${dev.group}`);
   }
 
+  // 5b. SR-IOV: the enabled units that write sriov_numvfs run once the drivers are bound.
+  const sriov = bootSriov(profile, view, devices, active);
+  log.push(...sriov.log);
+  failedUnits.push(...sriov.failedUnits);
+  for (const vf of sriov.vfs) if (vf.group !== null) (groups[String(vf.group)] ??= []).push(vf.address);
+
   // 6. docker reads daemon.json when it starts at boot.
   let dockerRuntimes: string[] | null = null;
   const dockerInstalled = isInstalled(view, 'docker-ce') || isInstalled(view, 'docker.io') || !!profile.docker?.installed;
@@ -246,6 +255,7 @@ export function boot(profile: Profile, view: NodeView): BootResult {
     failedUnits,
     dockerRuntimes,
     log,
+    sriov,
   };
 }
 

@@ -9,6 +9,10 @@ import type { Facts } from '../facts/types.ts';
 import { CHECK_NAMES, CHECKS_BY_NAME, checkFor, type CheckInput, type CheckName, type CheckResult } from '../passthrough/gates/index.ts';
 import type { PassthroughVars } from '../passthrough/vars.ts';
 import type { Module, Plan, PlanContext } from './contract.ts';
+import { SRIOV_UNIT_PATH } from '../passthrough/sriov.ts';
+
+/** gate-sriov reads the unit on the host: a count the unit asks for but the kernel lacks is a reboot pending. */
+const SRIOV_UNIT_CAT = `cat ${SRIOV_UNIT_PATH}`;
 
 export { iommuParams } from '../passthrough/kernel.ts';
 export type { CheckName } from '../passthrough/gates/index.ts';
@@ -33,7 +37,7 @@ function toPlan(r: CheckResult): Plan {
 }
 
 /** Run the named check (src/passthrough/gates) on the host's facts and variables. */
-export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: PassthroughVars & Record<string, unknown>, extra: Pick<CheckInput, 'nvidiaSmi' | 'nvidiaCtk'> = {}): Plan {
+export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: PassthroughVars & Record<string, unknown>, extra: Pick<CheckInput, 'nvidiaSmi' | 'nvidiaCtk' | 'sriovUnit'> = {}): Plan {
   const check = CHECKS_BY_NAME[args.check] ? checkFor(args.check) : undefined;
   if (!check) return { kind: 'fail', msg: `unknown check ${String(args.check)}`, hint: `one of: ${CHECKS.join(', ')}` };
   return toPlan(check({ facts, vars, params: args.params, ...extra }));
@@ -54,6 +58,7 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
     },
   },
   reads(args) {
+    if (args.check === 'gate-sriov') return [{ kind: 'cmd', command: SRIOV_UNIT_CAT }];
     return args.check === 'gate-container-toolkit'
       ? [
           { kind: 'cmd', command: 'nvidia-smi -L' },
@@ -65,7 +70,9 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
     const extra =
       args.check === 'gate-container-toolkit'
         ? { nvidiaSmi: await ctx.observe.cmd('nvidia-smi -L'), nvidiaCtk: await ctx.observe.cmd('nvidia-ctk --version') }
-        : {};
+        : args.check === 'gate-sriov'
+          ? { sriovUnit: await ctx.observe.cmd(SRIOV_UNIT_CAT) }
+          : {};
     return runCheck(args, ctx.facts, pvars(ctx) as PassthroughVars & Record<string, unknown>, extra);
   },
 };

@@ -14,6 +14,7 @@
  *   vendor-reset.ts  which devices need vendor-reset, its kernels and packages
  *   kernel.ts        kernel version questions, vfio modules, headers package, IOMMU parameters
  *   hugepages.ts     the hugepages request, its fit and how it is reserved
+ *   sriov.ts         SR-IOV: the VFs asked for, the boot unit that creates them, now or at the reboot
  *   config-text.ts   the text of vfio.conf, the blacklist, the init-top driver_override script
  *                    and the reset_method udev rules
  *   config.ts        passthroughConfig(): all of the above for one host, the data roles register
@@ -39,6 +40,7 @@ export * from './hugepages.ts';
 export * from './isolation.ts';
 export * from './kernel.ts';
 export * from './selection.ts';
+export * from './sriov.ts';
 export * from './vars.ts';
 export * from './vendor-reset.ts';
 export { CHECK_NAMES, CHECKS_BY_NAME, type Check, type CheckInput, type CheckName, type CheckResult } from './gates/index.ts';

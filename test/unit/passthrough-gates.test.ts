@@ -12,6 +12,7 @@ import {
   gateBlacklist,
   gateCmdline,
   gateContainerToolkit,
+  gateSriov,
   gateHugepages,
   gateIommu,
   gateIommuCmdline,
@@ -28,11 +29,12 @@ import {
   preflightHugepages,
   preflightIsolation,
   preflightVendorReset,
+  preflightSriov,
   type CheckInput,
   type CheckResult,
 } from '../../src/passthrough/gates/index.ts';
 import { blacklistConfText, resetMethodUdevRules, vfioConfText } from '../../src/passthrough/index.ts';
-import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { labFacts, labSections, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
 
 const LAB = { passthrough_slots: ['00:05'] };
 const NV = { passthrough_slots: ['01:00'] };
@@ -206,4 +208,58 @@ test('checkFor: every gate runs in either mode and proves only what that mode di
   t.true(checkFor('gate-undone-drivers')(input(unbound, undo)).ok);
   // Preflights are not gates: they run as they are (their tasks carry the mode's when:).
   t.is(msg(checkFor('preflight-cpu')(input(unbound, undo))), msg(CHECKS_BY_NAME['preflight-cpu'](input(unbound, undo))));
+});
+
+/**
+ * The lab guest plus an SR-IOV capable iGPU (Alder Lake-N, 8086:46d3, sriov_totalvfs 7) at
+ * 00:06.0 with `vfs` VFs as the probe reads them: sysfs lines, IOMMU groups, the PF's virtfn links.
+ */
+function sriovFacts(vfs: number, opts: { numvfs?: number; groups?: boolean; driver?: string } = {}): Facts {
+  const base = labSections();
+  const vf = Array.from({ length: vfs }, (_, k) => `0000:00:06.${k + 1}`);
+  const drv = opts.driver ?? 'i915';
+  return labFacts({}, {
+    pci: [base.pci, `0000:00:06.0\t0x8086\t0x46d3\t0x030000\t0\tflr\t${drv}\t${drv.replace(/-/g, '_')}`, ...vf.map((a) => `${a}\t0x8086\t0x46d3\t0x030000\t0\tflr\ti915\ti915`)].join('\n'),
+    'iommu-groups': [base['iommu-groups'], '/sys/kernel/iommu_groups/5/devices/0000:00:06.0', ...(opts.groups === false ? [] : vf.map((a, k) => `/sys/kernel/iommu_groups/${10 + k}/devices/${a}`))].join('\n'),
+    'pci-extra': [
+      '/sys/bus/pci/devices/0000:00:06.0/sriov_totalvfs:7',
+      `/sys/bus/pci/devices/0000:00:06.0/sriov_numvfs:${opts.numvfs ?? vfs}`,
+      ...vf.map((a, k) => `/sys/bus/pci/devices/0000:00:06.0/virtfn${k}:../${a}`),
+    ].join('\n'),
+  });
+}
+const SRIOV = (numvfs: number, slot = '00:06.0') => ({ sriov_devices: [{ slot, numvfs }] });
+const UNIT_4 = { code: 0, stdout: "ExecStart=/bin/sh -c 'grep -qx 4 /sys/bus/pci/devices/0000:00:06.0/sriov_numvfs || { echo 0 > /sys/bus/pci/devices/0000:00:06.0/sriov_numvfs && echo 4 > /sys/bus/pci/devices/0000:00:06.0/sriov_numvfs; }'\n", stderr: '' };
+
+test('preflightSriov: a capable device passes with the plan; a missing, incapable or too small device refuses', (t) => {
+  const none = preflightSriov(input(sriovFacts(0), SRIOV(4)));
+  t.regex(reason(none), /0000:00:06\.0: 4 of 7 VFs \(now 0, created now\)/);
+  t.like((none as { data: { applyNow: boolean; reboot: boolean } }).data, { applyNow: true, reboot: false });
+  const live = preflightSriov(input(sriovFacts(2), SRIOV(4)));
+  t.like((live as { data: { applyNow: boolean; reboot: boolean; rebootReason: string } }).data, { applyNow: false, reboot: true });
+  t.regex((live as { data: { rebootReason: string } }).data.rebootReason, /0000:00:06\.0 2 → 4 VFs/);
+  t.like((preflightSriov(input(sriovFacts(4), SRIOV(4))) as { data: { applyNow: boolean; reboot: boolean } }).data, { applyNow: false, reboot: false });
+  t.regex(msg(preflightSriov(input(sriovFacts(0), SRIOV(8)))), /expected at most 7 VFs on 0000:00:06\.0 \(its sriov_totalvfs\), found a request for 8/);
+  t.regex(hintOf(preflightSriov(input(sriovFacts(0), SRIOV(8)))), /numvfs to 7 or less/);
+  t.regex(msg(preflightSriov(input(sriovFacts(0), SRIOV(2, '00:07.0')))), /expected a PCI device at 0000:00:07\.0, found none/);
+  t.regex(hintOf(preflightSriov(input(sriovFacts(0), SRIOV(2, '00:07.0')))), /0000:00:06\.0 \(8086:46d3, up to 7 VFs\)/);
+  t.regex(msg(preflightSriov(input(sriovFacts(0), SRIOV(2, '00:05.0')))), /expected 0000:00:05\.0 \(1234:1111.*\) to be SR-IOV capable, found no sriov_totalvfs/);
+  t.regex(msg(preflightSriov(input(sriovFacts(0, { driver: 'vfio-pci' }), SRIOV(2)))), /expected a host driver bound to 0000:00:06\.0 .* found vfio-pci/);
+  t.true(preflightSriov(input(sriovFacts(0), {})).ok, 'no device asked: nothing to refuse');
+});
+
+test('gateSriov: numvfs and the VFs (virtfn links, PCI devices, IOMMU groups); a count the unit asks for but not booted is pending', (t) => {
+  const ok = gateSriov(input(sriovFacts(4), SRIOV(4)));
+  t.regex(reason(ok), /0000:00:06\.0: 4 VFs \(0000:00:06\.1 0000:00:06\.2 0000:00:06\.3 0000:00:06\.4, groups 10 11 12 13\)/);
+  const notBooted = gateSriov(input(sriovFacts(0), SRIOV(4), { sriovUnit: UNIT_4 }));
+  t.false(notBooted.ok);
+  t.regex(msg(notBooted), /expected 4 VFs on 0000:00:06\.0, found 0000:00:06\.0 with sriov_numvfs 0/);
+  t.true((notBooted as { pending?: boolean }).pending);
+  const noUnit = gateSriov(input(sriovFacts(0), SRIOV(4), { sriovUnit: { code: 1, stdout: '', stderr: 'No such file' } }));
+  t.falsy((noUnit as { pending?: boolean }).pending);
+  t.regex(hintOf(noUnit), /does not write 4 for 0000:00:06\.0: run apply again/);
+  const linksMissing = gateSriov(input(sriovFacts(2, { numvfs: 4 }), SRIOV(4)));
+  t.regex(msg(linksMissing), /with 2 virtfn links/);
+  t.regex(msg(gateSriov(input(sriovFacts(4, { groups: false }), SRIOV(4)))), /0000:00:06\.1, 0000:00:06\.2, 0000:00:06\.3, 0000:00:06\.4 in no IOMMU group/);
+  t.true(checkFor('gate-sriov')(input(sriovFacts(0), { ...SRIOV(4), passthrough: 'absent' })).ok, 'configure gate: passes while undoing');
 });

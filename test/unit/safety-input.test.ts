@@ -165,6 +165,19 @@ test('values by type, pattern and range', (t) => {
   no('vfio', 'vfio_conf_file', 'relative/path', /absolute path/);
   no('vfio', 'vfio_ids', ['\u00ff\ufffd'], /not UTF-8/);
   no('vfio', 'vfio_ids', new Array(2000).fill('10de:2684'), /at most 64/);
+  // sriov_devices: the slot goes into a systemd unit's ExecStart line, numvfs is written to sysfs
+  ok('sriov', 'sriov_devices', [{ slot: '0000:00:02.0', numvfs: 7 }, { slot: '03:00.1', numvfs: 0 }]);
+  const dev = (slot: unknown, numvfs: unknown = 4) => [{ slot, numvfs }];
+  for (const hostile of ['00:02.0; touch /root/pwned', '$(touch /root/pwned)', '`touch /root/pwned`', "00:02.0'\nExecStart=/bin/sh -c 'touch /root/pwned", '--help', '00:02.0\u0000x', `${'a'.repeat(100_000)}`, 'x\u00ffM', '00:02'])
+    no('sriov', 'sriov_devices', dev(hostile), /must match|newline|NUL|characters|UTF-8|printable/);
+  no('sriov', 'sriov_devices', dev('00:02.0', true), /whole number/);
+  no('sriov', 'sriov_devices', dev('00:02.0', -1), /between 0/);
+  no('sriov', 'sriov_devices', dev('00:02.0', 1.5), /whole number/);
+  no('sriov', 'sriov_devices', dev('00:02.0', '4; reboot'), /whole number|integer/);
+  no('sriov', 'sriov_devices', dev('00:02.0', 70000), /between 0 and 65535/);
+  no('sriov', 'sriov_devices', [{ slot: '00:02.0' }], /required|numvfs/);
+  no('sriov', 'sriov_devices', [{ slot: '00:02.0', numvfs: 1, cmd: 'x' }], /unknown key 'cmd'/);
+  no('sriov', 'sriov_devices', ['00:02.0'], /must be a map/);
 });
 
 async function cli(inv: string, ...args: string[]): Promise<{ code: number; text: string }> {

@@ -22,6 +22,8 @@ export interface CheckInput {
   /** gate-container-toolkit: `nvidia-smi -L` and `nvidia-ctk --version`, when read. */
   nvidiaSmi?: CmdOutput;
   nvidiaCtk?: CmdOutput;
+  /** gate-sriov: `cat` of the SR-IOV unit on the host, when read. */
+  sriovUnit?: CmdOutput;
 }
 
 export type CheckResult =
