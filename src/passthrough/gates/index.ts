@@ -5,6 +5,7 @@
  */
 import { gateBlacklist, gateCmdline, gateContainerToolkit, gateHugepages, gateIommu, gateIommuCmdline, gateIsolation, gateUndoneCmdline, gateUndoneDrivers, gateVendorReset, gateVfio } from './booted.ts';
 import { pass, type Check } from './check.ts';
+import { gateIgpuLxc, preflightIgpuHost } from './guest.ts';
 import {
   preflightAcs,
   preflightBootloader,
@@ -25,6 +26,7 @@ export const CHECKS_BY_NAME = {
   'preflight-vendor-reset': preflightVendorReset,
   'preflight-hugepages': preflightHugepages,
   'preflight-container-toolkit': preflightContainerToolkit,
+  'preflight-igpu-host': preflightIgpuHost,
   'gate-cmdline': gateCmdline,
   'gate-iommu-cmdline': gateIommuCmdline,
   'gate-iommu': gateIommu,
@@ -36,6 +38,7 @@ export const CHECKS_BY_NAME = {
   'gate-container-toolkit': gateContainerToolkit,
   'gate-undone-cmdline': gateUndoneCmdline,
   'gate-undone-drivers': gateUndoneDrivers,
+  'gate-igpu-lxc': gateIgpuLxc,
 } as const satisfies Record<string, Check>;
 
 export type CheckName = keyof typeof CHECKS_BY_NAME;
@@ -57,6 +60,7 @@ const GATE_MODE: Record<Extract<CheckName, `gate-${string}`>, 'configure' | 'und
   'gate-container-toolkit': 'any',
   'gate-undone-cmdline': 'undo',
   'gate-undone-drivers': 'undo',
+  'gate-igpu-lxc': 'any',
 };
 
 /**
@@ -81,3 +85,4 @@ export const CHECK_NAMES = Object.keys(CHECKS_BY_NAME) as CheckName[];
 export * from './booted.ts';
 export * from './check.ts';
 export * from './preflight.ts';
+export * from './guest.ts';
