@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { boot, compareKernels, liveModFiles, SNAPSHOT_HEADER, type BootResult, type NodeView } from './boot.ts';
 import type { Profile } from './profile.ts';
 import { writePciExtra } from './pve-fs.ts';
+import { writeDri } from './dev.ts';
 
 export interface NodeMeta {
   name: string;
@@ -330,6 +331,7 @@ export function writeGen(nodeDir: string, p: Profile, res: BootResult, bootId: s
   put(join(run, 'guests.tsv'), (p.guests ?? []).map((gu, i) => [gu.kind, gu.id, gu.name, gu.onboot ? 'running' : 'stopped', gu.mem ?? 2048, gu.disk ?? '32.00', gu.onboot ? 10000 + i * 37 : 0].join('\t')).join('\n') + ((p.guests ?? []).length ? '\n' : ''));
   put(join(run, 'boot.json'), JSON.stringify({ bootId, ...res }, null, 2) + '\n');
   put(join(run, 'profile.tsv'), profileTsv(p));
+  writeDri(g, p, res.devices);
 }
 
 /**
