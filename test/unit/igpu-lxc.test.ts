@@ -13,6 +13,10 @@ import { planCtDev, type PveCtDevArgs } from '../../src/modules/pve_ct_dev.ts';
 import { gateIgpuLxc, preflightIgpuHost } from '../../src/passthrough/gates/guest.ts';
 import { devKeyFor, devMethod, devSatisfies, devValue, driNodeFor, freeDevKey, fullAddress, lxcLines, lxcSatisfied, parseDeviceAllow, withLxcLines } from '../../src/passthrough/lxc-dev.ts';
 import { pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { loadRoleArgSpec } from '../../src/load/argspec.ts';
+import { Errors } from '../../src/load/yaml.ts';
+import { checkValue } from '../../src/spec/check.ts';
+import { join } from 'node:path';
 
 const fx = (n: string) => readFileSync(fileURLToPath(new URL(`../fixtures/guests/${n}`, import.meta.url)), 'utf8');
 const CT = 'arch: amd64\nhostname: jellyfin\nmemory: 2048\nostype: debian\nrootfs: local-lvm:vm-101-disk-0,size=8G\nunprivileged: 1\n';
@@ -188,4 +192,23 @@ test('gate-igpu-lxc: the config names the node the by-path name resolves to now;
   t.true(b.ok);
   if (b.ok) t.regex(b.reason, /also dev1 \/dev\/dri\/renderD129 is now 0000:01:00\.0/);
   t.false(gateIgpuLxc({ facts: facts(CT), vars: vars(), params: [] }).ok);
+});
+
+test('every variable of igpu-host and igpu-lxc refuses the hostile corpus of the hostile-lab test at load', async (t) => {
+  // test/integration/hostile-lab.test.ts runs the gpu-passthrough playbook's roles; the same values here
+  const corpus = ['x; touch M', '$(touch M)', '`touch M`', "x\ninstall vfio_pci /bin/sh -c 'touch M'", '--upload-pack=touch M', 'x\u0000touch M', `${'a'.repeat(100_000)}M`, 'x\u00ffM', "https://github.com/gnif/vendor-reset.git;touch$IFS'M'", 'https://x.invalid/$(touch${IFS}M)'];
+  let n = 0;
+  for (const role of ['igpu-host', 'igpu-lxc']) {
+    const errs = new Errors();
+    const spec = await loadRoleArgSpec(role, join(fileURLToPath(new URL('../../roles', import.meta.url)), role), errs);
+    t.deepEqual(errs.list.map((e) => e.format()), [], role);
+    for (const [name, o] of Object.entries(spec!.options)) {
+      for (const v of corpus) {
+        const value = o.type === 'list' ? [v] : v;
+        t.true(checkValue(o, value, name).length > 0, `${role}: ${name} = ${JSON.stringify(v).slice(0, 60)} refused`);
+        n++;
+      }
+    }
+  }
+  t.true(n >= 90, `${n} cases`);
 });
