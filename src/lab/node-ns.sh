@@ -44,6 +44,8 @@ if [ -f "$N/pve-dir" ]; then
   mount --bind "$P/nodes/$NODE_NAME/lxc" /etc/pve/lxc
   mount --bind "$P/nodes/$NODE_NAME" /etc/pve/local
 fi
+# /dev/dri of a profile with DRM nodes, inside this namespace only (src/lab/node-dev.sh)
+[ -s "$G/dri.tsv" ] && . "$LAB_SRC/node-dev.sh"
 hostname "$NODE_NAME"
 echo up > "$N/state"
 echo "up $(date +%s%3N) $(cat "$G/proc/boot_id")" >> "$N/boots.log"

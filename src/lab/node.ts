@@ -12,6 +12,7 @@ import { boot, compareKernels, liveModFiles, SNAPSHOT_HEADER, type BootResult, t
 import type { Profile } from './profile.ts';
 import { writePciExtra } from './pve-fs.ts';
 import { writeSriovGen } from './sriov.ts';
+import { writeDri } from './dev.ts';
 
 export interface NodeMeta {
   name: string;
@@ -332,6 +333,7 @@ export function writeGen(nodeDir: string, p: Profile, res: BootResult, bootId: s
   writeSriovGen(g, p, res.sriov);
   put(join(run, 'boot.json'), JSON.stringify({ bootId, ...res }, null, 2) + '\n');
   put(join(run, 'profile.tsv'), profileTsv(p));
+  writeDri(g, p, res.devices);
 }
 
 /**

@@ -27,6 +27,8 @@ export interface ProfileDevice {
   reset?: string[];
   /** Device is in vendor-reset's list of supported IDs. */
   vendor_reset?: boolean;
+  /** DRM nodes while a DRM driver holds it: card<card> and renderD<render> (src/lab/dev.ts). */
+  drm?: { card: number; render?: number };
 }
 
 export interface ProfileGuest {
@@ -63,6 +65,8 @@ export interface Profile {
   guests?: ProfileGuest[];
   nvidia?: { driver: string; cuda: string; gpu: string; memory_mib: number };
   docker?: { version: string; installed: boolean };
+  /** gids of the groups owning /dev/dri/card* (video) and renderD* (render) (src/lab/dev.ts). */
+  dri_groups?: { video?: number; render?: number };
   /** Inventory host variables for this node. */
   vars?: Record<string, unknown>;
 }

@@ -15,6 +15,7 @@ import { kernelCmdlineModule } from './kernel_cmdline.ts';
 import { kernelModulesModule } from './kernel_modules.ts';
 import { passthroughCheckModule } from './passthrough_check.ts';
 import { pveVmModule } from './pve_vm.ts';
+import { pveCtDevModule } from './pve_ct_dev.ts';
 import { pciMappingCheckModule, pciMappingModule } from './pci_mapping.ts';
 
 export const modules: Map<string, Module<any>> = new Map<string, Module<any>>([
@@ -30,6 +31,7 @@ export const modules: Map<string, Module<any>> = new Map<string, Module<any>>([
   [kernelModulesModule.name, kernelModulesModule],
   [passthroughCheckModule.name, passthroughCheckModule],
   [pveVmModule.name, pveVmModule],
+  [pveCtDevModule.name, pveCtDevModule],
   [pciMappingModule.name, pciMappingModule],
   [pciMappingCheckModule.name, pciMappingCheckModule],
 ]);

@@ -357,7 +357,10 @@ function qmSet(kind, id, args) {
     const values = set.map(([k, v]) => [k, kind === 'qm' ? qmValue(k, v, id, conf) : pctValue(k, v)]);
     const running = isRunning(kind, id);
     for (const [k, v] of values) {
-      if (running && !FASTPLUG.has(k)) {
+      // pve-container vmconfig_hotplug_pending: a devN not yet in the config is hot-plugged into a
+      // running container (applied at once); one that replaces an existing entry waits.
+      const hotplug = kind === 'pct' && /^dev\d+$/.test(k) && !(k in conf.main);
+      if (running && !FASTPLUG.has(k) && !hotplug) {
         conf.pending ??= {};
         conf.pending[k] = v;
         if (conf.pending.delete) conf.pending.delete = conf.pending.delete.split(',').filter((x) => x !== k).join(',') || undefined;
@@ -384,7 +387,20 @@ function qmSet(kind, id, args) {
 function pctValue(key, v) {
   const bad = (why) => die(`400 Parameter verification failed.\n${key}: ${why}\n`);
   if (/^dev\d+$/.test(key)) {
-    checkFormat(key, v, { path: /^\/dev\/\S+$/, mode: /^0?[0-7]{3,4}$/, uid: 'int', gid: 'int', 'deny-write': 'bool' }, 'path');
+    // pve-container PVE::LXC::Config $dev_desc (mode pattern 0[0-7]{3}, uid/gid integers >= 0),
+    // verify_lxc_dev_string, parse_device, then update_pct_config's
+    // PVE::LXC::Tools::get_device_mode_and_rdev (the path must be a device on this node).
+    const o = checkFormat(key, v, { path: /^[^,]*$/, mode: /^0[0-7]{3}$/, uid: /^\d+$/, gid: /^\d+$/, 'deny-write': 'bool' }, 'path');
+    if (o.path !== undefined && (/\/\.\.?(?:\/|$)/.test(o.path) || !o.path.startsWith('/dev/')))
+      die(`400 Parameter verification failed.\n${key}: invalid format - ${o.path} is not a valid device path\n`);
+    if (o.path === undefined) die('Path has to be defined\n');
+    let st;
+    try {
+      st = statSync(o.path);
+    } catch {
+      die(`Device ${o.path} does not exist\n`);
+    }
+    if (!st.isCharacterDevice() && !st.isBlockDevice()) die(`${o.path} is not a device\n`);
     return v;
   }
   if (/^(mp|net)\d+$/.test(key) || ['hostname', 'memory', 'swap', 'cores', 'onboot', 'description', 'features', 'tags', 'rootfs', 'unprivileged'].includes(key)) return v;

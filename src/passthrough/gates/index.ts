@@ -5,6 +5,7 @@
  */
 import { gateBlacklist, gateCmdline, gateContainerToolkit, gateHugepages, gateIommu, gateIommuCmdline, gateIsolation, gateUndoneCmdline, gateUndoneDrivers, gateVendorReset, gateVfio } from './booted.ts';
 import { pass, type Check } from './check.ts';
+import { gateIgpuLxc, preflightIgpuHost } from './guest.ts';
 import {
   preflightAcs,
   preflightBootloader,
@@ -27,6 +28,7 @@ export const CHECKS_BY_NAME = {
   'preflight-hugepages': preflightHugepages,
   'preflight-container-toolkit': preflightContainerToolkit,
   'preflight-sriov': preflightSriov,
+  'preflight-igpu-host': preflightIgpuHost,
   'gate-cmdline': gateCmdline,
   'gate-iommu-cmdline': gateIommuCmdline,
   'gate-iommu': gateIommu,
@@ -39,6 +41,7 @@ export const CHECKS_BY_NAME = {
   'gate-sriov': gateSriov,
   'gate-undone-cmdline': gateUndoneCmdline,
   'gate-undone-drivers': gateUndoneDrivers,
+  'gate-igpu-lxc': gateIgpuLxc,
 } as const satisfies Record<string, Check>;
 
 export type CheckName = keyof typeof CHECKS_BY_NAME;
@@ -61,6 +64,7 @@ const GATE_MODE: Record<Extract<CheckName, `gate-${string}`>, 'configure' | 'und
   'gate-sriov': 'configure',
   'gate-undone-cmdline': 'undo',
   'gate-undone-drivers': 'undo',
+  'gate-igpu-lxc': 'any',
 };
 
 /**
@@ -86,3 +90,4 @@ export * from './booted.ts';
 export * from './check.ts';
 export * from './preflight.ts';
 export * from './sriov.ts';
+export * from './guest.ts';
