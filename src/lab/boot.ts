@@ -6,6 +6,7 @@
  * boot-config.ts (re-exported here); this module turns them and the profile into a boot.
  */
 import type { Profile, ProfileDevice } from './profile.ts';
+import { nvidiaBoot } from './boot-nvidia.ts';
 import { cmdlineParam, hugepagesFromCmdline, kernelAtLeast, liveModFiles, norm, parseGrubCfg, parseLoaderEntries, parseModConfig, parseSnapshot, sysctlFromFiles, vfioIds, type LoaderState, type NodeView } from './boot-config.ts';
 
 // The parsers of the applied configuration, for the importers of this module.
@@ -188,6 +189,8 @@ export function boot(profile: Profile, view: NodeView): BootResult {
     });
   }
   if (earlyVfio) for (const m of ['vfio', 'vfio_iommu_type1', 'vfio_pci', 'vfio_pci_core']) loaded.add(m);
+  // A guest's NVIDIA driver, per its installed packages and DKMS builds (boot-nvidia.ts).
+  nvidiaBoot(profile, view, kernel, devices, loaded, log, snap.blacklist);
 
   // systemd-modules-load: live /etc/modules and modules-load.d, after the root fs is mounted.
   const missing: string[] = [];

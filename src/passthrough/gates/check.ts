@@ -22,6 +22,12 @@ export interface CheckInput {
   /** gate-container-toolkit: `nvidia-smi -L` and `nvidia-ctk --version`, when read. */
   nvidiaSmi?: CmdOutput;
   nvidiaCtk?: CmdOutput;
+  /** gate-nvidia-driver: `nvidia-smi --query-gpu=pci.bus_id,name,driver_version --format=csv,noheader`. */
+  nvidiaSmiQuery?: CmdOutput;
+  /** preflight-nvidia-driver: /etc/os-release (null when missing). */
+  osRelease?: string | null;
+  /** preflight-nvidia-driver: the APT source files that may hold the Debian archive, path → content (null when missing). */
+  aptSources?: Record<string, string | null>;
 }
 
 export type CheckResult =

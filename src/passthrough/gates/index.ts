@@ -15,6 +15,7 @@ import {
   preflightIsolation,
   preflightVendorReset,
 } from './preflight.ts';
+import { gateNvidiaDriver, preflightNvidiaDriver } from './nvidia-driver.ts';
 
 export const CHECKS_BY_NAME = {
   'preflight-cpu': preflightCpu,
@@ -25,6 +26,7 @@ export const CHECKS_BY_NAME = {
   'preflight-vendor-reset': preflightVendorReset,
   'preflight-hugepages': preflightHugepages,
   'preflight-container-toolkit': preflightContainerToolkit,
+  'preflight-nvidia-driver': preflightNvidiaDriver,
   'gate-cmdline': gateCmdline,
   'gate-iommu-cmdline': gateIommuCmdline,
   'gate-iommu': gateIommu,
@@ -34,6 +36,7 @@ export const CHECKS_BY_NAME = {
   'gate-vendor-reset': gateVendorReset,
   'gate-hugepages': gateHugepages,
   'gate-container-toolkit': gateContainerToolkit,
+  'gate-nvidia-driver': gateNvidiaDriver,
   'gate-undone-cmdline': gateUndoneCmdline,
   'gate-undone-drivers': gateUndoneDrivers,
 } as const satisfies Record<string, Check>;
@@ -55,6 +58,7 @@ const GATE_MODE: Record<Extract<CheckName, `gate-${string}`>, 'configure' | 'und
   'gate-vendor-reset': 'configure',
   'gate-hugepages': 'configure',
   'gate-container-toolkit': 'any',
+  'gate-nvidia-driver': 'any',
   'gate-undone-cmdline': 'undo',
   'gate-undone-drivers': 'undo',
 };
@@ -80,4 +84,5 @@ export const CHECK_NAMES = Object.keys(CHECKS_BY_NAME) as CheckName[];
 
 export * from './booted.ts';
 export * from './check.ts';
+export * from './nvidia-driver.ts';
 export * from './preflight.ts';
