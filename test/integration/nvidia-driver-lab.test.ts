@@ -9,6 +9,7 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { parse, stringify } from 'yaml';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -30,13 +31,15 @@ test.before(async () => {
   if (!isRoot) return;
   dir = tempDir('passthru-nvdrv-lab-');
   tmp = tempDir('passthru-nvdrv-out-');
-  info = await labUp({ dir, scenarios: ['debian-guest-nvidia-fresh', 'debian-guest-nogpu'], baseAddr: '127.0.182.1', rebootDelayS: 1 });
+  // a second fresh guest and a Proxmox node for the whole playbook (the last test)
+  info = await labUp({ dir, scenarios: ['debian-guest-nvidia-fresh', 'debian-guest-nogpu', 'intel-grub-pve8-rtx4090', 'debian-guest-nvidia-fresh'], baseAddr: '127.0.182.1', rebootDelayS: 1 });
 });
 test.after.always(() => tearDownLab(dir, tmp));
 
 let runNo = 0;
-const run = (cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> =>
-  runCli([cmd, PLAYBOOK, '-i', info.inventoryPath, '--progress', 'plain', '--failed-hosts', join(tmp, `failed-${runNo + 1}`), ...args], { json: join(tmp, `run-${++runNo}.json`) });
+const run = (cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> => runOn(info.inventoryPath, cmd, ...args);
+const runOn = (inv: string, cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> =>
+  runCli([cmd, PLAYBOOK, '-i', inv, '--progress', 'plain', '--failed-hosts', join(tmp, `failed-${runNo + 1}`), ...args], { json: join(tmp, `run-${++runNo}.json`) });
 async function sh(node: string, command: string): Promise<{ code: number; out: string; err: string }> {
   const n = info.nodes.find((x) => x.name === node)!;
   try {
@@ -118,6 +121,46 @@ labTest('refusals touch nothing: a guest without an NVIDIA GPU, a guest that is 
   t.regex(failedMsg(r, PLAIN), /expected Debian 11 \(bullseye\), 12 \(bookworm\) or 13 \(trixie\) in \/etc\/os-release, found Ubuntu 24\.04\.1 LTS/);
   t.deepEqual(changedFiles(before, nodeTree(dir, PLAIN)), []);
   writeFileSync(osr, debian);
+});
+
+labTest('the whole ai-vm.yaml on a Proxmox node and a fresh guest: host ready, the VM with the GPU, the driver in the guest; rerun 0 changed; check 0 bytes', async (t) => {
+  const PVE = 'pve-intel';
+  const GUEST2 = 'ai-guest-2';
+  const doc = parse(readFileSync(info.inventoryPath, 'utf8'));
+  Object.assign(doc.all.children.proxmox.hosts[PVE], { vm_id: 101, vm_create: true, vm_name: 'ai-vm', vm_memory: 1024, vm_cores: 2, vm_primary_gpu: false });
+  const inv = join(tmp, 'inv-ai.yaml');
+  writeFileSync(inv, stringify(doc, { version: '1.1' }));
+  const both = [PVE, GUEST2];
+  const since = Date.now();
+  const r1 = await runOn(inv, 'apply', '--limit', both.join(','), '--guests', 'shutdown');
+  t.is(r1.code, 0, r1.text);
+  for (const h of both) t.true(r1.report.recap[h]!.rebooted, `${h} rebooted`);
+  t.is(bootLog(dir, GUEST2).filter((e) => e.at >= since && e.event === 'up').length, 1);
+  const conf = readFileSync(join(dir, 'nodes', PVE, 'pve', 'nodes', PVE, 'qemu-server', '101.conf'), 'utf8');
+  for (const re of [/^machine: q35$/m, /^bios: ovmf$/m, /^cpu: host$/m, /^hostpci0: (0000:)?01:00,pcie=1$/m, /^hugepages: 2$/m, /^name: ai-vm$/m]) t.regex(conf, re, conf);
+  t.regex((await sh(PVE, 'lspci -nnk -s 01:00.0')).out, /Kernel driver in use: vfio-pci/);
+  t.regex((await sh(GUEST2, 'nvidia-smi -L')).out, /^GPU 0: NVIDIA GeForce RTX 4090/m);
+  for (const h of both) {
+    const gates = tasks(r1.report, h).filter((x) => x.kind === 'gate');
+    t.true(gates.length > 0, h);
+    // ok, or skipped by its role's `when:` (the mapping of a standalone node); never failed or pending
+    t.deepEqual(gates.filter((x) => x.status !== 'ok' && x.status !== 'skipped').map((x) => `${x.role} ${x.task}: ${x.status} ${x.msg}`), [], h);
+  }
+  t.is(gate(r1, PVE, 'vfio')?.status, 'ok');
+  t.is(gate(r1, GUEST2, 'nvidia-driver')?.status, 'ok');
+  t.is(gate(r1, GUEST2, 'nvidia-container-toolkit')?.status, 'ok');
+  const r2 = await runOn(inv, 'apply', '--limit', both.join(','), '--guests', 'shutdown');
+  t.is(r2.code, 0, r2.text);
+  for (const h of both) {
+    t.is(r2.report.recap[h]!.changed, 0, `${h}: ${tasks(r2.report, h).filter((x) => x.changed).map((x) => x.task).join(', ')}`);
+    t.false(r2.report.recap[h]!.rebooted);
+  }
+  const before = both.map((h) => nodeTree(dir, h));
+  const pveBefore = readFileSync(join(dir, 'nodes', PVE, 'pve', 'nodes', PVE, 'qemu-server', '101.conf'), 'utf8');
+  const c = await runOn(inv, 'check', '--limit', both.join(','));
+  t.is(c.code, 0, c.text);
+  both.forEach((h, i) => t.deepEqual(changedFiles(before[i]!, nodeTree(dir, h)), [], h));
+  t.is(readFileSync(join(dir, 'nodes', PVE, 'pve', 'nodes', PVE, 'qemu-server', '101.conf'), 'utf8'), pveBefore);
 });
 
 test('ai-vm.yaml validates and lists against inventory.example.yaml: host, mapping, VM and guest stages', async (t) => {
