@@ -31,8 +31,8 @@ test.before(async () => {
   if (!isRoot) return;
   dir = tempDir('passthru-nvdrv-lab-');
   tmp = tempDir('passthru-nvdrv-out-');
-  // a second fresh guest and a Proxmox node for the whole playbook (the last test)
-  info = await labUp({ dir, scenarios: ['debian-guest-nvidia-fresh', 'debian-guest-nogpu', 'intel-grub-pve8-rtx4090', 'debian-guest-nvidia-fresh'], baseAddr: '127.0.182.1', rebootDelayS: 1 });
+  // a second fresh guest and a Proxmox node for the whole playbook, the guest that came with its driver
+  info = await labUp({ dir, scenarios: ['debian-guest-nvidia-fresh', 'debian-guest-nogpu', 'intel-grub-pve8-rtx4090', 'debian-guest-nvidia-fresh', 'debian-guest-nvidia-docker'], baseAddr: '127.0.182.1', rebootDelayS: 1 });
 });
 test.after.always(() => tearDownLab(dir, tmp));
 
@@ -161,6 +161,23 @@ labTest('the whole ai-vm.yaml on a Proxmox node and a fresh guest: host ready, t
   t.is(c.code, 0, c.text);
   both.forEach((h, i) => t.deepEqual(changedFiles(before[i]!, nodeTree(dir, h)), [], h));
   t.is(readFileSync(join(dir, 'nodes', PVE, 'pve', 'nodes', PVE, 'qemu-server', '101.conf'), 'utf8'), pveBefore);
+});
+
+labTest('the guest that came with its driver: nvidia-smi as before (table in the real columns, -L), the role adds what it lacks, its sources stay', async (t) => {
+  const OLD = 'gpu-guest';
+  const pipes = (l: string) => [...l].flatMap((c, i) => (c === '|' || c === '+' ? [i] : [])).join(',');
+  const real = readFileSync(fileURLToPath(new URL('../fixtures/lab/nvidia-smi.txt', import.meta.url)), 'utf8').replace(/^# Source:.*\n/, '').replace(/\n$/, '').split('\n');
+  const out = (await sh(OLD, 'nvidia-smi')).out.split('\n');
+  const end = out.findIndex((l) => /^\+-{41}\+-{22}\+-{22}\+$/.test(l));
+  t.true(end > 0, out.join('\n'));
+  t.deepEqual(out.slice(1, end + 1).map(pipes), real.slice(1, end + 1).map(pipes));
+  t.regex(out.join('\n'), /NVIDIA-SMI 535\.216\.01 +Driver Version: 535\.216\.01/);
+  t.regex((await sh(OLD, 'nvidia-smi -L')).out, /^GPU 0: NVIDIA GeForce RTX 4090/m);
+  // its sources.list already has every component: only the headers and the packages it lacks are installed
+  const r = await run('apply', '--limit', OLD, '--tags', 'nvidia-driver');
+  t.is(r.code, 0, r.text);
+  t.false(tasks(r.report, OLD).some((x) => x.task.startsWith('APT components') && x.changed));
+  t.is(gate(r, OLD, 'nvidia-driver')?.status, 'ok', JSON.stringify(gate(r, OLD, 'nvidia-driver')));
 });
 
 test('ai-vm.yaml validates and lists against inventory.example.yaml: host, mapping, VM and guest stages', async (t) => {
