@@ -55,7 +55,7 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
   doc:
     'GPU passthrough preflight checks (before changes) and gates (after the reboot): CPU, bootloader, chosen devices and the ids= capture of ' +
     'the boot display, IOMMU group isolation and ACS override, vendor-reset, hugepages fit; then the booted command line, IOMMU, vfio-pci ' +
-    'binding, blacklist, vendor-reset, hugepages and the container toolkit. Passes with what it proved (registered as data), fails with ' +
+    'binding, blacklist, vendor-reset, hugepages, the container toolkit and, in a guest, the NVIDIA driver (nvidia-smi). Passes with what it proved (registered as data), fails with ' +
     '"expected …, found …" and a hint.',
   spec: {
     options: {
