@@ -7,6 +7,7 @@
  */
 import type { Profile, ProfileDevice } from './profile.ts';
 import { bootSriov, type BootSriov } from './sriov.ts';
+import { nvidiaBoot } from './boot-nvidia.ts';
 import { cmdlineParam, hugepagesFromCmdline, kernelAtLeast, liveModFiles, norm, parseGrubCfg, parseLoaderEntries, parseModConfig, parseSnapshot, sysctlFromFiles, vfioIds, type LoaderState, type NodeView } from './boot-config.ts';
 
 // The parsers of the applied configuration, for the importers of this module.
@@ -191,6 +192,8 @@ export function boot(profile: Profile, view: NodeView): BootResult {
     });
   }
   if (earlyVfio) for (const m of ['vfio', 'vfio_iommu_type1', 'vfio_pci', 'vfio_pci_core']) loaded.add(m);
+  // A guest's NVIDIA driver, per its installed packages and DKMS builds (boot-nvidia.ts).
+  nvidiaBoot(profile, view, kernel, devices, loaded, log, snap.blacklist);
 
   // systemd-modules-load: live /etc/modules and modules-load.d, after the root fs is mounted.
   const missing: string[] = [];

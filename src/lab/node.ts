@@ -180,6 +180,7 @@ export function initNode(nodeDir: string, p: Profile, meta: NodeMeta): void {
   put(join(r, 'etc/apt/sources.list'), isPve ? 'deb http://deb.debian.org/debian bookworm main contrib\ndeb http://deb.debian.org/debian bookworm-updates main contrib\ndeb http://security.debian.org bookworm-security main contrib\n' : 'deb http://deb.debian.org/debian bookworm main contrib non-free non-free-firmware\n');
   mkdirSync(join(r, 'etc/apt/sources.list.d'), { recursive: true });
   mkdirSync(join(r, 'etc/apt/keyrings'), { recursive: true });
+  writeAptSourcesAndOsRelease(r, p);
   if (isPve) {
     put(join(r, 'etc/apt/sources.list.d/pve-enterprise.list'), 'deb https://enterprise.proxmox.com/debian/pve bookworm pve-enterprise\n');
     // Shipped by Proxmox VE (pve-kernel-helper).
@@ -201,6 +202,21 @@ export function initNode(nodeDir: string, p: Profile, meta: NodeMeta): void {
   }
   writeFileSync(join(nodeDir, 'node.json'), JSON.stringify(meta, null, 2) + '\n');
   writeFileSync(join(nodeDir, 'profile.json'), JSON.stringify(p, null, 2) + '\n');
+}
+
+export const DEBIAN12_OS_RELEASE =
+  'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nVERSION="12 (bookworm)"\nVERSION_CODENAME=bookworm\nID=debian\nHOME_URL="https://www.debian.org/"\nSUPPORT_URL="https://www.debian.org/support"\nBUG_REPORT_URL="https://bugs.debian.org/"\n';
+
+/** A profile's own APT sources (they replace the default sources.list) and os-release (a guest gets Debian 12's by default). */
+function writeAptSourcesAndOsRelease(r: string, p: Profile): void {
+  if (p.apt_sources) {
+    rmSync(join(r, 'etc/apt/sources.list'), { force: true });
+    for (const [path, content] of Object.entries(p.apt_sources)) {
+      if (!path.startsWith('/etc/apt/') || path.includes('..')) throw new Error(`lab profile ${p.name}: apt_sources: ${path} is not under /etc/apt`);
+      put(join(r, path), content.map((l) => `${l}\n`).join(''));
+    }
+  }
+  if (p.os_release !== undefined || p.kind === 'guest') put(join(r, 'etc/os-release'), p.os_release ? p.os_release.map((l) => `${l}\n`).join('') : DEBIAN12_OS_RELEASE);
 }
 
 /** What update-grub / proxmox-boot-tool refresh did at install time (the stubs do it later). */

@@ -69,6 +69,14 @@ export interface Profile {
   dri_groups?: { video?: number; render?: number };
   /** Inventory host variables for this node. */
   vars?: Record<string, unknown>;
+  /**
+   * The node's APT source files, path → lines, instead of the default /etc/apt/sources.list
+   * (e.g. a deb822 /etc/apt/sources.list.d/debian.sources without non-free). Lines, not one text:
+   * the stubs' profile.tsv holds no newline.
+   */
+  apt_sources?: Record<string, string[]>;
+  /** /etc/os-release of the node, its lines (default for a guest: Debian 12's). */
+  os_release?: string[];
 }
 
 export const LAB_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../lab');

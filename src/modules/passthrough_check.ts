@@ -8,8 +8,13 @@
 import type { Facts } from '../facts/types.ts';
 import { CHECK_NAMES, CHECKS_BY_NAME, checkFor, type CheckInput, type CheckName, type CheckResult } from '../passthrough/gates/index.ts';
 import type { PassthroughVars } from '../passthrough/vars.ts';
-import type { Module, Plan, PlanContext } from './contract.ts';
+import { DEBIAN_SOURCES, SOURCES_LIST } from '../passthrough/apt-sources.ts';
+import { NVIDIA_SMI_QUERY } from '../passthrough/gates/nvidia-driver.ts';
 import { SRIOV_UNIT_PATH } from '../passthrough/sriov.ts';
+import type { Module, Plan, PlanContext, Read } from './contract.ts';
+
+/** Files preflight-nvidia-driver reads: the distribution and the APT sources that may hold the Debian archive. */
+const NVIDIA_DRIVER_FILES = ['/etc/os-release', SOURCES_LIST, DEBIAN_SOURCES];
 
 /** gate-sriov reads the unit on the host: a count the unit asks for but the kernel lacks is a reboot pending. */
 const SRIOV_UNIT_CAT = `cat ${SRIOV_UNIT_PATH}`;
@@ -37,7 +42,12 @@ function toPlan(r: CheckResult): Plan {
 }
 
 /** Run the named check (src/passthrough/gates) on the host's facts and variables. */
-export function runCheck(args: PassthroughCheckArgs, facts: Facts, vars: PassthroughVars & Record<string, unknown>, extra: Pick<CheckInput, 'nvidiaSmi' | 'nvidiaCtk' | 'sriovUnit'> = {}): Plan {
+export function runCheck(
+  args: PassthroughCheckArgs,
+  facts: Facts,
+  vars: PassthroughVars & Record<string, unknown>,
+  extra: Pick<CheckInput, 'nvidiaSmi' | 'nvidiaCtk' | 'nvidiaSmiQuery' | 'osRelease' | 'aptSources' | 'sriovUnit'> = {},
+): Plan {
   const check = CHECKS_BY_NAME[args.check] ? checkFor(args.check) : undefined;
   if (!check) return { kind: 'fail', msg: `unknown check ${String(args.check)}`, hint: `one of: ${CHECKS.join(', ')}` };
   return toPlan(check({ facts, vars, params: args.params, ...extra }));
@@ -49,7 +59,7 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
   doc:
     'GPU passthrough preflight checks (before changes) and gates (after the reboot): CPU, bootloader, chosen devices and the ids= capture of ' +
     'the boot display, IOMMU group isolation and ACS override, vendor-reset, hugepages fit; then the booted command line, IOMMU, vfio-pci ' +
-    'binding, blacklist, vendor-reset, hugepages and the container toolkit. Passes with what it proved (registered as data), fails with ' +
+    'binding, blacklist, vendor-reset, hugepages, the container toolkit and, in a guest, the NVIDIA driver (nvidia-smi). Passes with what it proved (registered as data), fails with ' +
     '"expected …, found …" and a hint.',
   spec: {
     options: {
@@ -57,22 +67,34 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
       params: { type: 'list', elements: 'str', default: [], description: 'gate-cmdline: parameters that must be on /proc/cmdline.' },
     },
   },
-  reads(args) {
+  reads(args): Read[] {
+    if (args.check === 'gate-container-toolkit') {
+      return [
+        { kind: 'cmd', command: 'nvidia-smi -L' },
+        { kind: 'cmd', command: 'nvidia-ctk --version' },
+      ];
+    }
+    if (args.check === 'preflight-nvidia-driver') return NVIDIA_DRIVER_FILES.map((path) => ({ kind: 'file', path }));
+    if (args.check === 'gate-nvidia-driver') return [{ kind: 'cmd', command: NVIDIA_SMI_QUERY }];
     if (args.check === 'gate-sriov') return [{ kind: 'cmd', command: SRIOV_UNIT_CAT }];
-    return args.check === 'gate-container-toolkit'
-      ? [
-          { kind: 'cmd', command: 'nvidia-smi -L' },
-          { kind: 'cmd', command: 'nvidia-ctk --version' },
-        ]
-      : [];
+    return [];
   },
   async plan(args, ctx) {
-    const extra =
-      args.check === 'gate-container-toolkit'
-        ? { nvidiaSmi: await ctx.observe.cmd('nvidia-smi -L'), nvidiaCtk: await ctx.observe.cmd('nvidia-ctk --version') }
-        : args.check === 'gate-sriov'
-          ? { sriovUnit: await ctx.observe.cmd(SRIOV_UNIT_CAT) }
-          : {};
+    let extra: Parameters<typeof runCheck>[3] = {};
+    if (args.check === 'gate-container-toolkit') {
+      extra = { nvidiaSmi: await ctx.observe.cmd('nvidia-smi -L'), nvidiaCtk: await ctx.observe.cmd('nvidia-ctk --version') };
+    } else if (args.check === 'preflight-nvidia-driver') {
+      const files = await Promise.all(NVIDIA_DRIVER_FILES.map(async (p) => [p, await ctx.observe.file(p)] as const));
+      const text = (p: string) => {
+        const f = files.find(([x]) => x === p)![1];
+        return f.exists && !f.isDir ? f.content : null;
+      };
+      extra = { osRelease: text('/etc/os-release'), aptSources: { [SOURCES_LIST]: text(SOURCES_LIST), [DEBIAN_SOURCES]: text(DEBIAN_SOURCES) } };
+    } else if (args.check === 'gate-nvidia-driver') {
+      extra = { nvidiaSmiQuery: await ctx.observe.cmd(NVIDIA_SMI_QUERY) };
+    } else if (args.check === 'gate-sriov') {
+      extra = { sriovUnit: await ctx.observe.cmd(SRIOV_UNIT_CAT) };
+    }
     return runCheck(args, ctx.facts, pvars(ctx) as PassthroughVars & Record<string, unknown>, extra);
   },
 };

@@ -210,7 +210,8 @@ test('DKMS module loads only when built for the running kernel; reset_method nee
 
 test('docker runtimes at boot come from daemon.json', (t) => {
   const p = loadProfile('debian-guest-nvidia-docker');
-  const v = grubNode(p, p.cmdline, { '/var/lib/dpkg/status': 'Package: docker-ce\nStatus: install ok installed\nVersion: 5:27.3.1-1\n\n' });
+  // the profile's driver holds while the node has its package (src/lab/boot-nvidia.ts)
+  const v = grubNode(p, p.cmdline, { '/var/lib/dpkg/status': 'Package: docker-ce\nStatus: install ok installed\nVersion: 5:27.3.1-1\n\nPackage: nvidia-driver\nStatus: install ok installed\nVersion: 535.216.01-1~deb12u1\n\n' });
   t.deepEqual(boot(p, v).dockerRuntimes, ['io.containerd.runc.v2', 'runc']);
   v.files['/etc/docker/daemon.json'] = JSON.stringify({ runtimes: { nvidia: { args: [], path: 'nvidia-container-runtime' } } });
   t.deepEqual(boot(p, v).dockerRuntimes, ['io.containerd.runc.v2', 'runc', 'nvidia']);

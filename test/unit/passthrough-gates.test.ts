@@ -35,6 +35,9 @@ import {
 } from '../../src/passthrough/gates/index.ts';
 import { blacklistConfText, resetMethodUdevRules, vfioConfText } from '../../src/passthrough/index.ts';
 import { labFacts, labSections, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { gateNvidiaDriver, parseSmiQuery, preflightNvidiaDriver } from '../../src/passthrough/gates/index.ts';
+import { editDeb822, editOneLine, parseOsRelease } from '../../src/passthrough/apt-sources.ts';
+import type { PciDevice } from '../../src/facts/types.ts';
 
 const LAB = { passthrough_slots: ['00:05'] };
 const NV = { passthrough_slots: ['01:00'] };
@@ -262,4 +265,95 @@ test('gateSriov: numvfs and the VFs (virtfn links, PCI devices, IOMMU groups); a
   t.regex(msg(linksMissing), /with 2 virtfn links/);
   t.regex(msg(gateSriov(input(sriovFacts(4, { groups: false }), SRIOV(4)))), /0000:00:06\.1, 0000:00:06\.2, 0000:00:06\.3, 0000:00:06\.4 in no IOMMU group/);
   t.true(checkFor('gate-sriov')(input(sriovFacts(0), { ...SRIOV(4), passthrough: 'absent' })).ok, 'configure gate: passes while undoing');
+});
+
+// ---------------------------------------------------------------- nvidia-driver (in a guest)
+
+const DEBIAN12 = 'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nNAME="Debian GNU/Linux"\nVERSION_ID="12"\nVERSION_CODENAME=bookworm\nID=debian\n';
+const UBUNTU = 'PRETTY_NAME="Ubuntu 24.04.1 LTS"\nNAME="Ubuntu"\nVERSION_ID="24.04"\nVERSION_CODENAME=noble\nID=ubuntu\nID_LIKE=debian\n';
+const dev = (address: string, id: string, cls: string, driver: string | null): PciDevice => ({
+  address, slot: address.slice(5, 10), vendor: id.slice(0, 4), device: id.slice(5), id, class: cls, driver, bootVga: false, resetMethod: [], iommuGroup: null, name: '',
+});
+/** A Debian 12 VM guest (from the lab guest's facts) that sees an RTX 4090 at 01:00 on `driver`. */
+function guestFacts(driver: string | null, patch: Partial<Facts> = {}): Facts {
+  const f = labFacts();
+  return { ...f, pveVersion: null, pveMajor: null, kernelRelease: '6.1.0-27-amd64', kernelNext: '6.1.0-27-amd64', pci: [dev('0000:00:01.0', '1234:1111', '0300', 'bochs-drm'), dev('0000:01:00.0', '10de:2684', '0300', driver), dev('0000:01:00.1', '10de:22ba', '0403', 'snd_hda_intel')], ...patch };
+}
+const DEB822 = 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: bookworm-security\nComponents: main contrib # keep this\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n';
+const ONELINE = '# Debian\ndeb http://deb.debian.org/debian bookworm main\ndeb-src http://deb.debian.org/debian bookworm main\ndeb [arch=amd64 signed-by=/k.gpg] https://download.docker.com/linux/debian bookworm stable\n# deb http://deb.debian.org/debian bookworm-backports main\ndeb http://security.debian.org/debian-security bookworm-security main non-free\n';
+const SRC = (list: string | null, deb822: string | null) => ({ '/etc/apt/sources.list': list, '/etc/apt/sources.list.d/debian.sources': deb822 });
+
+test('apt sources: the driver\'s components join the Debian entries in their own format; everything else is kept', (t) => {
+  const want = ['contrib', 'non-free', 'non-free-firmware'];
+  const a = editDeb822(DEB822, 'bookworm', want);
+  t.is(a.entries, 2);
+  t.is(a.content, DEB822.replace('Components: main\n', 'Components: main contrib non-free non-free-firmware\n').replace('Components: main contrib # keep this', 'Components: main contrib non-free non-free-firmware # keep this'));
+  t.false(editDeb822(a.content, 'bookworm', want).changed, 'a second edit changes nothing');
+  t.is(editDeb822(DEB822.replace(/Types: deb\nURIs: http:\/\/deb.debian.org\/debian\n/, 'Types: deb\nEnabled: no\nURIs: http://deb.debian.org/debian\n'), 'bookworm', want).entries, 1, 'a disabled stanza is left alone');
+  const b = editOneLine(ONELINE, 'bookworm', want);
+  t.is(b.entries, 3);
+  t.is(
+    b.content,
+    '# Debian\ndeb http://deb.debian.org/debian bookworm main contrib non-free non-free-firmware\ndeb-src http://deb.debian.org/debian bookworm main contrib non-free non-free-firmware\ndeb [arch=amd64 signed-by=/k.gpg] https://download.docker.com/linux/debian bookworm stable\n# deb http://deb.debian.org/debian bookworm-backports main\ndeb http://security.debian.org/debian-security bookworm-security main non-free contrib non-free-firmware\n',
+  );
+  t.false(editOneLine(b.content, 'bookworm', want).changed);
+  t.is(editOneLine(ONELINE, 'trixie', want).entries, 0, 'entries of another release are not this release\'s');
+  t.deepEqual(parseOsRelease(UBUNTU), { id: 'ubuntu', versionId: '24.04', codename: 'noble', prettyName: 'Ubuntu 24.04.1 LTS' });
+});
+
+test('preflightNvidiaDriver: a Debian 12 guest with the GPU passes with the edit and the packages; each refusal says why', (t) => {
+  const ok = preflightNvidiaDriver(input(guestFacts('nouveau'), {}, { osRelease: DEBIAN12, aptSources: SRC(null, DEB822) }));
+  t.true(ok.ok, msg(ok));
+  const d = (ok as { data: any }).data;
+  t.true(d.debianSources.changed);
+  t.regex(d.debianSources.content, /^Components: main contrib non-free non-free-firmware$/m);
+  t.is(d.debianSources.path, '/etc/apt/sources.list.d/debian.sources');
+  t.false(d.sourcesList.changed);
+  t.deepEqual(d.packages, ['nvidia-driver', 'nvidia-kernel-dkms', 'nvidia-smi', 'libcuda1', 'firmware-misc-nonfree']);
+  t.deepEqual(d.headers, ['linux-headers-6.1.0-27-amd64', 'linux-headers-amd64']);
+  t.regex(reason(ok), /Debian 12 \(bookworm\) guest with 0000:01:00\.0 \(nouveau\); components to add/);
+  // pinned
+  const pinned = preflightNvidiaDriver(input(guestFacts('nouveau'), { nvidia_driver_version: '535.216.01-1~deb12u1' }, { osRelease: DEBIAN12, aptSources: SRC(ONELINE, null) }));
+  t.deepEqual((pinned as { data: any }).data.packages.slice(0, 2), ['nvidia-driver=535.216.01-1~deb12u1', 'nvidia-kernel-dkms=535.216.01-1~deb12u1']);
+  // refusals
+  const ubuntu = preflightNvidiaDriver(input(guestFacts('nouveau'), {}, { osRelease: UBUNTU, aptSources: SRC(ONELINE, null) }));
+  t.regex(msg(ubuntu), /expected Debian 11 \(bullseye\), 12 \(bookworm\) or 13 \(trixie\) in \/etc\/os-release, found Ubuntu 24\.04\.1 LTS/);
+  t.regex(hintOf(ubuntu), /ubuntu-drivers install.*Nothing was changed/);
+  t.regex(msg(preflightNvidiaDriver(input(guestFacts('nouveau'), {}, { osRelease: null, aptSources: SRC(ONELINE, null) }))), /expected \/etc\/os-release/);
+  const noGpu = guestFacts(null, { pci: [dev('0000:00:01.0', '1234:1111', '0300', 'bochs-drm')] });
+  t.regex(msg(preflightNvidiaDriver(input(noGpu, {}, { osRelease: DEBIAN12, aptSources: SRC(ONELINE, null) }))), /expected an NVIDIA GPU \(vendor 10de, class 03xx\) visible in this guest, found only 0000:00:01\.0 1234:1111 \(bochs-drm\) in lspci/);
+  t.regex(msg(preflightNvidiaDriver(input(pveNvidiaFacts(), {}, { osRelease: DEBIAN12, aptSources: SRC(ONELINE, null) }))), /found a Proxmox VE node/);
+  t.regex(msg(preflightNvidiaDriver(input(guestFacts('nouveau'), {}, { osRelease: DEBIAN12, aptSources: SRC('deb http://mirror/x trixie main\n', null) }))), /expected the Debian archive for bookworm \(component main\).*found no such entry/);
+  t.regex(msg(preflightNvidiaDriver(input(guestFacts('nouveau'), {}, { osRelease: DEBIAN12, aptSources: SRC(null, null) }))), /found neither file/);
+});
+
+test('gateNvidiaDriver: nvidia-smi lists the GPU by bus id; not found, no driver, nouveau not yet rebooted, another version', (t) => {
+  const smi = (stdout: string, code = 0, stderr = '') => ({ nvidiaSmiQuery: { code, stdout, stderr } });
+  const row = '00000000:01:00.0, NVIDIA GeForce RTX 4090, 535.216.01\n';
+  t.deepEqual(parseSmiQuery(row), [{ address: '0000:01:00.0', name: 'NVIDIA GeForce RTX 4090', driver: '535.216.01' }]);
+  const installed = { packages: { 'nvidia-driver': '535.216.01-1~deb12u1' } };
+  const ok = gateNvidiaDriver(input(guestFacts('nvidia', installed), {}, smi(row)));
+  t.regex(reason(ok), /nvidia-smi lists 0000:01:00\.0 NVIDIA GeForce RTX 4090 \(driver 535\.216\.01\)/);
+  t.true(gateNvidiaDriver(input(guestFacts('nvidia', installed), { nvidia_driver_version: '535.216.01-1~deb12u1' }, smi(row))).ok);
+  t.regex(msg(gateNvidiaDriver(input(guestFacts('nvidia', installed), { nvidia_driver_version: '550.54.14-1' }, smi(row)))), /expected driver 550\.54\.14 \(nvidia_driver_version\), found 535\.216\.01 on 0000:01:00\.0/);
+  // command not found
+  const nf = gateNvidiaDriver(input(guestFacts('nouveau'), {}, smi('', 127, 'sh: 1: nvidia-smi: not found')));
+  t.regex(msg(nf), /expected nvidia-smi to list the GPU, found no nvidia-smi command/);
+  t.regex(hintOf(nf), /apt install nvidia-driver/);
+  // the driver does not run: no package → not installed; package but no DKMS build for this kernel → headers
+  const cannot = "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.";
+  const noMod = gateNvidiaDriver(input(guestFacts(null, installed), {}, smi(cannot, 9)));
+  t.regex(msg(noMod), /found it failing \(exit 9\): NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver/);
+  t.regex(hintOf(noMod), /DKMS has no nvidia module for the running kernel 6\.1\.0-27-amd64: install linux-headers-6\.1\.0-27-amd64/);
+  t.false((noMod as { pending?: boolean }).pending === true);
+  const built = gateNvidiaDriver(input(guestFacts(null, { ...installed, dkms: { 'nvidia-current': ['6.1.0-27-amd64'] } }), {}, smi(cannot, 9)));
+  t.regex(hintOf(built), /Secure Boot/);
+  // installed, nouveau still has the GPU: not booted yet (pending, so the engine reboots and verifies)
+  const pend = gateNvidiaDriver(input(guestFacts('nouveau', installed), {}, smi(cannot, 9)));
+  t.regex(msg(pend), /found nouveau still driving it \(nvidia-driver 535\.216\.01-1~deb12u1 installed, not booted yet\)/);
+  t.true((pend as { pending?: boolean }).pending);
+  // nvidia-smi works but does not list the guest's GPU
+  t.regex(msg(gateNvidiaDriver(input(guestFacts('nvidia', installed), {}, smi('00000000:02:00.0, NVIDIA A100, 535.216.01\n')))), /expected nvidia-smi to list 0000:01:00\.0, found 0000:02:00\.0/);
+  // no GPU at all
+  t.regex(msg(gateNvidiaDriver(input(guestFacts(null, { pci: [] }), {}, smi(row)))), /expected an NVIDIA GPU visible in this guest, found none/);
 });

@@ -162,6 +162,11 @@ test('values by type, pattern and range', (t) => {
   no('nvidia-container-toolkit', 'nvct_repo', '[trusted=yes] http://evil/ /', /must match/);
   no('nvidia-container-toolkit', 'nvct_list_file', '/etc/apt/../x', /absolute path/);
   no('nvidia-container-toolkit', 'nvct_package', 'x'.repeat(5000), /at most 128|5000 characters/);
+  ok('nvidia-driver', 'nvidia_driver_version', '535.216.01-1~deb12u1');
+  ok('nvidia-driver', 'nvidia_driver_version', '');
+  no('nvidia-driver', 'nvidia_driver_version', '535; touch /root/pwned', /must match/);
+  no('nvidia-driver', 'nvidia_driver_version', '--reinstall', /must match/);
+  no('nvidia-driver', 'nvidia_driver_version', '535\nnvidia-driver=1', /newline/);
   no('vfio', 'vfio_conf_file', 'relative/path', /absolute path/);
   no('vfio', 'vfio_ids', ['\u00ff\ufffd'], /not UTF-8/);
   no('vfio', 'vfio_ids', new Array(2000).fill('10de:2684'), /at most 64/);

@@ -24,6 +24,12 @@ export interface CheckInput {
   nvidiaCtk?: CmdOutput;
   /** gate-sriov: `cat` of the SR-IOV unit on the host, when read. */
   sriovUnit?: CmdOutput;
+  /** gate-nvidia-driver: `nvidia-smi --query-gpu=pci.bus_id,name,driver_version --format=csv,noheader`. */
+  nvidiaSmiQuery?: CmdOutput;
+  /** preflight-nvidia-driver: /etc/os-release (null when missing). */
+  osRelease?: string | null;
+  /** preflight-nvidia-driver: the APT source files that may hold the Debian archive, path → content (null when missing). */
+  aptSources?: Record<string, string | null>;
 }
 
 export type CheckResult =

@@ -17,6 +17,7 @@ import {
   preflightVendorReset,
 } from './preflight.ts';
 import { gateSriov, preflightSriov } from './sriov.ts';
+import { gateNvidiaDriver, preflightNvidiaDriver } from './nvidia-driver.ts';
 
 export const CHECKS_BY_NAME = {
   'preflight-cpu': preflightCpu,
@@ -29,6 +30,7 @@ export const CHECKS_BY_NAME = {
   'preflight-container-toolkit': preflightContainerToolkit,
   'preflight-sriov': preflightSriov,
   'preflight-igpu-host': preflightIgpuHost,
+  'preflight-nvidia-driver': preflightNvidiaDriver,
   'gate-cmdline': gateCmdline,
   'gate-iommu-cmdline': gateIommuCmdline,
   'gate-iommu': gateIommu,
@@ -39,6 +41,7 @@ export const CHECKS_BY_NAME = {
   'gate-hugepages': gateHugepages,
   'gate-container-toolkit': gateContainerToolkit,
   'gate-sriov': gateSriov,
+  'gate-nvidia-driver': gateNvidiaDriver,
   'gate-undone-cmdline': gateUndoneCmdline,
   'gate-undone-drivers': gateUndoneDrivers,
   'gate-igpu-lxc': gateIgpuLxc,
@@ -62,6 +65,7 @@ const GATE_MODE: Record<Extract<CheckName, `gate-${string}`>, 'configure' | 'und
   'gate-hugepages': 'configure',
   'gate-container-toolkit': 'any',
   'gate-sriov': 'configure',
+  'gate-nvidia-driver': 'any',
   'gate-undone-cmdline': 'undo',
   'gate-undone-drivers': 'undo',
   'gate-igpu-lxc': 'any',
@@ -88,6 +92,7 @@ export const CHECK_NAMES = Object.keys(CHECKS_BY_NAME) as CheckName[];
 
 export * from './booted.ts';
 export * from './check.ts';
+export * from './nvidia-driver.ts';
 export * from './preflight.ts';
 export * from './sriov.ts';
 export * from './guest.ts';
