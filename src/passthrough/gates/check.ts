@@ -22,6 +22,8 @@ export interface CheckInput {
   /** gate-container-toolkit: `nvidia-smi -L` and `nvidia-ctk --version`, when read. */
   nvidiaSmi?: CmdOutput;
   nvidiaCtk?: CmdOutput;
+  /** gate-assignable: the VFIO probe's output (src/passthrough/assignable.ts), when it ran. */
+  vfioProbe?: CmdOutput;
 }
 
 export type CheckResult =
