@@ -29,7 +29,8 @@ export const PCI_ADDRESS = /^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/;
  * `_IO(VFIO_TYPE ';', VFIO_BASE 100 + n)` from linux/vfio.h: 0x3B64 GET_API_VERSION, 0x3B65
  * CHECK_EXTENSION, 0x3B66 SET_IOMMU, 0x3B67 GROUP_GET_STATUS, 0x3B68 GROUP_SET_CONTAINER,
  * 0x3B6A GROUP_GET_DEVICE_FD. A numeric third argument is passed by value, a string by pointer
- * (the status struct `{argsz, flags}`, the container fd as an int, the device name with its NUL).
+ * (the status struct `{argsz, flags}`, the container fd as an int, the device name with its NUL);
+ * perl writes into a string argument (it may grow it), so each one is a variable, never a temporary.
  *
  * Output lines: `api ok version V type1 N`, `group G ok flags 0xF`, `device G ADDR ok`, or
  * `KIND IDS fail STEP ERRNO TEXT` (ERRNO `-` when no system call failed), then `done`.
@@ -76,11 +77,13 @@ GROUP: for my $t (@groups) {
   if (!ioctl($gf, 0x3B67, $st)) { print "group $g fail status ", why(), "\n"; next GROUP }
   my $flags = (unpack('LL', $st))[1];
   if (!($flags & 1)) { printf "group %s fail viable - flags 0x%x: not viable\n", $g, $flags; next GROUP }
-  if (!ioctl($gf, 0x3B68, pack('i', fileno($k)))) { print "group $g fail set-container ", why(), "\n"; next GROUP }
+  my $kfd = pack('i', fileno($k));
+  if (!ioctl($gf, 0x3B68, $kfd)) { print "group $g fail set-container ", why(), "\n"; next GROUP }
   if (!ioctl($k, 0x3B66, 1)) { print "group $g fail set-iommu ", why(), "\n"; next GROUP }
   printf "group %s ok flags 0x%x\n", $g, $flags;
   for my $d (@$devs) {
-    my $fd = ioctl($gf, 0x3B6A, "$d\0");
+    my $name = "$d\0";
+    my $fd = ioctl($gf, 0x3B6A, $name);
     if (!defined $fd) { print "device $g $d fail get-device-fd ", why(), "\n"; next }
     POSIX::close($fd + 0);
     print "device $g $d ok\n";

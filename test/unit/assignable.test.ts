@@ -36,6 +36,11 @@ test('the command refuses anything but group numbers and PCI function addresses'
 test('the Perl script compiles, and refuses a crafted argument by itself before doing anything', (t) => {
   const check = spawnSync('perl', ['-c', '-e', ASSIGNABLE_PROBE], { encoding: 'utf8' });
   t.is(check.status, 0, check.stderr);
+  // perl's ioctl writes into a string argument: a temporary (pack(...), "$d\0") dies with
+  // "Modification of a read-only value attempted". Each third argument is a number or a variable.
+  const calls = [...ASSIGNABLE_PROBE.matchAll(/ioctl\(([^;]*?)\)[;)]/g)].map((m) => m[1]);
+  t.is(calls.length, 6, calls.join(' | '));
+  for (const c of calls) t.regex(c, /^\$\w+, 0x3B6[4-9A], (?:\d+|\$\w+)$/, c);
   const dir = mkdtempSync(join(tmpdir(), 'assignable-'));
   try {
     const marker = join(dir, 'ran');
@@ -63,6 +68,68 @@ test('the Perl script on a host: without /dev/vfio it says so, with ENOENT, and 
     t.deepEqual(out.api, { ok: false, failure: { step: 'open', errno: 'ENOENT', text: 'No such file or directory' } });
     t.deepEqual(out.groups, [], 'no group is tried without the container');
   }
+});
+
+/**
+ * The kernel side stood in for: sysopen and ioctl overridden (CORE::GLOBAL) before the script is
+ * compiled. Each call is logged to stderr; FAKE_FAIL=WHAT:ERRNO makes one fail (WHAT is a path
+ * for sysopen, an ioctl number in hex otherwise, with the device name for 3b6a). Like the real
+ * ioctl, the stand-in writes into a string argument, so a read-only one dies as it would.
+ */
+const STAND_IN = String.raw`BEGIN {
+  use Errno ();
+  my %no = (ENOENT => Errno::ENOENT(), EBUSY => Errno::EBUSY(), EPERM => Errno::EPERM(), EINVAL => Errno::EINVAL());
+  my ($what, $err) = split /:(?=[A-Z]+\z)/, $ENV{FAKE_FAIL} // '';
+  *CORE::GLOBAL::sysopen = sub {
+    print STDERR "sysopen $_[1]
+";
+    if (defined $what && $_[1] eq $what) { $! = $no{$err}; return 0 }
+    return CORE::open($_[0], '<', '/dev/null');
+  };
+  *CORE::GLOBAL::ioctl = sub {
+    my $n = sprintf('%x', $_[1]);
+    my $arg = $_[2];
+    if ($arg !~ /\A[0-9]+\z/) { substr($_[2], 0, 0) = '' }
+    my $key = $n eq '3b6a' ? "$n " . unpack('Z*', $arg) : $n;
+    print STDERR "ioctl $key
+";
+    if (defined $what && $key eq $what) { $! = $no{$err}; return undef }
+    return 1 if $n eq '3b65';
+    if ($n eq '3b67') { $_[2] = pack('LL', 8, $ENV{FAKE_FLAGS} // 1); return '0 but true' }
+    return 100 if $n eq '3b6a';
+    return '0 but true';
+  };
+}
+`;
+const standIn = (args: string[], fail = '', flags = '1') =>
+  spawnSync('perl', ['-e', STAND_IN + ASSIGNABLE_PROBE, '--', ...args], { encoding: 'utf8', env: { ...process.env, FAKE_FAIL: fail, FAKE_FLAGS: flags } });
+
+test('the Perl script runs the whole sequence in order, and reports each failure (the kernel stood in for)', (t) => {
+  const ok = standIn(['3=0000:00:05.0,0000:00:05.1']);
+  t.is(ok.status, 0, ok.stderr);
+  t.is(ok.stdout, PROBE.pass);
+  t.deepEqual(ok.stderr.trim().split('\n'), [
+    'sysopen /dev/vfio/vfio',
+    'ioctl 3b64',
+    'ioctl 3b65',
+    'sysopen /dev/vfio/vfio',
+    'sysopen /dev/vfio/3',
+    'ioctl 3b67',
+    'ioctl 3b68',
+    'ioctl 3b66',
+    'ioctl 3b6a 0000:00:05.0',
+    'ioctl 3b6a 0000:00:05.1',
+  ]);
+  t.is(standIn(['3=0000:00:05.0,0000:00:05.1'], '/dev/vfio/3:EBUSY').stdout, PROBE.busy);
+  t.is(standIn(['3=0000:00:05.0,0000:00:05.1'], '/dev/vfio/3:ENOENT').stdout, PROBE.noGroupFile);
+  t.is(standIn(['3=0000:00:05.0,0000:00:05.1'], '', '0').stdout, PROBE.notViable);
+  t.is(standIn(['3=0000:00:05.0,0000:00:05.1'], '3b66:EPERM').stdout, PROBE.setIommuEperm);
+  t.is(standIn(['3=0000:00:05.0,0000:00:05.1'], '3b68:EINVAL').stdout, PROBE.setContainerEinval);
+  t.is(standIn(['3=0000:00:05.0,0000:00:05.1'], '3b6a 0000:00:05.1:EBUSY').stdout, PROBE.deviceBusy);
+  t.is(standIn(['3=0000:00:05.0'], '/dev/vfio/vfio:ENOENT').stdout, PROBE.noContainer);
+  // Two groups: a failure in the first does not stop the second.
+  const two = standIn(['3=0000:00:05.0', '7=0000:02:00.0'], '/dev/vfio/3:EBUSY');
+  t.deepEqual(parseAssignableOutput(two.stdout).groups.map((g) => [g.group, g.ok]), [[3, false], [7, true]]);
 });
 
 test('parse: a pass, and each kind of failure with its step and errno', (t) => {
