@@ -175,7 +175,7 @@ async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[]
         pos: step.task.pos,
         module: mod.name,
       });
-      reads.push(...mod.reads(args, o.facts));
+      reads.push(...mod.reads(args, o.facts, vars));
     } catch {
       // Depends on a result registered later: read lazily when the task runs.
     }

@@ -49,7 +49,7 @@ export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }):
         for (const k of open) args[k] = placeholder(optionOf(mod.spec, k), which);
         const checked = checkArgs(mod.spec, args, { pos: step.task.pos, module: mod.name });
         const out = new Map<string, Read>();
-        for (const facts of CANDIDATE_FACTS) for (const r of mod.reads!(checked, facts)) out.set(readKey(r), r);
+        for (const facts of CANDIDATE_FACTS) for (const r of mod.reads!(checked, facts, vars)) out.set(readKey(r), r);
         return out;
       };
       const a = variant(0);

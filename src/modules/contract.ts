@@ -105,8 +105,11 @@ export interface Module<A = Record<string, unknown>> {
    * (at run time); return an error message or undefined.
    */
   validate?(args: A): string | undefined;
-  /** Reads to prefetch (after templating); optional, plan may still read lazily. */
-  reads?(args: A, facts: Facts): Read[];
+  /**
+   * Reads to prefetch (after templating); optional, plan may still read lazily. `vars` are the
+   * task's variables (without facts and registered results when worked out before the facts).
+   */
+  reads?(args: A, facts: Facts, vars?: Vars): Read[];
   plan(args: A, ctx: PlanContext): Promise<Plan>;
 }
 

@@ -6,6 +6,8 @@
  * fails with "expected …, found …" and the likely cause and fix.
  */
 import type { Facts } from '../facts/types.ts';
+import { assignablePlan } from '../passthrough/assignable.ts';
+import { passthroughConfig } from '../passthrough/config.ts';
 import { CHECK_NAMES, CHECKS_BY_NAME, checkFor, type CheckInput, type CheckName, type CheckResult } from '../passthrough/gates/index.ts';
 import type { PassthroughVars } from '../passthrough/vars.ts';
 import { DEBIAN_SOURCES, SOURCES_LIST } from '../passthrough/apt-sources.ts';
@@ -41,12 +43,22 @@ function toPlan(r: CheckResult): Plan {
   return r.pending ? { kind: 'fail', msg: r.msg, hint: r.hint, data: r.data, pending: true } : { kind: 'fail', msg: r.msg, hint: r.hint, data: r.data };
 }
 
+/**
+ * gate-assignable: the VFIO probe's command for this host, or null when it is not to run (an undo,
+ * the IOMMU off, or the facts already show the devices cannot be assigned: the gate says why).
+ */
+export function assignableCommand(facts: Facts, vars: PassthroughVars & Record<string, unknown>): string | null {
+  if (vars.passthrough === 'absent' || !facts.iommu.active) return null;
+  const p = passthroughConfig(facts, vars);
+  return p.devices.length ? assignablePlan(facts, p).command : null;
+}
+
 /** Run the named check (src/passthrough/gates) on the host's facts and variables. */
 export function runCheck(
   args: PassthroughCheckArgs,
   facts: Facts,
   vars: PassthroughVars & Record<string, unknown>,
-  extra: Pick<CheckInput, 'nvidiaSmi' | 'nvidiaCtk' | 'nvidiaSmiQuery' | 'osRelease' | 'aptSources' | 'sriovUnit'> = {},
+  extra: Pick<CheckInput, 'nvidiaSmi' | 'nvidiaCtk' | 'nvidiaSmiQuery' | 'osRelease' | 'aptSources' | 'sriovUnit' | 'vfioProbe'> = {},
 ): Plan {
   const check = CHECKS_BY_NAME[args.check] ? checkFor(args.check) : undefined;
   if (!check) return { kind: 'fail', msg: `unknown check ${String(args.check)}`, hint: `one of: ${CHECKS.join(', ')}` };
@@ -59,7 +71,8 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
   doc:
     'GPU passthrough preflight checks (before changes) and gates (after the reboot): CPU, bootloader, chosen devices and the ids= capture of ' +
     'the boot display, IOMMU group isolation and ACS override, vendor-reset, hugepages fit; then the booted command line, IOMMU, vfio-pci ' +
-    'binding, blacklist, vendor-reset, hugepages, the container toolkit and, in a guest, the NVIDIA driver (nvidia-smi). Passes with what it proved (registered as data), fails with ' +
+    'binding, blacklist, vendor-reset, hugepages, the container toolkit and, in a guest, the NVIDIA driver (nvidia-smi); when asked, that the chosen devices can be assigned (gate-assignable: ' +
+    'the VFIO sequence a VM start runs, probed on the host with perl). Passes with what it proved (registered as data), fails with ' +
     '"expected …, found …" and a hint.',
   spec: {
     options: {
@@ -67,7 +80,11 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
       params: { type: 'list', elements: 'str', default: [], description: 'gate-cmdline: parameters that must be on /proc/cmdline.' },
     },
   },
-  reads(args): Read[] {
+  reads(args, facts, vars): Read[] {
+    if (args.check === 'gate-assignable') {
+      const command = vars ? assignableCommand(facts, vars as PassthroughVars & Record<string, unknown>) : null;
+      return command ? [{ kind: 'cmd', command }] : [];
+    }
     if (args.check === 'gate-container-toolkit') {
       return [
         { kind: 'cmd', command: 'nvidia-smi -L' },
@@ -80,6 +97,7 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
     return [];
   },
   async plan(args, ctx) {
+    const vars = pvars(ctx) as PassthroughVars & Record<string, unknown>;
     let extra: Parameters<typeof runCheck>[3] = {};
     if (args.check === 'gate-container-toolkit') {
       extra = { nvidiaSmi: await ctx.observe.cmd('nvidia-smi -L'), nvidiaCtk: await ctx.observe.cmd('nvidia-ctk --version') };
@@ -94,7 +112,10 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
       extra = { nvidiaSmiQuery: await ctx.observe.cmd(NVIDIA_SMI_QUERY) };
     } else if (args.check === 'gate-sriov') {
       extra = { sriovUnit: await ctx.observe.cmd(SRIOV_UNIT_CAT) };
+    } else if (args.check === 'gate-assignable') {
+      const command = assignableCommand(ctx.facts, vars);
+      if (command) extra = { vfioProbe: await ctx.observe.cmd(command) };
     }
-    return runCheck(args, ctx.facts, pvars(ctx) as PassthroughVars & Record<string, unknown>, extra);
+    return runCheck(args, ctx.facts, vars, extra);
   },
 };

@@ -18,6 +18,8 @@
  *   config-text.ts   the text of vfio.conf, the blacklist, the init-top driver_override script
  *                    and the reset_method udev rules
  *   config.ts        passthroughConfig(): all of the above for one host, the data roles register
+ *   assignable.ts    gate-assignable's VFIO probe (a fixed Perl script), its command line and
+ *                    the parser of its output; which running VM holds a group
  *   gates/           one named function per preflight and gate, and CHECKS_BY_NAME
  *
  * Adding a check (a preflight or a gate):
@@ -29,7 +31,9 @@
  *   3. add its fixture test to test/unit/passthrough-gates.test.ts (facts from
  *      test/fixtures/facts/hosts.ts), and call it from a role's tasks.yaml or gates.yaml.
  *   A check that needs a command's output on the host (as gate-container-toolkit reads
- *   nvidia-smi) also gets the command in passthrough_check's reads() and plan().
+ *   nvidia-smi, or gate-assignable its VFIO probe) also gets the command in passthrough_check's
+ *   reads() and plan(); reads() gets the task's variables too, so a command built from the
+ *   facts and the variables is read ahead with the gates' other reads.
  *
  * Adding a fact: see src/facts/index.ts.
  */

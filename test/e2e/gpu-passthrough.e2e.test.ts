@@ -12,7 +12,8 @@ import test from 'ava';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EXIT, type RunReport } from '../../src/model/types.ts';
+import { EXIT, type RunReport, type TaskResult } from '../../src/model/types.ts';
+import { assignableProbeCommand, parseAssignableOutput } from '../../src/passthrough/assignable.ts';
 import { bootVm, ensureImage, keepArtifacts, repoRoot, run, type RunResult, type Vm } from './vm.ts';
 
 const HOST = 'e2e-vm';
@@ -48,6 +49,9 @@ all:
           bootloader: auto
           acs_override: auto
           vendor_reset: auto
+          # After the reboot, also prove the slot can be assigned to a VM: the VFIO ioctls a VM
+          # start makes (gate-assignable, a Perl probe on the guest).
+          vfio_assignable_gate: true
     # The playbook's second stage (container toolkit in GPU guests) has no host here.
     gpu_guests: {}
 `;
@@ -88,6 +92,12 @@ async function passthru(t: { log: (...a: unknown[]) => void }, verb: 'apply' | '
   }
   return { r, report };
 }
+
+/** The run's last result of the vfio role's assignable gate (the one after the reboot). */
+function assignableGate(report: RunReport | undefined): TaskResult | undefined {
+  return (report?.hosts[HOST]?.tasks ?? []).filter((x) => x.kind === 'gate' && x.role === 'vfio' && /can be assigned to a VM/.test(x.task)).at(-1);
+}
+const ASSIGNABLE_PASS = /^assignable \(VFIO API 0\): group (\d+) viable, set in a type1 container, device fds opened for 0000:00:05\.0, 0000:00:05\.1$/;
 
 function showOutput(t: { log: (...a: unknown[]) => void }, r: RunResult): void {
   t.log(`--- stdout (tail)\n${r.stdout.slice(-6000)}\n--- stderr (tail)\n${r.stderr.slice(-3000)}`);
@@ -136,6 +146,11 @@ test.serial('apply converges the guest: real reboot, gates pass', async (t) => {
   t.true(recap?.rebooted, 'the host was rebooted');
   t.false(recap?.rebootPending, 'no reboot left pending');
   t.not(await v.bootId(), bootBefore, 'new boot_id after apply');
+  // The gates after the real reboot include the assignable one, and it passed on this kernel.
+  const gate = assignableGate(report);
+  t.truthy(gate, 'the run has the assignable gate');
+  t.is(gate?.status, 'ok', `${gate?.msg}\n${gate?.hint ?? ''}`);
+  t.regex(gate?.msg ?? '', ASSIGNABLE_PASS);
   // The engine recorded the guest's build-time host key through accept-new.
   const known = readFileSync(join(runDir, 'known_hosts'), 'utf8');
   const keyBody = v.image.hostKey.split(/\s+/)[1]!;
@@ -172,6 +187,41 @@ test.serial('the booted guest is passthrough-ready (checked with plain ssh)', as
   t.regex(meminfo, new RegExp(`HugePages_Total:\\s+${HUGEPAGES}\\b`));
 });
 
+test.serial('the slot can be assigned: the VFIO sequence of a VM start, run by hand over ssh', async (t) => {
+  const v = vm!;
+  const t0 = Date.now();
+  const link = (await v.sshOk('readlink /sys/bus/pci/devices/0000:00:05.0/iommu_group')).trim();
+  const group = Number(/\/(\d+)$/.exec(link)?.[1]);
+  t.true(Number.isInteger(group), link);
+  t.is((await v.sshOk('readlink /sys/bus/pci/devices/0000:00:05.1/iommu_group')).trim(), link, 'both functions in one group');
+  // vfio-pci holds the group: its character device exists.
+  t.regex(await v.sshOk(`ls -l /dev/vfio/${group} /dev/vfio/vfio`), new RegExp(`^c.* /dev/vfio/${group}$`, 'm'));
+  // The gate reported this group.
+  t.is(ASSIGNABLE_PASS.exec(assignableGate(JSON.parse(readFileSync(join(runDir, 'apply-1.json'), 'utf8')) as RunReport)?.msg ?? '')?.[1], String(group));
+  const probe = assignableProbeCommand([{ group, devices: ['0000:00:05.0', '0000:00:05.1'] }]);
+  const r = await v.ssh(probe);
+  t.log(r.stdout.trim());
+  t.is(r.code, 0, r.stderr);
+  const out = parseAssignableOutput(r.stdout);
+  t.true(out.done, r.stdout);
+  t.deepEqual(out.api, { ok: true, version: 0, type1: 1 }, 'VFIO API 0 with the type1 IOMMU');
+  t.is(out.groups.length, 1);
+  t.true(out.groups[0]?.ok, r.stdout);
+  t.is((out.groups[0]?.flags ?? 0) & 1, 1, 'VFIO_GROUP_FLAGS_VIABLE');
+  t.deepEqual(out.groups[0]?.devices, [
+    { address: '0000:00:05.0', ok: true },
+    { address: '0000:00:05.1', ok: true },
+  ]);
+  // A process that holds the group (as a running VM's QEMU does) makes it busy, and the probe says so.
+  const held = await v.ssh(`sh -c 'exec 3<>/dev/vfio/${group}; sleep 5' & sleep 2; ${probe}; wait`);
+  t.log(held.stdout.trim());
+  const busy = parseAssignableOutput(held.stdout).groups[0]?.failure;
+  t.deepEqual(busy && { step: busy.step, errno: busy.errno }, { step: 'open', errno: 'EBUSY' }, held.stdout);
+  // Released: it opens again, nothing was left held.
+  t.true(parseAssignableOutput((await v.ssh(probe)).stdout).groups[0]?.ok, 'the group opens again once released');
+  timings['assignable by hand'] = Date.now() - t0;
+});
+
 test.serial('a second apply changes nothing and does not reboot', async (t) => {
   const v = vm!;
   const bootBefore = await v.bootId();
@@ -183,6 +233,7 @@ test.serial('a second apply changes nothing and does not reboot', async (t) => {
   t.is(recap?.failed, 0);
   t.false(recap?.rebooted, 'second apply did not reboot');
   t.is(await v.bootId(), bootBefore, 'boot_id unchanged');
+  t.regex(assignableGate(report)?.msg ?? '', ASSIGNABLE_PASS, 'the assignable gate passes again');
 });
 
 test.serial('check reports no drift', async (t) => {

@@ -9,6 +9,7 @@ import {
   CHECK_NAMES,
   CHECKS_BY_NAME,
   checkFor,
+  gateAssignable,
   gateBlacklist,
   gateCmdline,
   gateContainerToolkit,
@@ -34,7 +35,9 @@ import {
   type CheckResult,
 } from '../../src/passthrough/gates/index.ts';
 import { blacklistConfText, resetMethodUdevRules, vfioConfText } from '../../src/passthrough/index.ts';
-import { labFacts, labSections, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { labFacts, labSections, pveNvidiaBoundFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { PROBE } from '../fixtures/vfio-probe.ts';
+import { parseGuestConfig } from '../../src/facts/guests.ts';
 import { gateNvidiaDriver, parseSmiQuery, preflightNvidiaDriver } from '../../src/passthrough/gates/index.ts';
 import { editDeb822, editOneLine, parseOsRelease } from '../../src/passthrough/apt-sources.ts';
 import type { PciDevice } from '../../src/facts/types.ts';
@@ -142,6 +145,69 @@ test('gateIsolation: isolated passes; the IOMMU off fails; a shared group names 
 test('gateVfio: bound passes; host drivers still in use fail', (t) => {
   t.regex(reason(gateVfio(input(labFacts({ bound: true }), LAB))), /vfio-pci drives 0000:00:05\.0, 0000:00:05\.1 \(ids=1234:1111,8086:293e\)/);
   t.regex(msg(gateVfio(input(labFacts(), LAB))), /found bochs-drm, snd_hda_intel/);
+});
+
+test('gateAssignable: the probe passing passes; each failure says what and why', (t) => {
+  const bound = labFacts({ bound: true });
+  const probe = (stdout: string, code = 0, stderr = '') => ({ vfioProbe: { code, stdout, stderr } });
+  const run = (out: string, more: Partial<CheckInput> = {}, facts = bound) => gateAssignable(input(facts, LAB, { ...probe(out), ...more }));
+  const ok = run(PROBE.pass);
+  t.regex(reason(ok), /^assignable \(VFIO API 0\): group 3 viable, set in a type1 container, device fds opened for 0000:00:05\.0, 0000:00:05\.1$/);
+  // /dev/vfio/3 missing: vfio-pci does not hold the group.
+  const enoent = run(PROBE.noGroupFile);
+  t.regex(msg(enoent), /found no \/dev\/vfio\/3 for IOMMU group 3 \(ENOENT\)/);
+  t.regex(hintOf(enoent), /vfio-pci does not hold group 3/);
+  // Busy, and no running VM of this node uses it: fail, saying that a VM holding it is expected.
+  const busy = run(PROBE.busy);
+  t.regex(msg(busy), /\/dev\/vfio\/3 busy \(EBUSY\): another process holds IOMMU group 3/);
+  t.regex(hintOf(busy), /expected while a VM uses the device: a running VM holds its group \(qm list; fuser -v \/dev\/vfio\/3\)/);
+  // Busy on a Proxmox node whose running VM 103 uses the card: that VM proves it.
+  const nv = pveNvidiaBoundFacts();
+  nv.vms = [parseGuestConfig('hostpci0: 0000:01:00,pcie=1\n', 'qm', '/etc/pve/qemu-server/103.conf')];
+  const held = gateAssignable(input(nv, NV, probe('api ok version 0 type1 1\ngroup 1 fail open EBUSY Device or resource busy\ndone\n')));
+  t.regex(reason(held), /group 1 held by running VM 103 \(\/dev\/vfio\/1 busy, as expected while a VM uses it\)/);
+  nv.guests = nv.guests.map((g) => ({ ...g, status: 'stopped' }));
+  t.false(gateAssignable(input(nv, NV, probe('api ok version 0 type1 1\ngroup 1 fail open EBUSY Device or resource busy\ndone\n'))).ok, 'the VM stopped: busy is a failure');
+  // The kernel says not viable: the members and their drivers are named.
+  const nv2 = run(PROBE.notViable);
+  t.regex(msg(nv2), /IOMMU group 3 not viable by the kernel \(flags 0x0\): 0000:00:05\.0 \(vfio-pci\), 0000:00:05\.1 \(vfio-pci\)/);
+  // Type1 refused (no interrupt remapping).
+  t.regex(hintOf(run(PROBE.setIommuEperm)), /allow_unsafe_interrupts/);
+  t.regex(msg(run(PROBE.setContainerEinval)), /group 3: VFIO_GROUP_SET_CONTAINER failed: EINVAL Invalid argument/);
+  // One function refused.
+  const dev = run(PROBE.deviceBusy);
+  t.regex(msg(dev), /0000:00:05\.1: VFIO_GROUP_GET_DEVICE_FD failed: EBUSY Device or resource busy/);
+  t.notRegex(msg(dev), /0000:00:05\.0:/);
+  // The container: the vfio modules are not loaded.
+  const api = run(PROBE.noContainer);
+  t.regex(msg(api), /found open \/dev\/vfio\/vfio failed: ENOENT No such file or directory/);
+  t.regex(hintOf(api), /vfio modules are not loaded/);
+  // No perl, or the script cut short.
+  const noPerl = run('', {}, bound);
+  t.regex(msg(noPerl), /expected the VFIO probe \(perl\) to finish, found exit 0: no output/);
+  const p127 = gateAssignable(input(bound, LAB, probe('', 127, 'sh: 1: perl: not found\n')));
+  t.regex(msg(p127), /found exit 127: sh: 1: perl: not found/);
+  t.regex(hintOf(p127), /perl-base is Essential/);
+  // A device missing from the answer is not a pass.
+  t.false(run(PROBE.deviceMissing).ok);
+  t.false(run(PROBE.groupMissing).ok, 'no answer for the group');
+});
+
+test('gateAssignable: what the facts already show fails without the probe', (t) => {
+  // Not on vfio-pci (no reboot yet, or the binding did not take).
+  const un = gateAssignable(input(labFacts(), LAB));
+  t.regex(msg(un), /expected 0000:00:05\.0, 0000:00:05\.1 on vfio-pci before a VM can take them, found bochs-drm, snd_hda_intel/);
+  // One function chosen, the other member of its group on a host driver: not viable.
+  const half = labFacts();
+  half.pci = half.pci.map((d) => (d.address === '0000:00:05.0' ? { ...d, driver: 'vfio-pci' } : d));
+  const r = gateAssignable(input(half, { passthrough_slots: ['00:05.0'] }));
+  t.regex(msg(r), /expected IOMMU group 3 viable \(every device in it on vfio-pci, pci-stub, a PCIe port or no driver\), found 0000:00:05\.1 bound to snd_hda_intel/);
+  t.regex(hintOf(r), /a VM takes a whole IOMMU group/);
+  t.regex(msg(gateAssignable(input(labFacts({ iommu: false, bound: true }), LAB))), /found the IOMMU off/);
+  // Bound and viable, but the probe's output is missing: never a pass.
+  t.false(gateAssignable(input(labFacts({ bound: true }), LAB)).ok);
+  // Undoing: a configure gate.
+  t.regex(reason(checkFor('gate-assignable')(input(labFacts(), { ...LAB, passthrough: 'absent' }))), /taken back, not proven/);
 });
 
 test('gateUndoneCmdline: passthru\'s parameters off the booted line passes, the user\'s kept ones too; one only booted is a pending reboot', (t) => {

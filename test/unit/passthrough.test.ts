@@ -1,9 +1,10 @@
 import test from 'ava';
 import { needsVfioVirqfd, passthroughConfig as planDevices, hugepagesConfig as planHugepages, vendorResetFamily, normalizeSlot } from '../../src/passthrough/index.ts';
-import { iommuParams, passthroughCheckModule, runCheck, type CheckName } from '../../src/modules/passthrough_check.ts';
+import { assignableCommand, iommuParams, passthroughCheckModule, runCheck, type CheckName } from '../../src/modules/passthrough_check.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import type { Plan } from '../../src/modules/contract.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { PROBE } from '../fixtures/vfio-probe.ts';
 
 const LAB = { passthrough_slots: ['00:05'] };
 const NV = { passthrough_slots: ['01:00'] };
@@ -339,4 +340,41 @@ test('gate-container-toolkit through plan() (reads nvidia-smi and nvidia-ctk)', 
   const good = await run({ ...labFacts(), packages: { 'nvidia-container-toolkit': '1.17.3-1' }, docker: { installed: true, runtimes: ['nvidia', 'runc'] } }, 0);
   t.is(good.kind, 'noop');
   t.true(passthroughCheckModule.readOnly);
+});
+
+test('gate-assignable through reads() and plan(): one declared probe read, its answer judged; none when it cannot help', async (t) => {
+  const facts = labFacts({ bound: true });
+  const vars = { ...LAB };
+  const args = { check: 'gate-assignable' as const, params: [] };
+  const reads = passthroughCheckModule.reads!(args, facts, vars);
+  t.is(reads.length, 1);
+  const probe = reads[0]!;
+  t.is(probe.kind, 'cmd');
+  t.is(probe.kind === 'cmd' ? probe.command : '', assignableCommand(facts, vars) ?? 'no command');
+  t.regex(probe.kind === 'cmd' ? probe.command : '', / -- 3=0000:00:05\.0,0000:00:05\.1$/);
+  const asked: string[] = [];
+  const plan = (answer: string) =>
+    passthroughCheckModule.plan(args, {
+      host: 'h',
+      facts,
+      vars,
+      check: false,
+      observe: {
+        file: async () => ({ exists: false, content: '' }),
+        stat: async () => ({ exists: false, content: '' }),
+        cmd: async (c) => {
+          asked.push(c);
+          return { code: 0, stdout: answer, stderr: '' };
+        },
+      },
+    });
+  const ok = await plan(PROBE.pass);
+  t.is(ok.kind, 'noop', failMsg(ok));
+  t.deepEqual(asked, [probe.kind === 'cmd' ? probe.command : ''], 'plan() read exactly the declared command');
+  t.regex(failMsg(await plan(PROBE.busy)), /busy \(EBUSY\)/);
+  // Nothing to probe: devices not on vfio-pci, an undo, no variables (speculative, before the facts), IOMMU off.
+  t.deepEqual(passthroughCheckModule.reads!(args, labFacts(), vars), []);
+  t.deepEqual(passthroughCheckModule.reads!(args, facts, { ...vars, passthrough: 'absent' }), []);
+  t.deepEqual(passthroughCheckModule.reads!(args, facts), []);
+  t.deepEqual(passthroughCheckModule.reads!(args, labFacts({ bound: true, iommu: false }), vars), []);
 });

@@ -13,6 +13,7 @@ import type { Action, CmdState, FileState, Observer, Plan } from '../../src/modu
 import type { Playbook, Role, Task, Vars } from '../../src/model/types.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
+import { PROBE } from '../fixtures/vfio-probe.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
 const STAGE1 = ['iommu', 'acs-override', 'blacklist', 'vfio', 'vendor-reset', 'hugepages'];
@@ -25,6 +26,8 @@ class MemHost {
   files: Record<string, string>;
   sysctl: Record<string, string> = { 'vm.nr_hugepages': '0' };
   writes: string[] = [];
+  /** Answers to commands the test gives (before the built-in ones). */
+  commands?: (c: string) => CmdState | undefined;
   constructor(files: Record<string, string>) {
     this.files = { ...files };
   }
@@ -34,6 +37,8 @@ class MemHost {
       file,
       stat: file,
       cmd: async (c: string): Promise<CmdState> => {
+        const given = this.commands?.(c);
+        if (given) return given;
         const dropDir = /for f in (\S+)\/\*\.cfg/.exec(c)?.[1];
         if (dropDir) {
           const list = Object.keys(this.files).filter((p) => p.startsWith(`${dropDir}/`) && p.endsWith('.cfg')).sort();
@@ -244,21 +249,39 @@ test('refusals stop the host before any write', async (t) => {
 test('gates: every gate is a read-only passthrough_check and renders on lab facts', async (t) => {
   const pb = await load();
   const facts = labFacts({ bound: true, cmdline: 'quiet intel_iommu=on iommu=pt' });
-  const vars = { passthrough_slots: ['00:05'] };
-  const results: Record<string, string> = {};
-  for (const name of STAGE1) {
-    const role: Role = pb.roles.get(name)!;
-    for (const g of role.gates) {
-      const v: Vars = { ...role.defaults, ...vars, facts };
-      const mod = modules.get(g.module)!;
-      t.true(mod.readOnly, g.name);
-      const args = checkArgs(mod.spec, render(g.args, v, g.pos) as Record<string, unknown>, { pos: g.pos, module: mod.name });
-      const p = await mod.plan(args, { host: 'h', facts, vars: v, observe: new MemHost({}).observer(), check: false });
-      results[`${name}: ${g.name}`] = p.kind;
-      t.not(p.kind, 'change');
+  const gates = async (vars: Vars, host: MemHost) => {
+    const results: Record<string, string> = {};
+    for (const name of STAGE1) {
+      const role: Role = pb.roles.get(name)!;
+      for (const g of role.gates) {
+        const v: Vars = { ...role.defaults, ...vars, facts };
+        const mod = modules.get(g.module)!;
+        t.true(mod.readOnly, g.name);
+        // As the engine does: a gate whose when: is false is skipped.
+        if (g.when !== undefined && !truthy(evaluate(g.when, v, g.pos))) {
+          results[`${name}: ${g.name}`] = 'skipped';
+          continue;
+        }
+        const args = checkArgs(mod.spec, render(g.args, v, g.pos) as Record<string, unknown>, { pos: g.pos, module: mod.name });
+        const p = await mod.plan(args, { host: 'h', facts, vars: v, observe: host.observer(), check: false });
+        results[`${name}: ${g.name}`] = p.kind === 'fail' ? `fail: ${p.msg}` : p.kind;
+        t.not(p.kind, 'change');
+      }
     }
-  }
-  t.true(Object.values(results).every((k) => k === 'noop'), JSON.stringify(results));
+    return results;
+  };
+  const off = await gates({ passthrough_slots: ['00:05'] }, new MemHost({}));
+  const assignable = 'vfio: The chosen devices can be assigned to a VM (the VFIO sequence a VM start runs)';
+  t.is(off[assignable], 'skipped', 'gate-assignable runs only when asked (vfio_assignable_gate)');
+  t.true(Object.entries(off).every(([k, v]) => v === 'noop' || k === assignable), JSON.stringify(off));
+  // Asked: it reads the probe; a host that answers as the real-kernel guest did passes.
+  const host = new MemHost({});
+  host.commands = (c) => (c.startsWith('perl -e ') ? { code: 0, stdout: PROBE.pass, stderr: '' } : undefined);
+  const on = await gates({ passthrough_slots: ['00:05'], vfio_assignable_gate: true }, host);
+  t.true(Object.values(on).every((k) => k === 'noop'), JSON.stringify(on));
+  // And a host without VFIO (MemHost answers any other command with exit 1, no output) fails it.
+  const bare = await gates({ passthrough_slots: ['00:05'], vfio_assignable_gate: true }, new MemHost({}));
+  t.regex(bare[assignable], /^fail: expected the VFIO probe \(perl\) to finish/);
 });
 
 test('handlers render: the refresh matches the bootloader, initramfs is guarded, reboots have reasons', async (t) => {

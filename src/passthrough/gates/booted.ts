@@ -3,6 +3,7 @@
  * effect (command line, IOMMU, isolation, vfio-pci binding, blacklist, vendor-reset, hugepages,
  * the container toolkit), or fail with "expected …, found …" and the likely cause.
  */
+import { assignablePlan, parseAssignableOutput, runningVmsUsing, type ProbeFailure } from '../assignable.ts';
 import { passthroughConfig } from '../config.ts';
 import { modName } from '../drivers.ts';
 import { hugepages1gCmdline, hugepagesConfig } from '../hugepages.ts';
@@ -108,6 +109,120 @@ export function gateVfio({ facts: f, vars }: CheckInput): CheckResult {
         : `a host driver claimed the device first: check the softdep/blacklist lines in /etc/modprobe.d, run update-initramfs -u -k all, reboot (lspci -nnk -s ${wrong[0].address} shows the driver)`,
     p.devices,
   );
+}
+
+/** What each step of the VFIO probe is, for messages. */
+const VFIO_STEP: Record<string, string> = {
+  open: 'open',
+  version: 'VFIO_GET_API_VERSION',
+  extension: 'VFIO_CHECK_EXTENSION(VFIO_TYPE1_IOMMU)',
+  container: 'open /dev/vfio/vfio',
+  status: 'VFIO_GROUP_GET_STATUS',
+  viable: 'VFIO_GROUP_GET_STATUS',
+  'set-container': 'VFIO_GROUP_SET_CONTAINER',
+  'set-iommu': 'VFIO_SET_IOMMU(VFIO_TYPE1_IOMMU)',
+  'get-device-fd': 'VFIO_GROUP_GET_DEVICE_FD',
+};
+const failed = (x: ProbeFailure): string => `${VFIO_STEP[x.step] ?? x.step} failed: ${x.errno === '-' ? '' : `${x.errno} `}${x.text}`.trim();
+
+/**
+ * When asked (`vfio_assignable_gate`): each chosen function's IOMMU group is viable and the VFIO
+ * sequence a VM start runs succeeds on the host (src/passthrough/assignable.ts: the container,
+ * the group in it with the type1 IOMMU, a device fd per chosen function). A group a running VM
+ * of this node uses is busy (EBUSY) and counts as proven by that VM.
+ */
+export function gateAssignable({ facts: f, vars, vfioProbe }: CheckInput): CheckResult {
+  const p = passthroughConfig(f, vars);
+  if (p.devices.length === 0) return noDevices(p);
+  if (!f.iommu.active) return fail('expected IOMMU groups for the chosen devices, found the IOMMU off', 'see gate-iommu: the IOMMU must be active before a device can be assigned');
+  const a = assignablePlan(f, p);
+  const groupText = (g: number) => (f.iommuGroups[String(g)] ?? []).map((m) => `${m} (${f.pci.find((d) => d.address === m)?.driver ?? 'no driver'})`).join(', ');
+  if (a.ungrouped.length) {
+    return fail(`expected an IOMMU group for ${a.ungrouped.join(', ')}, found none`, 'a device outside every IOMMU group cannot be assigned: check gate-iommu and dmesg | grep -i -e DMAR -e AMD-Vi', a);
+  }
+  if (a.notOnVfio.length) {
+    return fail(
+      `expected ${a.notOnVfio.map((d) => d.address).join(', ')} on vfio-pci before a VM can take ${a.notOnVfio.length === 1 ? 'it' : 'them'}, found ${a.notOnVfio.map((d) => d.driver ?? 'no driver').join(', ')}`,
+      'see gate-vfio: the binding did not take effect on the booted kernel',
+      a,
+    );
+  }
+  if (a.blockers.length) {
+    const groups = [...new Set(a.blockers.map((b) => b.group))];
+    return fail(
+      `expected IOMMU group ${groups.join(', ')} viable (every device in it on vfio-pci, pci-stub, a PCIe port or no driver), found ${a.blockers.map((b) => `${b.address} bound to ${b.driver}`).join(', ')}`,
+      'a VM takes a whole IOMMU group: pass those devices too (passthrough_slots), move the card to another slot, or split the group (acs_override: auto|on)',
+      a,
+    );
+  }
+  if (!vfioProbe) return fail('expected the VFIO probe to have run, found no output', 'passthrough_check reads the probe for gate-assignable: run the gate through the vfio role', a);
+  const out = parseAssignableOutput(vfioProbe.stdout);
+  const data = { targets: a.targets, probe: out };
+  if (!out.done) {
+    const why = [vfioProbe.stderr.trim().split('\n').slice(-1)[0], ...out.other].filter(Boolean).join('; ') || 'no output';
+    return fail(
+      `expected the VFIO probe (perl) to finish, found exit ${vfioProbe.code}: ${why}`,
+      vfioProbe.code === 127 ? 'perl is missing: perl-base is Essential on Debian and Proxmox VE (apt-get install --reinstall perl-base)' : 'run it by hand to see more: see README, "The assignable gate"',
+      data,
+    );
+  }
+  if (!out.api?.ok) {
+    const x = out.api?.failure ?? { step: 'open', errno: '-', text: 'no answer' };
+    return fail(
+      `expected the VFIO container /dev/vfio/vfio with API 0 and the type1 IOMMU, found ${x.step === 'open' ? `open /dev/vfio/vfio failed: ${x.errno} ${x.text}` : failed(x)}`,
+      x.errno === 'ENOENT' ? 'the vfio modules are not loaded: check /etc/modules (vfio, vfio_iommu_type1, vfio_pci), lsmod | grep vfio; modprobe vfio_pci shows the error' : 'lsmod | grep vfio and dmesg | grep -i vfio show the kernel side',
+      data,
+    );
+  }
+  const problems: string[] = [];
+  const hints: string[] = [];
+  const proven: string[] = [];
+  const node = typeof vars.pve_node === 'string' && vars.pve_node ? vars.pve_node : f.hostname;
+  for (const t of a.targets) {
+    const g = out.groups.find((x) => x.group === t.group);
+    const dev = `/dev/vfio/${t.group}`;
+    if (!g) {
+      problems.push(`no answer for group ${t.group}`);
+      hints.push('the probe stopped early: run it by hand');
+      continue;
+    }
+    const x = g.failure;
+    if (x) {
+      if (x.step === 'open' && x.errno === 'ENOENT') {
+        problems.push(`no ${dev} for IOMMU group ${t.group} (ENOENT)`);
+        hints.push(`vfio-pci does not hold group ${t.group}: ${dev} appears once vfio-pci drives its devices (see gate-vfio; lspci -nnk -s ${t.devices[0]}; ls /dev/vfio)`);
+      } else if (x.step === 'open' && x.errno === 'EBUSY') {
+        const vms = runningVmsUsing(f, f.iommuGroups[String(t.group)] ?? t.devices, node);
+        if (vms.length) {
+          proven.push(`group ${t.group} held by running VM ${vms.join(', ')} (${dev} busy, as expected while a VM uses it)`);
+          continue;
+        }
+        problems.push(`${dev} busy (EBUSY): another process holds IOMMU group ${t.group}`);
+        hints.push(`expected while a VM uses the device: a running VM holds its group (qm list; fuser -v ${dev}); stop it and run the gates again (--tags verify)`);
+      } else if (x.step === 'viable') {
+        problems.push(`IOMMU group ${t.group} not viable by the kernel (${x.text.replace(/: not viable$/, '')}): ${groupText(t.group)}`);
+        hints.push('every device of the group must be on vfio-pci, pci-stub, a PCIe port driver or no driver: pass the whole group, or split it (acs_override)');
+      } else if (x.step === 'set-iommu' && x.errno === 'EPERM') {
+        problems.push(`group ${t.group}: ${failed(x)}`);
+        hints.push('vfio_iommu_type1 refuses without interrupt remapping (dmesg: "No interrupt remapping support"): enable it in the firmware (VT-d/AMD-Vi with x2APIC), or accept the risk with options vfio_iommu_type1 allow_unsafe_interrupts=1');
+      } else {
+        problems.push(`group ${t.group}: ${failed(x)}`);
+        hints.push(`dmesg | grep -i vfio shows the kernel's reason`);
+      }
+      continue;
+    }
+    const bad = t.devices.map((addr) => ({ addr, d: g.devices.find((d) => d.address === addr) })).filter((x) => !x.d?.ok);
+    if (bad.length) {
+      problems.push(bad.map((b) => `${b.addr}: ${b.d?.failure ? failed(b.d.failure) : 'no answer'}`).join('; '));
+      hints.push(`vfio-pci refused the device: dmesg | grep -i vfio shows why (a failed reset, a device fd already open elsewhere: EBUSY)`);
+      continue;
+    }
+    proven.push(`group ${t.group} viable, set in a type1 container, device fds opened for ${t.devices.join(', ')}`);
+  }
+  if (problems.length) {
+    return fail(`expected each chosen IOMMU group to open as a VM start opens it, found ${problems.join('; ')}`, [...new Set(hints)].join('; '), data);
+  }
+  return pass(`assignable (VFIO API ${out.api.version}): ${proven.join('; ')}`, data);
 }
 
 /** No blacklisted module is loaded. */

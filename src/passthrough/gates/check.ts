@@ -30,6 +30,8 @@ export interface CheckInput {
   osRelease?: string | null;
   /** preflight-nvidia-driver: the APT source files that may hold the Debian archive, path → content (null when missing). */
   aptSources?: Record<string, string | null>;
+  /** gate-assignable: the VFIO probe's output (src/passthrough/assignable.ts), when it ran. */
+  vfioProbe?: CmdOutput;
 }
 
 export type CheckResult =

@@ -3,7 +3,7 @@
  * reboot). `passthrough_check` dispatches through this map, so its `check:` choices are the keys
  * in this order.
  */
-import { gateBlacklist, gateCmdline, gateContainerToolkit, gateHugepages, gateIommu, gateIommuCmdline, gateIsolation, gateUndoneCmdline, gateUndoneDrivers, gateVendorReset, gateVfio } from './booted.ts';
+import { gateAssignable, gateBlacklist, gateCmdline, gateContainerToolkit, gateHugepages, gateIommu, gateIommuCmdline, gateIsolation, gateUndoneCmdline, gateUndoneDrivers, gateVendorReset, gateVfio } from './booted.ts';
 import { pass, type Check } from './check.ts';
 import { gateIgpuLxc, preflightIgpuHost } from './guest.ts';
 import {
@@ -36,6 +36,7 @@ export const CHECKS_BY_NAME = {
   'gate-iommu': gateIommu,
   'gate-isolation': gateIsolation,
   'gate-vfio': gateVfio,
+  'gate-assignable': gateAssignable,
   'gate-blacklist': gateBlacklist,
   'gate-vendor-reset': gateVendorReset,
   'gate-hugepages': gateHugepages,
@@ -60,6 +61,7 @@ const GATE_MODE: Record<Extract<CheckName, `gate-${string}`>, 'configure' | 'und
   'gate-iommu': 'configure',
   'gate-isolation': 'configure',
   'gate-vfio': 'configure',
+  'gate-assignable': 'configure',
   'gate-blacklist': 'configure',
   'gate-vendor-reset': 'configure',
   'gate-hugepages': 'configure',
