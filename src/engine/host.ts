@@ -199,6 +199,7 @@ function varsFor(o: HostRunOptions, step: Step, registered: Vars): Vars {
     facts: o.facts,
     registered,
     extra: o.extraVars,
+    check: o.check,
   });
 }
 

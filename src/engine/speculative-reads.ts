@@ -33,7 +33,7 @@ export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }):
     const mod = o.modules.get(step.task.module);
     if (!mod?.reads) continue;
     try {
-      const vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars });
+      const vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check });
       if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
       const rendered: Record<string, unknown> = {};
       const open: string[] = [];

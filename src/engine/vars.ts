@@ -2,7 +2,8 @@
  * Variable layering for one task, lowest precedence first:
  * role defaults < inventory (group vars all < parent < child, then host vars) < stage vars
  * < role-ref vars < registered results < extra vars. `facts`, `inventory_hostname`,
- * `group_names` and `groups` are always present and cannot be overridden by inventory.
+ * `group_names`, `groups` and `ansible_check_mode` are always present and cannot be overridden by
+ * inventory.
  */
 import type { Host, Inventory, Role, RoleRef, Stage, Vars } from '../model/types.ts';
 import type { Facts } from '../facts/types.ts';
@@ -18,6 +19,8 @@ export interface VarLayers {
   facts: Facts | null;
   registered: Vars;
   extra: Vars;
+  /** The run is `check`: exposed as Ansible's magic variable `ansible_check_mode`. */
+  check?: boolean;
 }
 
 export function taskVars(l: VarLayers): Vars {
@@ -38,6 +41,7 @@ export function taskVars(l: VarLayers): Vars {
     inventory_hostname: l.host.name,
     group_names: l.host.groups.filter((g) => g !== 'all'),
     groups,
+    ansible_check_mode: l.check === true,
     // Every host's inventory variables (not its facts), as Ansible's hostvars: what a role that acts
     // once for a cluster (pci-mapping) needs to know of the other members.
     hostvars: Object.fromEntries([...l.inventory.hosts].map(([n, h]) => [n, h.vars])),

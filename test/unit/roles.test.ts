@@ -4,13 +4,15 @@
  * run plans nothing; refusals stop before any write.
  */
 import test from 'ava';
+import { taskVars } from '../../src/engine/vars.ts';
+import { whenFalse } from '../../src/engine/speculative-reads.ts';
 import { fileURLToPath } from 'node:url';
 import { loadPlaybook } from '../../src/load/playbook.ts';
 import { checkArgs } from '../../src/spec/check.ts';
 import { modules } from '../../src/modules/index.ts';
 import { evaluate, render, truthy } from '../../src/template/index.ts';
 import type { Action, CmdState, FileState, Observer, Plan } from '../../src/modules/contract.ts';
-import type { Playbook, Role, Task, Vars } from '../../src/model/types.ts';
+import type { Host, Inventory, Playbook, Role, Task, Vars } from '../../src/model/types.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import { labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
 import { PROBE } from '../fixtures/vfio-probe.ts';
@@ -254,7 +256,7 @@ test('gates: every gate is a read-only passthrough_check and renders on lab fact
     for (const name of STAGE1) {
       const role: Role = pb.roles.get(name)!;
       for (const g of role.gates) {
-        const v: Vars = { ...role.defaults, ...vars, facts };
+        const v: Vars = { ...role.defaults, ...vars, facts, ansible_check_mode: false };
         const mod = modules.get(g.module)!;
         t.true(mod.readOnly, g.name);
         // As the engine does: a gate whose when: is false is skipped.
@@ -304,4 +306,25 @@ test('handlers render: the refresh matches the bootloader, initramfs is guarded,
   t.is(seen['lab vfio/update initramfs'], 'update-initramfs -u -k all');
   t.is(seen['lab vfio/reboot'], 'vfio-pci binding changed');
   t.is(seen['lab nvidia-container-toolkit/restart docker'], 'docker');
+});
+
+test('gate-assignable runs when asked, never in check mode (opening a device resets it): ansible_check_mode', async (t) => {
+  const pb = await load();
+  const gate = pb.roles.get('vfio')!.gates.find((g) => (g.args as { check?: string }).check === 'gate-assignable')!;
+  t.truthy(gate.when);
+  const vars = (check: boolean, on: boolean) =>
+    taskVars({
+      stage: pb.stages[0]!,
+      host: { name: 'h', vars: { vfio_assignable_gate: on }, groups: ['all'] } as unknown as Host,
+      inventory: { hosts: new Map(), groups: new Map() } as unknown as Inventory,
+      facts: null,
+      registered: {},
+      extra: {},
+      check,
+    });
+  t.is(vars(true, true).ansible_check_mode, true);
+  t.is(vars(false, true).ansible_check_mode, false);
+  t.false(whenFalse(gate.when!, vars(false, true), gate.pos), 'apply with the gate asked for: it runs');
+  t.true(whenFalse(gate.when!, vars(true, true), gate.pos), 'check: skipped');
+  t.true(whenFalse(gate.when!, vars(false, false), gate.pos), 'not asked: skipped');
 });
