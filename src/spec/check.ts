@@ -153,6 +153,8 @@ function checkOne(o: OptionSpec, v: unknown, path: Path, c: Ctx, out: Violation[
       if (typeof n !== 'number' || !(o.type === 'int' ? Number.isInteger(n) : Number.isFinite(n))) return wrong();
       if ((o.min !== undefined && n < o.min) || (o.max !== undefined && n > o.max)) {
         fail(`must be between ${o.min ?? '-∞'} and ${o.max ?? '∞'}, found ${o.secret ? '(hidden)' : n}`);
+      } else if (o.pattern && !re(o.pattern).test(String(n))) {
+        fail(`must match ${o.pattern}, found ${o.secret ? '(hidden)' : n}`, o.description || undefined);
       }
       value = n;
       break;

@@ -39,6 +39,7 @@ import { labFacts, labSections, pveNvidiaBoundFacts, pveNvidiaFacts } from '../f
 import { PROBE } from '../fixtures/vfio-probe.ts';
 import { parseGuestConfig } from '../../src/facts/guests.ts';
 import { gateNvidiaDriver, parseSmiQuery, preflightNvidiaDriver } from '../../src/passthrough/gates/index.ts';
+import { headerPackages } from '../../src/passthrough/gates/nvidia-driver.ts';
 import { editDeb822, editOneLine, parseOsRelease } from '../../src/passthrough/apt-sources.ts';
 import type { PciDevice } from '../../src/facts/types.ts';
 
@@ -381,6 +382,14 @@ test('preflightNvidiaDriver: a Debian 12 guest with the GPU passes with the edit
   // pinned
   const pinned = preflightNvidiaDriver(input(guestFacts('nouveau'), { nvidia_driver_version: '535.216.01-1~deb12u1' }, { osRelease: DEBIAN12, aptSources: SRC(ONELINE, null) }));
   t.deepEqual((pinned as { data: any }).data.packages.slice(0, 2), ['nvidia-driver=535.216.01-1~deb12u1', 'nvidia-kernel-dkms=535.216.01-1~deb12u1']);
+  // the pin holds every package of the source package (their exact-version dependencies too)
+  t.deepEqual((pinned as { data: any }).data.pin, {
+    path: '/etc/apt/preferences.d/passthru-nvidia-driver',
+    content: '# passthru (role nvidia-driver): the NVIDIA driver stays at nvidia_driver_version\nPackage: src:nvidia-graphics-drivers\nPin: version 535.216.01-1~deb12u1\nPin-Priority: 1001\n',
+  });
+  t.is(d.pin.content, '', 'no version: no pin');
+  // trixie's kernel releases name the flavour after +debNN
+  t.deepEqual(headerPackages({ ...guestFacts('nouveau'), kernelNext: '6.12.12+deb13-amd64' }), ['linux-headers-6.12.12+deb13-amd64', 'linux-headers-amd64']);
   // refusals
   const ubuntu = preflightNvidiaDriver(input(guestFacts('nouveau'), {}, { osRelease: UBUNTU, aptSources: SRC(ONELINE, null) }));
   t.regex(msg(ubuntu), /expected Debian 11 \(bullseye\), 12 \(bookworm\) or 13 \(trixie\) in \/etc\/os-release, found Ubuntu 24\.04\.1 LTS/);

@@ -76,3 +76,12 @@ test('passthru modules text comes from the specs: arguments, aliases, rules', (t
   t.regex(line, /rule: state: absent needs line or regexp/);
   t.notRegex(moduleText(modules.get('command')!), /_raw_params/);
 });
+
+test('a whole number with a pattern: Proxmox guest ids are 0 (none) or 100-999999999', (t) => {
+  const id = { type: 'int', min: 0, max: 999999999, pattern: '^(0|[1-9][0-9]{2,8})$', description: 'x' } as const;
+  t.deepEqual(checkValue(id, 0, 'lxc_id'), []);
+  t.deepEqual(checkValue(id, 100, 'lxc_id'), []);
+  t.deepEqual(checkValue(id, '205', 'lxc_id'), []);
+  t.regex(checkValue(id, 99, 'lxc_id')[0]!.msg, /'lxc_id' must match \^\(0\|\[1-9\]\[0-9\]\{2,8\}\)\$, found 99/);
+  t.regex(checkValue(id, -1, 'lxc_id')[0]!.msg, /must be between 0 and 999999999/);
+});

@@ -30,8 +30,29 @@ export function driverPackages(version: string): string[] {
  */
 export function headerPackages(f: Facts): string[] {
   const k = f.kernelNext || f.kernelRelease;
-  const flavour = /^\d+\.\d+\.\d+-\d+-([a-z0-9][a-z0-9-]*)$/.exec(k)?.[1];
+  // 6.1.0-27-amd64 (bookworm), 6.12.12+deb13-amd64 (trixie)
+  const flavour = /^\d+\.\d+\.\d+(?:-\d+|\+deb\d+)-([a-z0-9][a-z0-9-]*)$/.exec(k)?.[1];
   return [`linux-headers-${k}`, ...(flavour ? [`linux-headers-${flavour}`] : [])];
+}
+
+/** Where the version pin lives (apt_preferences(5)). */
+export const NVIDIA_PIN_PATH = '/etc/apt/preferences.d/passthru-nvidia-driver';
+
+/**
+ * The pin of `nvidia_driver_version`: every binary package built from the driver's source package
+ * (nvidia-driver, its -libs, -kernel-dkms, -kernel-support, nvidia-smi, libcuda1, libnvidia-ml1, ...)
+ * at that version, priority 1001 so that apt keeps it there (an `apt upgrade` too) and resolves the
+ * exact-version dependencies of the named packages to it. `pkg=V` alone leaves those at their
+ * candidate and fails whenever V is not the candidate. Empty when no version is asked.
+ */
+export function driverPin(version: string): string {
+  if (!version) return '';
+  return (
+    '# passthru (role nvidia-driver): the NVIDIA driver stays at nvidia_driver_version\n' +
+    'Package: src:nvidia-graphics-drivers\n' +
+    `Pin: version ${version}\n` +
+    'Pin-Priority: 1001\n'
+  );
 }
 
 /** `535.216.01-1~deb12u1` → `535.216.01` (what nvidia-smi reports as driver_version). */
@@ -94,6 +115,7 @@ export function preflightNvidiaDriver({ facts: f, vars, osRelease, aptSources }:
     sourcesList: byPath(SOURCES_LIST),
     debianSources: byPath(DEBIAN_SOURCES),
     packages: driverPackages(version),
+    pin: { path: NVIDIA_PIN_PATH, content: driverPin(version) },
     headers: headerPackages(f),
     gpus: gpus.map((g) => ({ address: g.address, id: g.id, name: g.name, driver: g.driver })),
   };
