@@ -12,14 +12,12 @@ import { CHECK_NAMES, CHECKS_BY_NAME, checkFor, type CheckInput, type CheckName,
 import type { PassthroughVars } from '../passthrough/vars.ts';
 import { DEBIAN_SOURCES, SOURCES_LIST } from '../passthrough/apt-sources.ts';
 import { NVIDIA_SMI_QUERY } from '../passthrough/gates/nvidia-driver.ts';
-import { SRIOV_UNIT_PATH } from '../passthrough/sriov.ts';
+import { SRIOV_UNIT_READ } from '../passthrough/sriov.ts';
 import type { Module, Plan, PlanContext, Read } from './contract.ts';
 
 /** Files preflight-nvidia-driver reads: the distribution and the APT sources that may hold the Debian archive. */
 const NVIDIA_DRIVER_FILES = ['/etc/os-release', SOURCES_LIST, DEBIAN_SOURCES];
 
-/** gate-sriov reads the unit on the host: a count the unit asks for but the kernel lacks is a reboot pending. */
-const SRIOV_UNIT_CAT = `cat ${SRIOV_UNIT_PATH}`;
 
 export { iommuParams } from '../passthrough/kernel.ts';
 export type { CheckName } from '../passthrough/gates/index.ts';
@@ -93,7 +91,7 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
     }
     if (args.check === 'preflight-nvidia-driver') return NVIDIA_DRIVER_FILES.map((path) => ({ kind: 'file', path }));
     if (args.check === 'gate-nvidia-driver') return [{ kind: 'cmd', command: NVIDIA_SMI_QUERY }];
-    if (args.check === 'gate-sriov') return [{ kind: 'cmd', command: SRIOV_UNIT_CAT }];
+    if (args.check === 'gate-sriov') return [{ kind: 'cmd', command: SRIOV_UNIT_READ }];
     return [];
   },
   async plan(args, ctx) {
@@ -111,7 +109,7 @@ export const passthroughCheckModule: Module<PassthroughCheckArgs> = {
     } else if (args.check === 'gate-nvidia-driver') {
       extra = { nvidiaSmiQuery: await ctx.observe.cmd(NVIDIA_SMI_QUERY) };
     } else if (args.check === 'gate-sriov') {
-      extra = { sriovUnit: await ctx.observe.cmd(SRIOV_UNIT_CAT) };
+      extra = { sriovUnit: await ctx.observe.cmd(SRIOV_UNIT_READ) };
     } else if (args.check === 'gate-assignable') {
       const command = assignableCommand(ctx.facts, vars);
       if (command) extra = { vfioProbe: await ctx.observe.cmd(command) };

@@ -29,6 +29,8 @@ import type { Problem } from './vars.ts';
 /** The unit passthru writes (one for every device of the host: one ExecStart each). */
 export const SRIOV_UNIT = 'passthru-sriov.service';
 export const SRIOV_UNIT_PATH = `/etc/systemd/system/${SRIOV_UNIT}`;
+/** gate-sriov's read: the unit's text, then `@@failed` and whether it failed in this boot. */
+export const SRIOV_UNIT_READ = `cat ${SRIOV_UNIT_PATH} 2>/dev/null; echo; echo @@failed; systemctl is-failed ${SRIOV_UNIT} 2>/dev/null; true`;
 /** Seconds the unit waits for the PF's driver to be bound before it fails. */
 export const SRIOV_DRIVER_WAIT_S = 60;
 
@@ -104,6 +106,12 @@ export function sriovRequests(raw: unknown): { requests: SriovRequest[]; problem
 
 const sysfs = (address: string) => `/sys/bus/pci/devices/${address}`;
 
+/** The unit's line that sets one device's count (the gate looks for exactly this line). */
+export function sriovExecStart(address: string, numvfs: number): string {
+  const f = `${sysfs(address)}/sriov_numvfs`;
+  return numvfs === 0 ? `ExecStart=/bin/sh -c 'grep -qx 0 ${f} || echo 0 > ${f}'` : `ExecStart=/bin/sh -c 'grep -qx ${numvfs} ${f} || { echo 0 > ${f} && echo ${numvfs} > ${f}; }'`;
+}
+
 /**
  * The unit's text. Each device: wait for its driver (ExecStartPre), then, unless the count is
  * already N, write 0 (the kernel refuses a non-zero change) and N. No `$` or `%` anywhere: systemd
@@ -125,18 +133,14 @@ export function sriovUnitText(requests: SriovRequest[]): string {
     'Type=oneshot',
     'RemainAfterExit=yes',
   ];
-  for (const r of requests) {
+  // A count of 0 needs no driver (writing 0 to a device without one changes nothing): only the
+  // others wait, so one driverless 0-entry cannot hold back every device's VFs.
+  for (const r of requests.filter((x) => x.numvfs > 0)) {
     const d = sysfs(r.address);
     lines.push(`ExecStartPre=/usr/bin/timeout ${SRIOV_DRIVER_WAIT_S} /bin/sh -c 'until [ -e ${d}/driver ]; do sleep 1; done'`);
   }
-  for (const r of requests) {
-    const f = `${sysfs(r.address)}/sriov_numvfs`;
-    lines.push(
-      r.numvfs === 0
-        ? `ExecStart=/bin/sh -c 'grep -qx 0 ${f} || echo 0 > ${f}'`
-        : `ExecStart=/bin/sh -c 'grep -qx ${r.numvfs} ${f} || { echo 0 > ${f} && echo ${r.numvfs} > ${f}; }'`,
-    );
-  }
+  for (const r of requests) lines.push(sriovExecStart(r.address, r.numvfs));
+
   lines.push('', '[Install]', 'WantedBy=multi-user.target', '');
   return lines.join('\n');
 }

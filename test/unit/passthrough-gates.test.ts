@@ -325,6 +325,13 @@ test('gateSriov: numvfs and the VFs (virtfn links, PCI devices, IOMMU groups); a
   t.false(notBooted.ok);
   t.regex(msg(notBooted), /expected 4 VFs on 0000:00:06\.0, found 0000:00:06\.0 with sriov_numvfs 0/);
   t.true((notBooted as { pending?: boolean }).pending);
+  // the unit ran in this boot and failed: not a reboot pending (another reboot would not help)
+  const ran = gateSriov(input(sriovFacts(0), SRIOV(4), { sriovUnit: { ...UNIT_4, stdout: `${UNIT_4.stdout}\n@@failed\nfailed\n` } }));
+  t.falsy((ran as { pending?: boolean }).pending);
+  t.regex(hintOf(ran), /passthru-sriov\.service failed in this boot: .*journalctl -b -u passthru-sriov\.service/);
+  t.true((gateSriov(input(sriovFacts(0), SRIOV(4), { sriovUnit: { ...UNIT_4, stdout: `${UNIT_4.stdout}\n@@failed\nactive\n` } })) as { pending?: boolean }).pending);
+  // a unit that writes 0 and then another count does not count as asking for 0
+  t.falsy((gateSriov(input(sriovFacts(2, { numvfs: 2 }), SRIOV(0), { sriovUnit: UNIT_4 })) as { pending?: boolean }).pending);
   const noUnit = gateSriov(input(sriovFacts(0), SRIOV(4), { sriovUnit: { code: 1, stdout: '', stderr: 'No such file' } }));
   t.falsy((noUnit as { pending?: boolean }).pending);
   t.regex(hintOf(noUnit), /does not write 4 for 0000:00:06\.0: run apply again/);

@@ -51,6 +51,7 @@ test('the unit: waits for the driver, writes 0 before N unless N is live, no sys
   t.regex(text, /^ExecStartPre=\/usr\/bin\/timeout 60 \/bin\/sh -c 'until \[ -e \/sys\/bus\/pci\/devices\/0000:00:02\.0\/driver \]; do sleep 1; done'$/m);
   t.regex(text, /^ExecStart=\/bin\/sh -c 'grep -qx 4 \/sys\/bus\/pci\/devices\/0000:00:02\.0\/sriov_numvfs \|\| \{ echo 0 > \/sys\/bus\/pci\/devices\/0000:00:02\.0\/sriov_numvfs && echo 4 > /m);
   t.regex(text, /^ExecStart=\/bin\/sh -c 'grep -qx 0 \/sys\/bus\/pci\/devices\/0000:03:00\.0\/sriov_numvfs \|\| echo 0 > /m);
+  t.notRegex(text, /ExecStartPre=.*0000:03:00\.0\/driver/, 'a count of 0 does not wait for a driver');
   const exec = text.split('\n').filter((l) => l.startsWith('Exec')).join('\n');
   t.false(/[$%]/.test(exec), 'systemd would expand $ and % in Exec lines');
   t.is(sriovUnitText([]), '');

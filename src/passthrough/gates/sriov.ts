@@ -3,7 +3,7 @@
  * and have that many VFs) and the gate (after the run and the reboot: `sriov_numvfs` is N and the
  * N VFs exist, each a PCI device of its own, in an IOMMU group when the IOMMU is on).
  */
-import { SRIOV_UNIT_PATH, sriovConfig } from '../sriov.ts';
+import { SRIOV_UNIT, SRIOV_UNIT_PATH, sriovConfig, sriovExecStart } from '../sriov.ts';
 import { fail, pass, type CheckInput, type CheckResult } from './check.ts';
 
 /** Every device of sriov_devices exists, is SR-IOV capable, has a driver and at least numvfs VFs. Data: the SR-IOV plan. */
@@ -25,17 +25,24 @@ export function gateSriov({ facts: f, vars, sriovUnit }: CheckInput): CheckResul
   if (s.problems.length) return fail(s.problems.map((p) => p.msg).join('; '), s.problems.map((p) => p.hint).join(' '));
   if (s.devices.length === 0) return pass('no SR-IOV device asked');
   const byAddr = new Map(f.pci.map((d) => [d.address, d]));
-  const unit = sriovUnit && sriovUnit.code === 0 ? sriovUnit.stdout : '';
+  // SRIOV_UNIT_READ: the unit's text, then `@@failed` and what `systemctl is-failed` says.
+  const [unitText = '', state = ''] = (sriovUnit?.stdout ?? '').split('\n@@failed\n');
+  const unitLines = new Set(unitText.split('\n'));
+  const unitFailed = state.trim() === 'failed';
   const problems: string[] = [];
   const hints: string[] = [];
   let pending = true;
   for (const d of s.devices) {
     if (d.current !== d.numvfs) {
       problems.push(`${d.address} with sriov_numvfs ${d.current}`);
-      const configured = unit.includes(`echo ${d.numvfs} > /sys/bus/pci/devices/${d.address}/sriov_numvfs`) || (d.numvfs === 0 && unit.includes(`echo 0 > /sys/bus/pci/devices/${d.address}/sriov_numvfs`));
+      const configured = unitLines.has(sriovExecStart(d.address, d.numvfs));
       if (!configured) {
         pending = false;
         hints.push(`${SRIOV_UNIT_PATH} does not write ${d.numvfs} for ${d.address}: run apply again`);
+      } else if (unitFailed) {
+        // It ran in this boot and the kernel (or the driver wait) refused: a reboot would not help.
+        pending = false;
+        hints.push(`${SRIOV_UNIT} failed in this boot: \`systemctl status ${SRIOV_UNIT}\` and \`journalctl -b -u ${SRIOV_UNIT}\` show why (no PF driver, i915.max_vfs, or the count refused)`);
       } else {
         hints.push(`${d.address}: the unit asks for ${d.numvfs}: reboot the host (or run without --no-reboot); if it stays, \`systemctl status passthru-sriov\` and \`journalctl -b -u passthru-sriov\` show why the kernel refused`);
       }
