@@ -113,6 +113,15 @@ export function parseGuestConfig(text: string, kind: 'qm' | 'pct', path = ''): G
   return res;
 }
 
+/** A config as `key: value` lines sorted by key, without the digest: the text of a config diff. */
+export function configText(c: Record<string, string>): string {
+  return Object.keys(c)
+    .filter((k) => k !== 'digest')
+    .sort()
+    .map((k) => `${k}: ${c[k]}\n`)
+    .join('');
+}
+
 /** The configuration with the pending changes applied (what `qm config` prints by default). */
 export function effectiveConfig(g: Pick<GuestConfig, 'config' | 'pending' | 'pendingDelete'>): Record<string, string> {
   const out: Record<string, string> = { ...g.config, ...g.pending };

@@ -13,10 +13,11 @@
  * Refusals, before anything changes: not Proxmox VE (or older than 7), no such container, no DRM
  * node for the slot (with what the slot's driver is and the nodes there are), no free devN.
  */
-import { effectiveConfig, parseGuestConfig } from '../facts/guests.ts';
+import { configText, effectiveConfig, parseGuestConfig } from '../facts/guests.ts';
+import { fullFunction } from '../passthrough/selection.ts';
 import type { Facts } from '../facts/types.ts';
 import { shq } from '../model/shell.ts';
-import { devKeyFor, devMethod, devSatisfies, devValue, driNodeFor, freeDevKey, fullAddress, lxcLines, lxcSatisfied, withLxcLines } from '../passthrough/lxc-dev.ts';
+import { devKeyFor, devMethod, devSatisfies, devValue, driNodeFor, freeDevKey, lxcLines, lxcSatisfied, withLxcLines } from '../passthrough/lxc-dev.ts';
 import type { ArgumentSpec, InferArgs, Module, Plan, PlanContext, Read } from './contract.ts';
 
 const pveCtDevSpec = {
@@ -34,12 +35,6 @@ export type PveCtDevArgs = InferArgs<typeof pveCtDevSpec>;
 
 const confPath = (id: number | string) => `/etc/pve/lxc/${id}.conf`;
 
-const confLines = (c: Record<string, string>) =>
-  Object.keys(c)
-    .filter((k) => k !== 'digest')
-    .sort()
-    .map((k) => `${k}: ${c[k]}\n`)
-    .join('');
 
 /** Why a slot has no DRM node, in words: the slot's driver, and the DRM nodes the node has. */
 function noNodeMsg(facts: Facts, addr: string, kind: string): { msg: string; hint: string } {
@@ -64,20 +59,20 @@ export function planCtDev(a: PveCtDevArgs, facts: Facts, raw: { exists: boolean;
   if (method === 'dev' && auto !== 'dev')
     return { kind: 'fail', msg: `expected pve-container 5.0.7 or later for devN on ${host}, found ${facts.packages['pve-container'] ?? 'unknown'} (Proxmox VE ${facts.pveVersion})`, hint: 'use lxc_dev_method: lxc (or auto) on this node, or upgrade it. Nothing was changed.' };
   if (!raw.exists) return { kind: 'fail', msg: `expected container ${id} on ${host}, found no ${path}`, hint: `create the container first, or fix lxc_id (pct list shows the containers of this node). Nothing was changed.` };
-  const addr = fullAddress(a.slot);
+  const addr = fullFunction(a.slot);
   if (!addr) return { kind: 'fail', msg: `expected a PCI function address (00:02.0), found '${a.slot}'`, hint: 'a DRM node belongs to one function: give the function (00:02.0)' };
   const kind = a.node === 'card' ? 'card' : 'render';
   const node = driNodeFor(facts.dri, addr, kind);
   if (!node) return { kind: 'fail', ...noNodeMsg(facts, addr, kind) };
   const gid = a.gid ?? node.gid;
-  const want = { path: node.path, gid, mode: a.mode || null };
+  const want = { path: node.path, alsoPath: node.byPath, gid, mode: a.mode || null };
   const cur = parseGuestConfig(raw.content, 'pct', path);
   const eff = effectiveConfig(cur);
   const running = facts.guests.some((g) => g.kind === 'pct' && g.id === id && g.status === 'running');
   const data = { ctid: id, method, path: node.path, byPath: node.byPath, major: node.major, minor: node.minor, gid, group: node.group };
 
   if (method === 'dev') {
-    const key = devKeyFor(eff, node.path);
+    const key = devKeyFor(eff, node);
     if (key && devSatisfies(eff[key]!, want)) return { kind: 'noop', reason: `container ${id}: ${key} ${eff[key]} (${node.byPath ?? addr}, ${node.major}:${node.minor})`, data: { ...data, key } };
     const newKey = key ?? freeDevKey(cur.config, cur.pending);
     if (!newKey) return { kind: 'fail', msg: `expected a free devN (dev0-dev255) in container ${id}, found all used`, hint: 'remove a device entry. Nothing was changed.' };
@@ -95,7 +90,7 @@ export function planCtDev(a: PveCtDevArgs, facts: Facts, raw: { exists: boolean;
     return {
       kind: 'change',
       msg: `container ${id}: ${newKey} ${value} (${node.byPath ?? addr}, ${node.major}:${node.minor})${waits ? ' (pending until its next start)' : running ? ' (hot-plugged into the running container)' : ''}`,
-      diff: [{ path, before: confLines(eff), after: confLines(after) }],
+      diff: [{ path, before: configText(eff), after: configText(after) }],
       actions: [{ kind: 'exec', command: cmd }],
       data: { ...data, key: newKey, pending: waits },
     };
@@ -126,7 +121,7 @@ export const pveCtDevModule: Module<PveCtDevArgs> = {
   spec: pveCtDevSpec,
   validate(a) {
     if (!Number.isInteger(a.ctid) || a.ctid < 100 || a.ctid > 999999999) return `ctid must be a whole number from 100 to 999999999, got ${a.ctid}`;
-    if (!fullAddress(a.slot ?? '')) return `slot must be a PCI function address (00:02.0 or 0000:00:02.0), got '${a.slot}'`;
+    if (!fullFunction(a.slot ?? '')) return `slot must be a PCI function address (00:02.0 or 0000:00:02.0), got '${a.slot}'`;
     if (a.gid !== null && a.gid !== undefined && (!Number.isInteger(a.gid) || a.gid < 0 || a.gid > 4294967294)) return `gid must be a whole number from 0 to 4294967294, got ${a.gid}`;
     if (a.mode && !/^0[0-7]{3}$/.test(a.mode)) return `mode must be an octal mode of 4 digits (0660), got '${a.mode}'`;
     return undefined;

@@ -10,7 +10,8 @@
  * vfio-pci on this node; another VM that starts on boot uses the same device or mapping while
  * this one starts on boot too; hugepages asked for that the host has not reserved (free).
  */
-import { effectiveConfig, hostpciOf, parseGuestConfig, parsePropertyString, slotOf, type GuestConfig } from '../facts/guests.ts';
+import { configText, effectiveConfig, hostpciOf, parseGuestConfig, parsePropertyString, slotOf, type GuestConfig } from '../facts/guests.ts';
+import { fullFunction } from '../passthrough/selection.ts';
 import type { Facts } from '../facts/types.ts';
 import { shq } from '../model/shell.ts';
 import type { Module, Plan, PlanContext, Read, ArgumentSpec, InferArgs } from './contract.ts';
@@ -60,12 +61,6 @@ export function optSatisfied(key: string, want: string, have: string | undefined
 /** Proxmox's own booleans in guest configs (`1`/`0` as written by qm, yes/on/true as accepted by its parser): not YAML's nor Ansible's, so not src/model/truth.ts. */
 const normBool = (v: string | undefined) => (v === undefined ? undefined : /^(1|yes|on|true)$/i.test(v) ? '1' : /^(0|no|off|false)$/i.test(v) ? '0' : v.toLowerCase());
 
-const confLines = (c: Record<string, string>) =>
-  Object.keys(c)
-    .filter((k) => k !== 'digest')
-    .sort()
-    .map((k) => `${k}: ${c[k]}\n`)
-    .join('');
 
 /** The VM's onboot, with wanted options applied. */
 const onboot = (c: Record<string, string>) => normBool(c.onboot) === '1';
@@ -89,7 +84,7 @@ export function planVm(args: PveVmArgs, facts: Facts, raw: { exists: boolean; co
   // device binding on this node
   const wantDevs = (args.devices ?? []).map((d) => d.toLowerCase());
   for (const d of wantDevs) {
-    const fns = facts.pci.filter((p) => (/\.[0-7]$/.test(d) ? p.address === (d.includes(':', 5) ? d : `0000:${d}`) : slotOf(p.address) === slotOf(d)));
+    const fns = facts.pci.filter((p) => (/\.[0-7]$/.test(d) ? p.address === fullFunction(d) : slotOf(p.address) === slotOf(d)));
     if (!fns.length) return { kind: 'fail', msg: `expected PCI device ${d} on ${node}, found none`, hint: 'check the slot (lspci -D); the facts list the devices this node has' };
     const off = fns.filter((p) => p.driver !== 'vfio-pci');
     if (off.length)
@@ -157,12 +152,12 @@ export function planVm(args: PveVmArgs, facts: Facts, raw: { exists: boolean; co
       hint: 'stop the VM, or set vm_apply_pending: true so the changes wait as pending changes until its next start. Nothing was changed.',
     };
   }
-  const before = confLines(eff);
-  const diff = [{ path: vmPath, before, after: confLines(after) }];
+  const before = configText(eff);
+  const diff = [{ path: vmPath, before, after: configText(after) }];
   if (!cur) {
     const opts = { ...Object.fromEntries(Object.entries(args.create_options ?? {}).map(([k, v]) => [k, optString(v)])), ...want };
     const cmd = `qm create ${shq(id)} ${Object.entries(opts).map(([k, v]) => `--${shq(k)} ${shq(v)}`).join(' ')}`.trim();
-    return { kind: 'change', msg: `create VM ${id}`, diff: [{ path: vmPath, before: '', after: confLines(opts) }], actions: [{ kind: 'exec', command: cmd }], data: { vmid: id, created: true } };
+    return { kind: 'change', msg: `create VM ${id}`, diff: [{ path: vmPath, before: '', after: configText(opts) }], actions: [{ kind: 'exec', command: cmd }], data: { vmid: id, created: true } };
   }
   const parts = set.map(([k, v]) => `--${shq(k)} ${shq(v)}`);
   if (del.length) parts.push(`--delete ${shq(del.join(','))}`);

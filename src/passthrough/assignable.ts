@@ -18,6 +18,7 @@
  */
 import type { Facts } from '../facts/types.ts';
 import { hostpciOf, slotOf } from '../facts/guests.ts';
+import { fullFunction } from './selection.ts';
 import { shq } from '../model/shell.ts';
 import type { PassthroughConfig } from './config.ts';
 
@@ -230,7 +231,7 @@ export function assignablePlan(facts: Facts, p: PassthroughConfig): AssignablePl
 export function runningVmsUsing(facts: Facts, addresses: string[], node: string = facts.hostname): string[] {
   const slots = new Set(addresses.map((a) => slotOf(a)));
   const fns = new Set(addresses);
-  const hits = (a: string): boolean => (/\.[0-7]$/.test(a) ? fns.has(a.includes(':', 5) ? a.toLowerCase() : `0000:${a.toLowerCase()}`) : slots.has(slotOf(a)));
+  const hits = (a: string): boolean => (/\.[0-7]$/.test(a) ? fns.has(fullFunction(a) ?? a) : slots.has(slotOf(a)));
   const running = new Set(facts.guests.filter((g) => g.kind === 'qm' && g.status === 'running').map((g) => g.id));
   const out: string[] = [];
   for (const vm of facts.vms) {

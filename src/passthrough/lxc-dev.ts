@@ -19,21 +19,14 @@ import type { DriNode } from '../facts/guests.ts';
 import { parsePropertyString } from '../facts/property-string.ts';
 import type { Facts } from '../facts/types.ts';
 import { compareVersions } from '../model/version.ts';
+import { fullFunction } from './selection.ts';
 
 /** pve-container's `$MAX_DEVICES`: dev0 … dev255. */
 export const MAX_DEVICES = 256;
 
-/** `00:02.0` / `0000:00:02.0` → `0000:00:02.0` (lowercase); null when it is not a function address. */
-export function fullAddress(slot: string): string | null {
-  const s = slot.trim().toLowerCase();
-  if (/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(s)) return s;
-  if (/^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(s)) return `0000:${s}`;
-  return null;
-}
-
 /** The DRM node of a PCI function: its render node (`renderD*`) or its card node (`card*`), found through by-path. */
 export function driNodeFor(dri: DriNode[], slot: string, kind: 'render' | 'card' = 'render'): DriNode | null {
-  const addr = fullAddress(slot);
+  const addr = fullFunction(slot);
   if (!addr) return null;
   const prefix = kind === 'render' ? 'renderD' : 'card';
   return dri.find((d) => d.pciAddress === addr && d.name.startsWith(prefix)) ?? null;
@@ -53,6 +46,8 @@ export function devMethod(facts: Pick<Facts, 'pveVersion' | 'pveMajor' | 'packag
 
 export interface DevWant {
   path: string;
+  /** Another name of the same node an existing entry may use (its /dev/dri/by-path name). */
+  alsoPath?: string | null;
   gid?: number | null;
   uid?: number | null;
   mode?: string | null;
@@ -80,7 +75,7 @@ export function parseDev(value: string): Record<string, string> | null {
 /** Whether an existing `devN` value gives what is wanted (same path, gid, uid, mode; deny-write off). */
 export function devSatisfies(have: string, want: DevWant): boolean {
   const h = parseDev(have);
-  if (!h || h.path !== want.path) return false;
+  if (!h || (h.path !== want.path && (!want.alsoPath || h.path !== want.alsoPath))) return false;
   const num = (v: string | undefined) => (v === undefined ? null : Number(v));
   if (num(h.gid) !== (want.gid ?? null)) return false;
   if (num(h.uid) !== (want.uid ?? null)) return false;
@@ -95,9 +90,12 @@ export function devKeys(config: Record<string, string>): string[] {
     .sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)));
 }
 
-/** The key of the `devN` entry for this path (any options), else null. */
-export function devKeyFor(config: Record<string, string>, path: string): string | null {
-  return devKeys(config).find((k) => parseDev(config[k]!)?.path === path) ?? null;
+/** The key of the `devN` entry that names this node, by its path or its stable by-path name (any options), else null. */
+export function devKeyFor(config: Record<string, string>, node: Pick<DriNode, 'path' | 'byPath'>): string | null {
+  return devKeys(config).find((k) => {
+    const p = parseDev(config[k]!)?.path;
+    return p !== undefined && (p === node.path || (node.byPath !== null && p === node.byPath));
+  }) ?? null;
 }
 
 /** The first `devN` not used by any of the configs (current and pending), null when all 256 are. */

@@ -14,6 +14,12 @@ export function normalizeSlot(s: string): { slot: string; fn: string | null } | 
   return { slot: `${(m[1] ?? '0000').toLowerCase()}:${m[2].toLowerCase()}`, fn: m[3] ?? null };
 }
 
+/** `00:02.0` | `0000:00:02.0` → `0000:00:02.0` (lowercase); null when it is not one function's address. */
+export function fullFunction(s: string): string | null {
+  const n = normalizeSlot(s);
+  return n && n.fn !== null ? `${n.slot}.${n.fn}` : null;
+}
+
 export interface Selection {
   /** The chosen functions, by address. */
   chosen: PciDevice[];

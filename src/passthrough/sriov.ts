@@ -24,6 +24,7 @@
  * at boot is what was proven at apply time.
  */
 import type { Facts, PciDevice } from '../facts/types.ts';
+import { fullFunction } from './selection.ts';
 import type { Problem } from './vars.ts';
 
 /** The unit passthru writes (one for every device of the host: one ExecStart each). */
@@ -65,15 +66,6 @@ export interface SriovConfig {
   rebootReason: string;
 }
 
-const ADDRESS = /^(?:([0-9a-f]{4}):)?([0-9a-f]{2}):([0-9a-f]{2})\.([0-7])$/;
-
-/** `00:02.0` / `0000:00:02.0` → `0000:00:02.0`; null when not a PCI function address. */
-export function normalizeFunction(slot: string): string | null {
-  const m = ADDRESS.exec(String(slot).trim().toLowerCase());
-  if (!m) return null;
-  return `${m[1] ?? '0000'}:${m[2]}:${m[3]}.${m[4]}`;
-}
-
 /** The `sriov_devices` variable, read: requests and the problems of the list itself. */
 export function sriovRequests(raw: unknown): { requests: SriovRequest[]; problems: Problem[] } {
   const problems: Problem[] = [];
@@ -84,7 +76,7 @@ export function sriovRequests(raw: unknown): { requests: SriovRequest[]; problem
   }
   for (const item of list) {
     const e = (item ?? {}) as { slot?: unknown; numvfs?: unknown };
-    const address = normalizeFunction(String(e.slot ?? ''));
+    const address = fullFunction(String(e.slot ?? ''));
     if (!address) {
       problems.push({ msg: `expected a PCI function like 0000:00:02.0 in sriov_devices, found '${String(e.slot)}'`, hint: 'the physical function as `lspci -D` prints it (bus:device.function)' });
       continue;

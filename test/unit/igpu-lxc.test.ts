@@ -5,13 +5,14 @@
  * i915 with card1/renderD128 and an NVIDIA card with card0/renderD129 (test/fixtures/guests/dri-igpu.txt).
  */
 import test from 'ava';
+import { fullFunction } from '../../src/passthrough/selection.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseGuestConfig } from '../../src/facts/guests.ts';
 import type { Facts } from '../../src/facts/types.ts';
 import { planCtDev, type PveCtDevArgs } from '../../src/modules/pve_ct_dev.ts';
 import { gateIgpuLxc, preflightIgpuHost } from '../../src/passthrough/gates/guest.ts';
-import { devKeyFor, devMethod, devSatisfies, devValue, driNodeFor, freeDevKey, fullAddress, lxcLines, lxcSatisfied, parseDeviceAllow, withLxcLines } from '../../src/passthrough/lxc-dev.ts';
+import { devKeyFor, devMethod, devSatisfies, devValue, driNodeFor, freeDevKey, lxcLines, lxcSatisfied, parseDeviceAllow, withLxcLines } from '../../src/passthrough/lxc-dev.ts';
 import { pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
 import { loadRoleArgSpec } from '../../src/load/argspec.ts';
 import { Errors } from '../../src/load/yaml.ts';
@@ -32,9 +33,9 @@ const file = (content: string | null) => ({ exists: content !== null, content: c
 const vars = (o: Record<string, unknown> = {}) => ({ lxc_id: 101, igpu_slot: '00:02.0', lxc_dri_node: 'render', lxc_dev_gid: null, ...o }) as any;
 
 test('lines: devN value, lxc.* lines, and where raw lines go in the file', (t) => {
-  t.is(fullAddress('00:02.0'), '0000:00:02.0');
-  t.is(fullAddress('0000:0A:00.1'), '0000:0a:00.1');
-  t.is(fullAddress('00:02'), null);
+  t.is(fullFunction('00:02.0'), '0000:00:02.0');
+  t.is(fullFunction('0000:0A:00.1'), '0000:0a:00.1');
+  t.is(fullFunction('00:02'), null);
   t.is(devValue({ path: '/dev/dri/renderD129', gid: 993 }), '/dev/dri/renderD129,gid=993');
   t.is(devValue({ path: '/dev/dri/renderD128', gid: 0, mode: '0666' }), '/dev/dri/renderD128,gid=0,mode=0666');
   t.true(devSatisfies('/dev/dri/renderD128,gid=104', { path: '/dev/dri/renderD128', gid: 104 }));
@@ -42,7 +43,12 @@ test('lines: devN value, lxc.* lines, and where raw lines go in the file', (t) =
   t.false(devSatisfies('/dev/dri/renderD128,gid=104,deny-write=1', { path: '/dev/dri/renderD128', gid: 104 }));
   t.false(devSatisfies('/dev/dri/renderD128', { path: '/dev/dri/renderD128', gid: 104 }));
   t.false(devSatisfies('/dev/dri/renderD129,gid=104', { path: '/dev/dri/renderD128', gid: 104 }));
-  t.is(devKeyFor({ dev0: '/dev/ttyUSB0', dev3: '/dev/dri/renderD128,gid=1' }, '/dev/dri/renderD128'), 'dev3');
+  const r128 = { path: '/dev/dri/renderD128', byPath: '/dev/dri/by-path/pci-0000:00:02.0-render' };
+  t.is(devKeyFor({ dev0: '/dev/ttyUSB0', dev3: '/dev/dri/renderD128,gid=1' }, r128), 'dev3');
+  // an entry made through the stable name is the same device: the module does not add a second one
+  t.is(devKeyFor({ dev1: '/dev/dri/by-path/pci-0000:00:02.0-render,gid=104' }, r128), 'dev1');
+  t.is(devKeyFor({ dev1: '/dev/dri/by-path/pci-0000:00:02.0-render' }, { ...r128, byPath: null }), null);
+  t.true(devSatisfies('/dev/dri/by-path/pci-0000:00:02.0-render,gid=104', { path: '/dev/dri/renderD128', alsoPath: r128.byPath, gid: 104 }), 'kept as the user wrote it');
   t.is(freeDevKey({ dev0: 'x', dev1: 'y' }, { dev2: 'z' }), 'dev3');
   t.deepEqual(lxcLines({ path: '/dev/dri/renderD129', major: 226, minor: 129 }), [
     ['lxc.cgroup2.devices.allow', 'c 226:129 rwm'],

@@ -4,12 +4,13 @@
  * and the probe's virtfn lines.
  */
 import test from 'ava';
+import { fullFunction } from '../../src/passthrough/selection.ts';
 import { parsePciExtra } from '../../src/facts/guests.ts';
 import { boot, type NodeView } from '../../src/lab/boot.ts';
 import { loadProfile } from '../../src/lab/profile.ts';
 import { addRid, parseSriovUnit, runSriovUnit, vfsOf, writeNumvfs, sriovPfs, type PfState } from '../../src/lab/sriov.ts';
 import { grubCfg, snapshotOf } from '../../src/lab/node.ts';
-import { normalizeFunction, sriovRequests, sriovUnitText, SRIOV_UNIT } from '../../src/passthrough/sriov.ts';
+import { sriovRequests, sriovUnitText, SRIOV_UNIT } from '../../src/passthrough/sriov.ts';
 
 function view(files: Record<string, string>): NodeView & { files: Record<string, string> } {
   return {
@@ -28,9 +29,9 @@ const PF = '0000:00:02.0';
 const pf = (numvfs = 0, driver: string | null = 'i915'): PfState => ({ address: PF, totalvfs: 7, numvfs, driver });
 
 test('sriov_devices: addresses normalized, whole counts only, duplicates and bad slots refused', (t) => {
-  t.is(normalizeFunction('00:02.0'), PF);
-  t.is(normalizeFunction('0000:03:00.1'), '0000:03:00.1');
-  t.is(normalizeFunction('03:00'), null);
+  t.is(fullFunction('00:02.0'), PF);
+  t.is(fullFunction('0000:03:00.1'), '0000:03:00.1');
+  t.is(fullFunction('03:00'), null);
   t.deepEqual(sriovRequests([{ slot: '00:02.0', numvfs: 4 }, { slot: '0000:03:00.0', numvfs: '2' }]).requests, [
     { address: PF, numvfs: 4 },
     { address: '0000:03:00.0', numvfs: 2 },

@@ -6,7 +6,8 @@
  * `renderD128` then gives the container another device).
  */
 import { effectiveConfig } from '../../facts/guests.ts';
-import { devKeys, driNodeFor, fullAddress, lxcSatisfied, parseDev, parseDeviceAllow, parseMountEntry } from '../lxc-dev.ts';
+import { fullFunction } from '../selection.ts';
+import { devKeyFor, devKeys, driNodeFor, lxcSatisfied, parseDev, parseDeviceAllow, parseMountEntry } from '../lxc-dev.ts';
 import { normalizeSlot } from '../selection.ts';
 import { asList } from '../vars.ts';
 import { fail, pass, type CheckInput, type CheckResult } from './check.ts';
@@ -16,7 +17,7 @@ const nodeKind = (vars: Record<string, unknown>) => (vars.lxc_dri_node === 'card
 
 /** The iGPU is on its host DRM driver with a DRM node, and no passthrough variable takes it to vfio-pci. Data: the node. */
 export function preflightIgpuHost({ facts: f, vars }: CheckInput): CheckResult {
-  const addr = fullAddress(slotVar(vars));
+  const addr = fullFunction(slotVar(vars));
   if (!addr) return fail(`expected igpu_slot to be a PCI function (00:02.0), found '${slotVar(vars)}'`, 'a DRM node belongs to one function');
   const fn = f.pci.find((p) => p.address === addr);
   if (!fn) return fail(`expected the iGPU at ${addr}, found no such PCI function (GPUs: ${f.pci.filter((p) => p.class.startsWith('03')).map((p) => p.address).join(', ') || 'none'})`, 'set igpu_slot to the iGPU\'s function (lspci -D; usually 00:02.0). Nothing was changed.');
@@ -44,7 +45,7 @@ export function preflightIgpuHost({ facts: f, vars }: CheckInput): CheckResult {
  */
 export function gateIgpuLxc({ facts: f, vars }: CheckInput): CheckResult {
   const id = String(vars.lxc_id ?? 0);
-  const addr = fullAddress(slotVar(vars));
+  const addr = fullFunction(slotVar(vars));
   if (!addr) return fail(`expected igpu_slot to be a PCI function (00:02.0), found '${slotVar(vars)}'`, 'a DRM node belongs to one function');
   const ct = f.containers.find((c) => c.id === id);
   if (!ct) return fail(`expected container ${id} on ${f.hostname}, found none (${f.containers.map((c) => c.id).join(', ') || 'no containers'})`, 'check lxc_id');
@@ -59,7 +60,7 @@ export function gateIgpuLxc({ facts: f, vars }: CheckInput): CheckResult {
     if (p.startsWith('/dev/dri/') && d && d.pciAddress && d.pciAddress !== addr && d.name.startsWith(node.name.replace(/\d+$/, ''))) stale.push(`${k} ${p} is now ${d.pciAddress}`);
   }
   const wantGid = vars.lxc_dev_gid === null || vars.lxc_dev_gid === undefined ? node.gid : Number(vars.lxc_dev_gid);
-  const dev = devKeys(eff).find((k) => parseDev(eff[k]!)?.path === node.path || parseDev(eff[k]!)?.path === node.byPath);
+  const dev = devKeyFor(eff, node);
   const sat = lxcSatisfied(ct.lxc, node);
   const data = { ctid: id, path: node.path, byPath: node.byPath, major: node.major, minor: node.minor, gid: node.gid };
   if (dev) {
