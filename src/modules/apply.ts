@@ -38,6 +38,8 @@ export async function applyActions(
           group: a.group,
           backup: a.backup,
           keepBackups: a.keepBackups,
+          expectSha256: a.expectSha256,
+          lockFile: a.lockFile,
         });
         if (w.backupPath) result.backups.push(w.backupPath);
         break;

@@ -57,7 +57,7 @@ export interface Observer {
 
 export type Action =
   /** `keepBackups`: with `backup`, keep only that many backups of the file (boot-critical files). */
-  | { kind: 'write'; path: string; content: string; mode?: number; owner?: string; group?: string; backup?: boolean; keepBackups?: number }
+  | { kind: 'write'; path: string; content: string; mode?: number; owner?: string; group?: string; backup?: boolean; keepBackups?: number; expectSha256?: string; lockFile?: string }
   | { kind: 'delete'; path: string }
   | { kind: 'chmod'; path: string; mode?: number; owner?: string; group?: string }
   /** A command that changes the host. `timeoutMs` defaults to the engine's command timeout. */

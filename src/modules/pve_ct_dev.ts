@@ -13,6 +13,7 @@
  * Refusals, before anything changes: not Proxmox VE (or older than 7), no such container, no DRM
  * node for the slot (with what the slot's driver is and the nodes there are), no free devN.
  */
+import { createHash } from 'node:crypto';
 import { configText, effectiveConfig, parseGuestConfig } from '../facts/guests.ts';
 import { fullFunction } from '../passthrough/selection.ts';
 import type { Facts } from '../facts/types.ts';
@@ -105,12 +106,16 @@ export function planCtDev(a: PveCtDevArgs, facts: Facts, raw: { exists: boolean;
       msg: `container ${id} is running: ${lines.map(([k, v]) => `${k}: ${v}`).join('; ')} would take effect only at its next start`,
       hint: 'restart the container after the run (set lxc_apply_pending: true to let the change wait), or stop it first. Nothing was changed.',
     };
+  // pct refuses to change a locked container (backup, snapshot, migrate): so does this write.
+  if (cur.config.lock) return { kind: 'fail', msg: `container ${id} is locked (lock: ${cur.config.lock})`, hint: `wait for the ${cur.config.lock} to finish (or \`pct unlock ${id}\` if it is stale), then run again. Nothing was changed.` };
   const after = withLxcLines(raw.content, lines);
   return {
     kind: 'change',
     msg: `container ${id}: ${lines.map(([k, v]) => `${k}: ${v}`).join('; ')}${running ? ' (at its next start)' : ''}`,
     diff: [{ path, before: raw.content, after }],
-    actions: [{ kind: 'write', path, content: after }],
+    // pct cannot set lxc.* keys: the file is written, under pct's own config lock and only if it
+    // still is what this plan was made from (an edit made meanwhile is never overwritten).
+    actions: [{ kind: 'write', path, content: after, expectSha256: createHash('sha256').update(raw.content).digest('hex'), lockFile: `/run/lock/lxc/pve-config-${id}.lock` }],
     data: { ...data, pending: running },
   };
 }

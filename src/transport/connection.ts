@@ -63,6 +63,14 @@ export interface WriteOptions {
   backup?: boolean;
   /** With `backup`: keep only this many backups of the file, the newest (default: all). */
   keepBackups?: number;
+  /**
+   * Compare and swap: replace the file only if its content still hashes to this SHA-256 (hex;
+   * '' = the file must not exist), checked just before the rename; else fail, unchanged. For a
+   * file others edit too (a guest config in /etc/pve), so that their edit is never lost.
+   */
+  expectSha256?: string;
+  /** Hold an flock on this file (created if missing) from the check to the rename: the lock the file's other writers take. */
+  lockFile?: string;
 }
 
 export interface WriteResult {

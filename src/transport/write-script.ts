@@ -23,6 +23,9 @@
  *   millisecond>-<n>.bak`, created exclusively (a hard link to the old inode, which the rename
  *   then leaves alone; a copy where links are not supported), so two backups never share a name.
  *   `keepBackups` prunes the oldest of that file's backups beyond that number.
+ * - Compare and swap (`expectSha256`, under `lockFile`): the rename happens only if the file still
+ *   has the content the plan was made from, checked under the lock its other writers take (pct's
+ *   `/run/lock/lxc/pve-config-ID.lock`): an edit made in between is never overwritten.
  */
 import { CommandError, shq } from './connection.ts';
 import type { ExecResult, WriteOptions, WriteResult } from './connection.ts';
@@ -99,6 +102,22 @@ export function writeScript(path: string, size: number, opts: WriteOptions = {},
       : // An unprivileged writer keeps its own ownership (it could not give the file away anyway).
         'if [ -e "$p" ]; then o=$(stat -c %u:%g -- "$p") && { chown "$o" "$tmp" 2>/dev/null || [ "$(id -u)" != 0 ]; } || fail "cannot copy the owner"; fi',
   ];
+  if (opts.lockFile !== undefined) {
+    if (!opts.lockFile.startsWith('/')) throw new Error(`cannot lock ${opts.lockFile}: the path must be absolute`);
+    lines.push(
+      `lf=${shq(opts.lockFile)}`,
+      'mkdir -p -- "$(dirname -- "$lf")" && exec 8>>"$lf" || fail "cannot open the lock $lf"',
+      'flock -w 60 8 || fail "the lock $lf is held by another writer (waited 60 s)"',
+    );
+  }
+  if (opts.expectSha256 !== undefined) {
+    if (!/^([0-9a-f]{64})?$/.test(opts.expectSha256)) throw new Error(`expectSha256 must be a SHA-256 in hex or '', found ${opts.expectSha256}`);
+    lines.push(
+      opts.expectSha256 === ''
+        ? '[ -e "$p" ] && fail "it was created by someone else since it was read: run again"'
+        : `{ [ -f "$p" ] && [ "$(sha256sum < "$p" | cut -d' ' -f1)" = ${shq(opts.expectSha256)} ]; } || fail "it was changed by someone else since it was read: run again"`,
+    );
+  }
   if (opts.backup) {
     const stamp = backupStampMs(now);
     lines.push(

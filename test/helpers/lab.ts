@@ -105,3 +105,12 @@ export function downIntervals(labDir: string, node: string, since: number): Down
 export function labSshOptions(labDir: string): string[] {
   return ['-i', join(labDir, 'ssh', 'id_ed25519'), '-o', `UserKnownHostsFile=${join(labDir, 'ssh', 'known_hosts')}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'BatchMode=yes'];
 }
+
+/**
+ * The gates of a run that did not pass: any not `ok`, except a gate that is opt-in and was off
+ * (its `when:` on the switch is false). The lab cannot run gate-assignable (no /dev/vfio): the
+ * real-kernel lane runs it.
+ */
+export function gatesNotOk<G extends { status: string; msg?: string }>(gates: G[]): G[] {
+  return gates.filter((g) => g.status !== 'ok' && !(g.status === 'skipped' && /^skipped: vfio_assignable_gate\b.* is false$/.test(g.msg ?? '')));
+}

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { bootLog, labStatus, labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
 import type { RunReport, TaskResult } from '../../src/model/types.ts';
 import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
-import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir } from '../helpers/lab.ts';
+import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir, gatesNotOk } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
 
@@ -58,7 +58,7 @@ const failedTask = (r: RunReport, host: string) => tasks(r, host).find((x) => x.
 function gatesOk(t: ExecutionContext, r: RunReport, host: string) {
   const gates = tasks(r, host).filter((x) => x.kind === 'gate');
   t.true(gates.length > 0, `${host}: gates ran`);
-  const bad = gates.filter((g) => g.status !== 'ok');
+  const bad = gatesNotOk(gates);
   t.deepEqual(bad.map((g) => `${g.task}: ${g.status} ${g.msg}`), [], `${host}: every gate ok`);
 }
 

@@ -18,7 +18,7 @@ import { parse, stringify } from 'yaml';
 import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
 import type { RunReport } from '../../src/model/types.ts';
 import { labRunner, tasks } from '../helpers/cli.ts';
-import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir, type NodeTree } from '../helpers/lab.ts';
+import { changedFiles, isRoot, labSshOptions, labTest as lab, nodeTree, tearDownLab, tempDir, type NodeTree, gatesNotOk } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
 const PROFILES = ['intel-grub-pve8-rtx4090', 'amd-systemdboot-zfs-pve8-rx6800', 'pve7-kernel515', 'two-identical-gpus-bootvga', 'shared-group-usb'];
@@ -67,7 +67,7 @@ const drivers = (host: string) => ssh(host, 'for d in /sys/bus/pci/devices/*; do
 function gatesOk(t: ExecutionContext, r: RunReport, host: string) {
   const gates = tasks(r, host).filter((x) => x.kind === 'gate');
   t.true(gates.length > 0, `${host}: gates ran`);
-  t.deepEqual(gates.filter((g) => g.status !== 'ok').map((g) => `${g.task}: ${g.status} ${g.msg}`), [], `${host}: every gate ok`);
+  t.deepEqual(gatesNotOk(gates).map((g) => `${g.task}: ${g.status} ${g.msg}`), [], `${host}: every gate ok`);
   return gates;
 }
 

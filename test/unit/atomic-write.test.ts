@@ -7,6 +7,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { chmod, lstat, mkdir, mkdtemp, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalConnection } from '../../src/transport/local.ts';
@@ -134,4 +135,32 @@ test('an ordinary file keeps its owner and mode; a fifo or device at the target 
   t.is((await lstat(p)).mode & 0o7777, 0o640);
   await conn.exec(`mkfifo ${join(dir, 'fifo')}`);
   await t.throwsAsync(conn.write(join(dir, 'fifo'), 'x'), { message: /not a regular file/ });
+});
+
+test('compare and swap: written only while the file still has the content the plan read, under the writers\' lock', async (t) => {
+  const d = await scratch(t);
+  const p = join(d, '200.conf');
+  const lock = join(d, 'lock', 'pve-config-200.lock');
+  await writeFile(p, 'arch: amd64\n');
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  await conn.write(p, 'arch: amd64\nlxc.mount.entry: x\n', { expectSha256: sha('arch: amd64\n'), lockFile: lock });
+  t.is(await readFile(p, 'utf8'), 'arch: amd64\nlxc.mount.entry: x\n');
+  // someone edited it after the read: refused, their edit kept, no temp file left
+  const e = await t.throwsAsync(conn.write(p, 'mine\n', { expectSha256: sha('arch: amd64\n'), lockFile: lock }));
+  t.regex(e!.message, /changed by someone else since it was read: run again; the old file is unchanged/);
+  t.is(await readFile(p, 'utf8'), 'arch: amd64\nlxc.mount.entry: x\n');
+  t.deepEqual((await readdir(d)).filter((f) => f.startsWith('.passthru-tmp')), []);
+  // '' = must not exist yet
+  await t.throwsAsync(conn.write(p, 'x\n', { expectSha256: '' }), { message: /created by someone else/ });
+  await conn.write(join(d, 'new.conf'), 'x\n', { expectSha256: '' });
+  t.is(await readFile(join(d, 'new.conf'), 'utf8'), 'x\n');
+  // the lock is the one other writers take: held elsewhere, the write waits for it
+  const holder = spawn('flock', [lock, 'sleep', '2'], { stdio: 'ignore' });
+  const released = new Promise((r) => holder.on('exit', r));
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = Date.now();
+  await conn.write(p, 'after the lock\n', { expectSha256: sha('arch: amd64\nlxc.mount.entry: x\n'), lockFile: lock });
+  t.true(Date.now() - t0 >= 1000, 'waited for the holder');
+  await released;
+  t.is(await readFile(p, 'utf8'), 'after the lock\n');
 });

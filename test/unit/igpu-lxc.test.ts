@@ -5,6 +5,7 @@
  * i915 with card1/renderD128 and an NVIDIA card with card0/renderD129 (test/fixtures/guests/dri-igpu.txt).
  */
 import test from 'ava';
+import { createHash } from 'node:crypto';
 import { fullFunction } from '../../src/passthrough/selection.ts';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -115,7 +116,13 @@ test('plan, lxc lines on a node without devN: the file written, with the node\'s
   const after = (p.actions[0] as { content: string }).content;
   t.is(after, CT + 'lxc.cgroup2.devices.allow: c 226:128 rwm\nlxc.mount.entry: /dev/dri/renderD128 dev/dri/renderD128 none bind,optional,create=file\n');
   t.is(p.diff[0]!.after, after);
+  // written under pct's config lock, only over the content the plan read
+  t.like(p.actions[0], { expectSha256: createHash('sha256').update(CT).digest('hex'), lockFile: '/run/lock/lxc/pve-config-101.lock' });
   t.is(planCtDev(args(), f, file(after)).kind, 'noop');
+  // a locked container (backup, snapshot) is left alone, as pct does
+  const locked = planCtDev(args(), f, file(CT + 'lock: backup\n'));
+  t.is(locked.kind, 'fail');
+  if (locked.kind === 'fail') t.regex(locked.msg, /container 101 is locked \(lock: backup\)/);
   // devN asked for where pve-container lacks it
   const d = planCtDev(args({ method: 'dev' }), f, file(CT));
   t.is(d.kind, 'fail');
