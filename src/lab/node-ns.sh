@@ -46,6 +46,8 @@ if [ -f "$N/pve-dir" ]; then
 fi
 # /dev/dri of a profile with DRM nodes, inside this namespace only (src/lab/node-dev.sh)
 [ -s "$G/dri.tsv" ] && . "$LAB_SRC/node-dev.sh"
+# /run/lock: the node's own (pct's config locks, /run/lock/lxc/pve-config-ID.lock, are per node).
+[ -d /run/lock ] && mount -t tmpfs -o mode=1777,size=1m lab-runlock /run/lock
 hostname "$NODE_NAME"
 echo up > "$N/state"
 echo "up $(date +%s%3N) $(cat "$G/proc/boot_id")" >> "$N/boots.log"
