@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { bootNode, initNode, type NodeMeta } from './node.ts';
 import { initPveFs } from './pve-fs.ts';
 import { LAB_ROOT, loadProfile, MAIN_PROFILES, type Profile } from './profile.ts';
-import { alive, LabError, readPid, type LabNode } from './state.ts';
+import { LabError, nodeProcess, readPid, type LabNode } from './state.ts';
 
 export { bootLog, LabError, labNodes, labStatus, nodeFile, sessionCount, type LabNode, type NodeStatus } from './state.ts';
 
@@ -199,8 +199,7 @@ function labIsUp(dir: string): boolean {
   const nd = join(dir, 'nodes');
   if (!existsSync(nd)) return false;
   return readdirSync(nd).some((n) => {
-    const pid = readPid(join(nd, n, 'supervisor.pid'));
-    return pid !== null && alive(pid);
+    return nodeProcess(readPid(join(nd, n, 'supervisor.pid')), join(nd, n));
   });
 }
 
@@ -351,12 +350,12 @@ export async function labDown(dir: string): Promise<void> {
     const ndir = join(nd, n);
     writeFileSync(join(ndir, 'stop'), '');
     const nsPid = readPid(join(ndir, 'ns.pid'));
-    if (nsPid !== null && alive(nsPid)) {
+    if (nodeProcess(nsPid, ndir)) {
       const ns = nsInode(nsPid);
       if (ns && ns !== own) namespaces.push(ns);
     }
     const sup = readPid(join(ndir, 'supervisor.pid'));
-    if (sup !== null && alive(sup)) process.kill(sup, 'SIGTERM');
+    if (nodeProcess(sup, ndir)) process.kill(sup, 'SIGTERM');
   }
   // Everything left in the nodes' namespaces: their sshd and its sessions.
   for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
@@ -375,11 +374,15 @@ export async function labDown(dir: string): Promise<void> {
   // Supervisors exit on TERM; make sure.
   for (let i = 0; i < 25; i++) {
     const left = names.filter((n) => {
-      const sup = readPid(join(nd, n, 'supervisor.pid'));
-      return sup !== null && alive(sup);
+      return nodeProcess(readPid(join(nd, n, 'supervisor.pid')), join(nd, n));
     });
     if (!left.length) break;
-    if (i === 24) for (const n of left) process.kill(readPid(join(nd, n, 'supervisor.pid'))!, 'SIGKILL');
+    if (i === 24) {
+      for (const n of left) {
+        const sup = readPid(join(nd, n, 'supervisor.pid'));
+        if (nodeProcess(sup, join(nd, n))) process.kill(sup, 'SIGKILL');
+      }
+    }
     await sleep(100);
   }
   for (const n of names) {

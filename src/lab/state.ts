@@ -32,6 +32,24 @@ export function alive(pid: number): boolean {
   }
 }
 
+/**
+ * A pid recorded in a node's directory (supervisor.pid, ns.pid) that still is that node's
+ * process: alive, and its command line names the node's directory (the supervisor's argument,
+ * node-ns.sh's, the sshd's `-f DIR/sshd_config`). A process that has exited leaves its pid to
+ * be reused by any other process (a busy machine wraps pid_max in minutes): without this check
+ * a signal meant for a dead node could hit an unrelated process, and a namespace sweep kill a
+ * whole unrelated namespace.
+ */
+export function nodeProcess(pid: number | null, nodeDir: string): pid is number {
+  if (pid === null || !alive(pid)) return false;
+  try {
+    // sshd rewrites its command line ("sshd: /usr/sbin/sshd -D -e -f DIR/sshd_config [listener] ..."): split at spaces too
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split(/[\0 ]/).some((a) => a === nodeDir || a.startsWith(`${nodeDir}/`));
+  } catch {
+    return false;
+  }
+}
+
 export function readPid(file: string): number | null {
   try {
     const n = Number(readFileSync(file, 'utf8').trim());
@@ -53,7 +71,7 @@ export async function labStatus(dir: string): Promise<NodeStatus[]> {
     const ndir = join(d, 'nodes', n.name);
     const sup = readPid(join(ndir, 'supervisor.pid'));
     let state: NodeStatus['state'] = 'down';
-    if (sup !== null && alive(sup)) {
+    if (nodeProcess(sup, ndir)) {
       const s = (() => {
         try {
           return readFileSync(join(ndir, 'state'), 'utf8').trim();

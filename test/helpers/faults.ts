@@ -5,18 +5,15 @@
  * on a node's first file change, to strike in the middle of a run rather than before or after it.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeProcess, readPid as pidIn } from '../../src/lab/state.ts';
 import { nodeTree, type NodeTree } from './lab.ts';
 
 const SUPERVISOR = fileURLToPath(new URL('../../src/lab/supervisor.sh', import.meta.url));
 
-const pidIn = (f: string): number | null => {
-  const n = Number.parseInt(existsSync(f) ? readFileSync(f, 'utf8') : '', 10);
-  return Number.isInteger(n) && n > 0 ? n : null;
-};
 const mntNs = (pid: number): string | null => {
   try {
     return readlinkSync(`/proc/${pid}/ns/mnt`);
@@ -34,7 +31,7 @@ export function crashNode(labDir: string, node: string, o: { stayDown: boolean }
   const nd = join(labDir, 'nodes', node);
   if (o.stayDown) writeFileSync(join(nd, 'stop'), '');
   const nsPid = pidIn(join(nd, 'ns.pid'));
-  const ns = nsPid === null ? null : mntNs(nsPid);
+  const ns = nodeProcess(nsPid, nd) ? mntNs(nsPid) : null;
   if (!ns || ns === mntNs(process.pid)) throw new Error(`${node}: no namespace of its own to crash`);
   let killed = 0;
   for (const e of readdirSync('/proc')) {
@@ -66,7 +63,7 @@ const portOpen = (addr: string): Promise<boolean> =>
 export async function startNode(labDir: string, node: string, address: string): Promise<void> {
   const nd = join(labDir, 'nodes', node);
   const sup = pidIn(join(nd, 'supervisor.pid'));
-  for (let i = 0; i < 50 && sup !== null && existsSync(`/proc/${sup}`); i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && nodeProcess(sup, nd); i++) await new Promise((r) => setTimeout(r, 100));
   rmSync(join(nd, 'stop'), { force: true });
   spawn('sh', [SUPERVISOR, nd], { detached: true, stdio: 'ignore' }).unref();
   for (let i = 0; i < 100; i++) {
