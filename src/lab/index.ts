@@ -4,7 +4,7 @@
  * brings a lab up and down; state.ts reads a lab's state (status, boot log, node files).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -346,30 +346,46 @@ export async function labDown(dir: string): Promise<void> {
   const own = nsInode(process.pid);
   const names = readdirSync(nd);
   const namespaces: string[] = [];
+  // An open fd on each namespace keeps it alive while we sweep: once the TERM pass has emptied
+  // a namespace, the kernel would otherwise free its inode number and give it to the next new
+  // namespace (any `unshare --mount` on the machine), and the KILL pass would hit that one.
+  const held: number[] = [];
   for (const n of names) {
     const ndir = join(nd, n);
     writeFileSync(join(ndir, 'stop'), '');
     const nsPid = readPid(join(ndir, 'ns.pid'));
     if (nodeProcess(nsPid, ndir)) {
-      const ns = nsInode(nsPid);
-      if (ns && ns !== own) namespaces.push(ns);
+      try {
+        const fd = openSync(`/proc/${nsPid}/ns/mnt`, 'r');
+        const ns = nsInode(nsPid);
+        if (ns && ns !== own && ns === readlinkSync(`/proc/self/fd/${fd}`)) {
+          namespaces.push(ns);
+          held.push(fd);
+        } else closeSync(fd);
+      } catch {
+        // gone meanwhile
+      }
     }
     const sup = readPid(join(ndir, 'supervisor.pid'));
     if (nodeProcess(sup, ndir)) process.kill(sup, 'SIGTERM');
   }
   // Everything left in the nodes' namespaces: their sshd and its sessions.
-  for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
-    let any = false;
-    for (const ns of namespaces) for (const pid of pidsInNs(ns)) {
-      any = true;
-      try {
-        process.kill(pid, sig);
-      } catch {
-        /* gone */
+  try {
+    for (const sig of ['SIGTERM', 'SIGKILL'] as const) {
+      let any = false;
+      for (const ns of namespaces) for (const pid of pidsInNs(ns)) {
+        any = true;
+        try {
+          process.kill(pid, sig);
+        } catch {
+          /* gone */
+        }
       }
+      if (!any) break;
+      await sleep(200);
     }
-    if (!any) break;
-    await sleep(200);
+  } finally {
+    for (const fd of held) closeSync(fd);
   }
   // Supervisors exit on TERM; make sure.
   for (let i = 0; i < 25; i++) {

@@ -5,7 +5,7 @@
  * on a node's first file change, to strike in the middle of a run rather than before or after it.
  */
 import { spawn } from 'node:child_process';
-import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,15 +33,21 @@ export function crashNode(labDir: string, node: string, o: { stayDown: boolean }
   const nsPid = pidIn(join(nd, 'ns.pid'));
   const ns = nodeProcess(nsPid, nd) ? mntNs(nsPid) : null;
   if (!ns || ns === mntNs(process.pid)) throw new Error(`${node}: no namespace of its own to crash`);
+  // Held open while killing: an emptied namespace's inode number is not given to a new one meanwhile.
+  const fd = openSync(`/proc/${nsPid}/ns/mnt`, 'r');
   let killed = 0;
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || mntNs(Number(e)) !== ns) continue;
-    try {
-      process.kill(Number(e), 'SIGKILL');
-      killed++;
-    } catch {
-      /* already gone */
+  try {
+    for (const e of readdirSync('/proc')) {
+      if (!/^\d+$/.test(e) || mntNs(Number(e)) !== ns) continue;
+      try {
+        process.kill(Number(e), 'SIGKILL');
+        killed++;
+      } catch {
+        /* already gone */
+      }
     }
+  } finally {
+    closeSync(fd);
   }
   return killed;
 }
