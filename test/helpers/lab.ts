@@ -4,9 +4,12 @@
  */
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { bootLog, labDown } from '../../src/lab/index.ts';
 
 /** The lab needs root (namespaces, bind mounts). */
@@ -113,4 +116,32 @@ export function labSshOptions(labDir: string): string[] {
  */
 export function gatesNotOk<G extends { status: string; msg?: string }>(gates: G[]): G[] {
   return gates.filter((g) => g.status !== 'ok' && !(g.status === 'skipped' && /^skipped: vfio_assignable_gate\b.* is false$/.test(g.msg ?? '')));
+}
+
+/** One command on a lab node over OpenSSH (the lab's key and known_hosts): its exit code and output, never a throw. */
+export async function labSh(labDir: string, address: string, command: string): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)('ssh', [...labSshOptions(labDir), '-o', 'ConnectTimeout=5', `root@${address}`, command]);
+    return { code: 0, out: stdout, err: stderr };
+  } catch (e: any) {
+    return { code: e.code ?? -1, out: e.stdout ?? '', err: e.stderr ?? '' };
+  }
+}
+
+/**
+ * The lab's generated inventory with its host variables changed by `change` (host → its vars),
+ * written as `outDir/file` in YAML 1.1, as Ansible reads inventories (17:00 must be quoted).
+ */
+export function labInventory(inventoryPath: string, outDir: string, file: string, change: (hv: Map<string, Record<string, unknown>>) => void): string {
+  const doc = parseYaml(readFileSync(inventoryPath, 'utf8'));
+  const hv = new Map<string, Record<string, unknown>>();
+  const walk = (g: Record<string, any>) => {
+    for (const [h, v] of Object.entries(g.hosts ?? {})) hv.set(h, v as Record<string, unknown>);
+    for (const c of Object.values(g.children ?? {})) walk(c as Record<string, any>);
+  };
+  walk(doc.all);
+  change(hv);
+  const p = join(outDir, file);
+  writeFileSync(p, stringifyYaml(doc, { version: '1.1' }));
+  return p;
 }

@@ -7,20 +7,16 @@
  * no-op VM stage costs per node is measured by `npm run bench -- vm-stage`.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { parse, stringify } from 'yaml';
 import { labUp, type LabInfo } from '../../src/lab/index.ts';
 import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
-import { isRoot, labSshOptions, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
+import { isRoot, labInventory, labSh, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gaming-vm.yaml', import.meta.url));
 const ROLES = fileURLToPath(new URL('../../roles', import.meta.url));
-const execf = promisify(execFile);
 let info: LabInfo;
 let dir = '';
 let tmp = '';
@@ -38,31 +34,15 @@ test.after.always(() => tearDownLab(dir, tmp));
 
 /** The lab inventory with the VM variables on every member, changed by `change`. */
 function inventory(file: string, change: (hv: Map<string, Record<string, unknown>>) => void = () => {}): string {
-  const doc = parse(readFileSync(info.inventoryPath, 'utf8'));
-  const hv = new Map<string, Record<string, unknown>>();
-  const walk = (g: Record<string, any>) => {
-    for (const [h, v] of Object.entries(g.hosts ?? {})) hv.set(h, v as Record<string, unknown>);
-    for (const c of Object.values(g.children ?? {})) walk(c as Record<string, any>);
-  };
-  walk(doc.all);
-  for (const [h, v] of hv) Object.assign(v, { gpu_mapping: 'a100', vm_id: VMID[h], vm_create: true, vm_name: `gpu-${h}`, vm_memory: 2048, vm_cores: 2, vm_usb_devices: ['046d:c52b', '1050:0407'] });
-  change(hv);
-  const p = join(tmp, file);
-  writeFileSync(p, stringify(doc, { version: '1.1' })); // inventories are YAML 1.1, as Ansible reads them: 17:00 must be quoted
-  return p;
+  return labInventory(info.inventoryPath, tmp, file, (hv) => {
+    for (const [h, v] of hv) Object.assign(v, { gpu_mapping: 'a100', vm_id: VMID[h], vm_create: true, vm_name: `gpu-${h}`, vm_memory: 2048, vm_cores: 2, vm_usb_devices: ['046d:c52b', '1050:0407'] });
+    change(hv);
+  });
 }
 let runNo = 0;
 const run = (cmd: 'apply' | 'check', inv: string, ...args: string[]): Promise<CliRun> =>
   runCli([cmd, PLAYBOOK, '-i', inv, '--progress', 'quiet', '--guests', 'shutdown', ...args], { json: join(tmp, `run-${++runNo}.json`) });
-async function sh(node: string, command: string): Promise<{ code: number; out: string; err: string }> {
-  const n = info.nodes.find((x) => x.name === node)!;
-  try {
-    const { stdout, stderr } = await execf('ssh', [...labSshOptions(dir), '-o', 'ConnectTimeout=5', `root@${n.address}`, command]);
-    return { code: 0, out: stdout, err: stderr };
-  } catch (e: any) {
-    return { code: e.code ?? -1, out: e.stdout ?? '', err: e.stderr ?? '' };
-  }
-}
+const sh = (node: string, command: string) => labSh(dir, info.nodes.find((x) => x.name === node)!.address, command);
 /** The cluster's /etc/pve: path → sha256 (what a run may change besides the nodes' own files). */
 function pveTree(): Map<string, string> {
   const out = new Map<string, string>();

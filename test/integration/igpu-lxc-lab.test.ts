@@ -8,20 +8,16 @@
  * Lab addresses 127.0.180.x. Needs root (the lab does).
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { parse, stringify } from 'yaml';
 import { labUp, type LabInfo } from '../../src/lab/index.ts';
 import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
-import { isRoot, labSshOptions, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
+import { isRoot, labInventory, labSh, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/transcode-lxc.yaml', import.meta.url));
 const ROLES = fileURLToPath(new URL('../../roles', import.meta.url));
-const execf = promisify(execFile);
 const N8 = 'pve-igpu';
 const N7 = 'pve-igpu-seven';
 const NODES = [N8, N7];
@@ -42,30 +38,12 @@ test.after.always(() => tearDownLab(dir, tmp));
 
 /** The lab inventory (lxc_id and igpu_slot from the profiles), changed by `change`. */
 function inventory(file: string, change: (hv: Map<string, Record<string, unknown>>) => void = () => {}): string {
-  const doc = parse(readFileSync(info.inventoryPath, 'utf8'));
-  const hv = new Map<string, Record<string, unknown>>();
-  const walk = (g: Record<string, any>) => {
-    for (const [h, v] of Object.entries(g.hosts ?? {})) hv.set(h, v as Record<string, unknown>);
-    for (const c of Object.values(g.children ?? {})) walk(c as Record<string, any>);
-  };
-  walk(doc.all);
-  change(hv);
-  const p = join(tmp, file);
-  writeFileSync(p, stringify(doc, { version: '1.1' }));
-  return p;
+  return labInventory(info.inventoryPath, tmp, file, change);
 }
 let runNo = 0;
 const run = (cmd: 'apply' | 'check', inv: string, ...args: string[]): Promise<CliRun> =>
   runCli([cmd, PLAYBOOK, '-i', inv, '--progress', 'quiet', ...args], { json: join(tmp, `run-${++runNo}.json`) });
-async function sh(node: string, command: string): Promise<{ code: number; out: string; err: string }> {
-  const n = info.nodes.find((x) => x.name === node)!;
-  try {
-    const { stdout, stderr } = await execf('ssh', [...labSshOptions(dir), '-o', 'ConnectTimeout=5', `root@${n.address}`, command]);
-    return { code: 0, out: stdout, err: stderr };
-  } catch (e: any) {
-    return { code: e.code ?? -1, out: e.stdout ?? '', err: e.stderr ?? '' };
-  }
-}
+const sh = (node: string, command: string) => labSh(dir, info.nodes.find((x) => x.name === node)!.address, command);
 /** Each node's /etc/pve (standalone nodes: their own), path → sha256. */
 function pveTree(node: string): Map<string, string> {
   const out = new Map<string, string>();

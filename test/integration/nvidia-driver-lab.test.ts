@@ -7,20 +7,17 @@
  * The playbook is also validated and listed against inventory.example.yaml. Lab addresses 127.0.182.x.
  */
 import test from 'ava';
-import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { parse, stringify } from 'yaml';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { bootLog, labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
 import { captureIo, runCli, tasks, type CliRun } from '../helpers/cli.ts';
 import { main } from '../../src/cli/main.ts';
-import { changedFiles, isRoot, labSshOptions, labTest, nodeTree, tearDownLab, tempDir } from '../helpers/lab.ts';
+import { changedFiles, isRoot, labSh, labTest, nodeTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/ai-vm.yaml', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../inventory.example.yaml', import.meta.url));
-const execf = promisify(execFile);
 let info: LabInfo;
 let dir = '';
 let tmp = '';
@@ -40,15 +37,7 @@ let runNo = 0;
 const run = (cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> => runOn(info.inventoryPath, cmd, ...args);
 const runOn = (inv: string, cmd: 'apply' | 'check', ...args: string[]): Promise<CliRun> =>
   runCli([cmd, PLAYBOOK, '-i', inv, '--progress', 'plain', '--failed-hosts', join(tmp, `failed-${runNo + 1}`), ...args], { json: join(tmp, `run-${++runNo}.json`) });
-async function sh(node: string, command: string): Promise<{ code: number; out: string; err: string }> {
-  const n = info.nodes.find((x) => x.name === node)!;
-  try {
-    const { stdout, stderr } = await execf('ssh', [...labSshOptions(dir), '-o', 'ConnectTimeout=5', `root@${n.address}`, command]);
-    return { code: 0, out: stdout, err: stderr };
-  } catch (e: any) {
-    return { code: e.code ?? -1, out: e.stdout ?? '', err: e.stderr ?? '' };
-  }
-}
+const sh = (node: string, command: string) => labSh(dir, info.nodes.find((x) => x.name === node)!.address, command);
 const failedMsg = (r: CliRun, h: string) => tasks(r.report, h).filter((x) => x.status === 'failed').map((x) => x.msg).join(' | ');
 const gate = (r: CliRun, h: string, role: string) => tasks(r.report, h).find((x) => x.kind === 'gate' && x.role === role);
 const SOURCES = '/etc/apt/sources.list.d/debian.sources';
