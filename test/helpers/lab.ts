@@ -47,26 +47,30 @@ export async function tearDownLab(dir: string, ...alsoRemove: string[]): Promise
 /** A node's files: path inside the node (e.g. `/etc/modules`) → sha256 of its content. */
 export type NodeTree = Map<string, string>;
 
-/** Every file under the node's own root (what the node wrote), path → sha256. */
 /**
  * The empty file an `apply` run flocks to keep a second run off the node (src/engine/host-lock.ts):
  * the run's own lock, not configuration, so the trees leave it out while it is empty.
  */
 const RUN_LOCK = /^\/var\/lib\/passthru\/apply\.lock$/;
 
-export function nodeTree(labDir: string, node: string): NodeTree {
-  const root = join(labDir, 'nodes', node, 'root');
+/** Every regular file under `root`, path below root → sha256; `skip` leaves out a path (with its size). */
+export function fileTree(root: string, skip: (path: string, size: number) => boolean = () => false): NodeTree {
   const out: NodeTree = new Map();
   const walk = (d: string) => {
     for (const e of readdirSync(d)) {
       const p = join(d, e);
       const st = statSync(p, { throwIfNoEntry: false });
       if (st?.isDirectory()) walk(p);
-      else if (st?.isFile() && !(st.size === 0 && RUN_LOCK.test(p.slice(root.length)))) out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
+      else if (st?.isFile() && !skip(p.slice(root.length), st.size)) out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
     }
   };
   walk(root);
   return out;
+}
+
+/** Every file under the node's own root (what the node wrote), path → sha256. */
+export function nodeTree(labDir: string, node: string): NodeTree {
+  return fileTree(join(labDir, 'nodes', node, 'root'), (path, size) => size === 0 && RUN_LOCK.test(path));
 }
 
 /** Paths whose content differs between two trees, or that exist in only one of them, sorted. */

@@ -10,10 +10,10 @@ import test from 'ava';
 import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
 import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
-import { bootsSince as bootsSinceIn, downIntervals as downIntervalsIn, isRoot, labTest as lab, nodeTree, sameTree, tearDownLab, tempDir, gatesNotOk } from '../helpers/lab.ts';
+import { bootsSince as bootsSinceIn, downIntervals as downIntervalsIn, isRoot, labTest as lab, nodeTree, sameTree, tearDownLab, tempDir, gatesNotOk, labInventory } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gpu-passthrough.yaml', import.meta.url));
 const ROLES = fileURLToPath(new URL('../../roles', import.meta.url));
@@ -49,17 +49,7 @@ function run(cmd: 'apply' | 'check', pb: string, inventory: string, ...args: str
 
 /** The lab's inventory with changes to some hosts' variables, written to a temp file. */
 function inventoryWith(file: string, change: (hostVars: Map<string, Record<string, unknown>>) => void): string {
-  const doc = parse(readFileSync(info!.inventoryPath, 'utf8'));
-  const hv = new Map<string, Record<string, unknown>>();
-  const walk = (g: Record<string, any>) => {
-    for (const [h, v] of Object.entries(g.hosts ?? {})) hv.set(h, v as Record<string, unknown>);
-    for (const c of Object.values(g.children ?? {})) walk(c as Record<string, any>);
-  };
-  walk(doc.all);
-  change(hv);
-  const p = join(tmp, file);
-  writeFileSync(p, stringify(doc, { version: '1.1' })); // YAML 1.1, as Ansible reads inventories
-  return p;
+  return labInventory(info!.inventoryPath, tmp, file, change);
 }
 
 const tree = (node: string) => nodeTree(dir, node);

@@ -7,13 +7,12 @@
  * no-op VM stage costs per node is measured by `npm run bench -- vm-stage`.
  */
 import test from 'ava';
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labUp, type LabInfo } from '../../src/lab/index.ts';
 import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
-import { isRoot, labInventory, labSh, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
+import { fileTree, isRoot, labInventory, labSh, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/gaming-vm.yaml', import.meta.url));
 const ROLES = fileURLToPath(new URL('../../roles', import.meta.url));
@@ -44,20 +43,7 @@ const run = (cmd: 'apply' | 'check', inv: string, ...args: string[]): Promise<Cl
   runCli([cmd, PLAYBOOK, '-i', inv, '--progress', 'quiet', '--guests', 'shutdown', ...args], { json: join(tmp, `run-${++runNo}.json`) });
 const sh = (node: string, command: string) => labSh(dir, info.nodes.find((x) => x.name === node)!.address, command);
 /** The cluster's /etc/pve: path → sha256 (what a run may change besides the nodes' own files). */
-function pveTree(): Map<string, string> {
-  const out = new Map<string, string>();
-  const root = join(dir, 'clusters/lab3/pve');
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      const st = statSync(p);
-      if (st.isDirectory()) walk(p);
-      else out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(root);
-  return out;
-}
+const pveTree = (): Map<string, string> => fileTree(join(dir, 'clusters/lab3/pve'));
 const snapshot = () => ({ pve: pveTree(), nodes: NODES.map((n) => nodeTree(dir, n)) });
 const unchanged = (a: ReturnType<typeof snapshot>, b: ReturnType<typeof snapshot>) => sameTree(a.pve, b.pve) && a.nodes.every((t, i) => sameTree(t, b.nodes[i]));
 const vmConf = (n: string) => readFileSync(join(dir, 'clusters/lab3/pve/nodes', n, 'qemu-server', `${VMID[n]}.conf`), 'utf8');

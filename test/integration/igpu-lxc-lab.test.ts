@@ -8,13 +8,12 @@
  * Lab addresses 127.0.180.x. Needs root (the lab does).
  */
 import test from 'ava';
-import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { labUp, type LabInfo } from '../../src/lab/index.ts';
 import { runCli, tasks, type CliRun } from '../helpers/cli.ts';
-import { isRoot, labInventory, labSh, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
+import { fileTree, isRoot, labInventory, labSh, labTest, nodeTree, sameTree, tearDownLab, tempDir } from '../helpers/lab.ts';
 
 const PLAYBOOK = fileURLToPath(new URL('../../playbooks/transcode-lxc.yaml', import.meta.url));
 const ROLES = fileURLToPath(new URL('../../roles', import.meta.url));
@@ -45,20 +44,7 @@ const run = (cmd: 'apply' | 'check', inv: string, ...args: string[]): Promise<Cl
   runCli([cmd, PLAYBOOK, '-i', inv, '--progress', 'quiet', ...args], { json: join(tmp, `run-${++runNo}.json`) });
 const sh = (node: string, command: string) => labSh(dir, info.nodes.find((x) => x.name === node)!.address, command);
 /** Each node's /etc/pve (standalone nodes: their own), path → sha256. */
-function pveTree(node: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const root = join(dir, 'nodes', node, 'pve');
-  const walk = (d: string) => {
-    for (const e of readdirSync(d)) {
-      const p = join(d, e);
-      const st = statSync(p);
-      if (st.isDirectory()) walk(p);
-      else out.set(p.slice(root.length), createHash('sha256').update(readFileSync(p)).digest('hex'));
-    }
-  };
-  walk(root);
-  return out;
-}
+const pveTree = (node: string): Map<string, string> => fileTree(join(dir, 'nodes', node, 'pve'));
 const snapshot = () => NODES.map((n) => ({ pve: pveTree(n), root: nodeTree(dir, n) }));
 const unchanged = (a: ReturnType<typeof snapshot>, b: ReturnType<typeof snapshot>) => a.every((x, i) => sameTree(x.pve, b[i]!.pve) && sameTree(x.root, b[i]!.root));
 const ctConf = (node: string, id: number) => readFileSync(join(dir, 'nodes', node, 'pve/nodes', node, 'lxc', `${id}.conf`), 'utf8');

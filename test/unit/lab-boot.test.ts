@@ -1,21 +1,10 @@
 import test from 'ava';
-import { boot, hugepagesFromCmdline, kernelAtLeast, parseGrubCfg, type NodeView } from '../../src/lab/boot.ts';
+import { boot, hugepagesFromCmdline, kernelAtLeast, parseGrubCfg } from '../../src/lab/boot.ts';
 import { grubCfg, loaderEntry, snapshotOf } from '../../src/lab/node.ts';
 import { loadProfile, listProfiles, type Profile } from '../../src/lab/profile.ts';
+import { memoryView } from '../helpers/node-view.ts';
 
-/** A node's files in memory. */
-function view(files: Record<string, string>): NodeView & { files: Record<string, string> } {
-  return {
-    files,
-    read: (p) => (p in files ? files[p]! : null),
-    list: (d) => {
-      const pre = d.endsWith('/') ? d : d + '/';
-      const names = new Set<string>();
-      for (const f of Object.keys(files)) if (f.startsWith(pre)) names.add(f.slice(pre.length).split('/')[0]!);
-      return [...names].sort();
-    },
-  };
-}
+const view = memoryView;
 
 const intel = (): Profile => loadProfile('intel-grub-pve8-rtx4090');
 

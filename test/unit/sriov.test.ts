@@ -6,24 +6,14 @@
 import test from 'ava';
 import { fullFunction } from '../../src/passthrough/selection.ts';
 import { parsePciExtra } from '../../src/facts/guests.ts';
-import { boot, type NodeView } from '../../src/lab/boot.ts';
+import { boot } from '../../src/lab/boot.ts';
 import { loadProfile } from '../../src/lab/profile.ts';
 import { addRid, parseSriovUnit, runSriovUnit, vfsOf, writeNumvfs, sriovPfs, type PfState } from '../../src/lab/sriov.ts';
 import { grubCfg, snapshotOf } from '../../src/lab/node.ts';
 import { sriovRequests, sriovUnitText, SRIOV_UNIT } from '../../src/passthrough/sriov.ts';
+import { memoryView } from '../helpers/node-view.ts';
 
-function view(files: Record<string, string>): NodeView & { files: Record<string, string> } {
-  return {
-    files,
-    read: (p) => (p in files ? files[p]! : null),
-    list: (d) => {
-      const pre = d.endsWith('/') ? d : d + '/';
-      const names = new Set<string>();
-      for (const f of Object.keys(files)) if (f.startsWith(pre)) names.add(f.slice(pre.length).split('/')[0]!);
-      return [...names].sort();
-    },
-  };
-}
+const view = memoryView;
 
 const PF = '0000:00:02.0';
 const pf = (numvfs = 0, driver: string | null = 'i915'): PfState => ({ address: PF, totalvfs: 7, numvfs, driver });
