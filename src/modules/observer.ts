@@ -10,6 +10,7 @@
  * Commands (`exec` actions) cannot be predicted: command reads keep their observed answer.
  */
 import { randomBytes } from 'node:crypto';
+import { posix } from 'node:path';
 import type { Action, CmdState, FileState, Observer, Read } from './contract.ts';
 import { shq, type Connection, type ExecResult } from '../transport/connection.ts';
 
@@ -40,9 +41,20 @@ export function newMarker(): string {
  * `<marker> <base64 of the read key> <label> [args]` followed by base64 payload lines.
  * Labels: `missing`; `stat <mode> <owner> <group> <type...>` then optionally `data` (content)
  * or `error` (why the content could not be read); `rc <n>`, `stdout`, `stderr` for commands.
+ *
+ * With `batch` (the default) the script starts a handful of processes whatever the number of
+ * reads: the regular files to read (not through a symlink, not under /proc, /sys or /dev, where
+ * sizes lie) and the commands' outputs go into ONE `tar` archive (GNU format, dereferenced, no
+ * recursion) piped through one `base64`: `tar` gives each file's mode, owner, group and exact
+ * bytes. Each such read prints `tarentry` (a command `tarstdout` and `tarstderr`) in archive
+ * order, then the archive follows as `- tar` and tar's status as `- tarrc N`. When tar is
+ * missing or fails (a file vanished or changed while read, permission denied), the same script
+ * reads those files one by one as without `batch`. Anything else (stat-only reads,
+ * directories, symlinks, special files) is read one by one: `stat`, then `base64`.
  */
-export function buildReadScript(reads: Read[], marker: string): string {
+export function buildReadScript(reads: Read[], marker: string, opts: { batch?: boolean } = {}): string {
   if (!/^[A-Za-z0-9_]+$/.test(marker)) throw new Error(`bad marker: ${marker}`);
+  const batch = opts.batch ?? true;
   const lines = [
     '{',
     `M=${marker}`,
@@ -67,21 +79,51 @@ export function buildReadScript(reads: Read[], marker: string): string {
     `    printf '%s %s missing\\n' "$M" "$1"`,
     '  fi',
     '}',
-    // r_cmd KEY COMMAND
-    'r_cmd() {',
-    '  sh -c "$2" </dev/null >"$T/o" 2>"$T/e"; rc=$?',
-    `  printf '%s %s rc %s\\n' "$M" "$1" "$rc"`,
-    `  printf '%s %s stdout\\n' "$M" "$1"; base64 "$T/o"`,
-    `  printf '%s %s stderr\\n' "$M" "$1"; base64 "$T/e"`,
+    // r_out KEY N: a command's saved output, one by one
+    'r_out() {',
+    `  printf '%s %s stdout\\n' "$M" "$1"; base64 "$T/$2.o"`,
+    `  printf '%s %s stderr\\n' "$M" "$1"; base64 "$T/$2.e"`,
     '}',
   ];
   const seen = new Set<string>();
+  const files: Array<[key: string, path: string]> = [];
+  const cmds: Array<[key: string, n: number]> = [];
+  const body: string[] = [];
   for (const r of reads) {
     const key = readKey(r);
     if (seen.has(key)) continue;
     seen.add(key);
-    if (r.kind === 'cmd') lines.push(`r_cmd ${b64(key)} ${shq(r.command)}`);
-    else lines.push(`r_file ${b64(key)} ${shq(r.path)} ${r.kind === 'file' ? 1 : 0}`);
+    if (r.kind === 'cmd') {
+      const n = cmds.length;
+      cmds.push([b64(key), n]);
+      body.push(`sh -c ${shq(r.command)} </dev/null >"$T/${n}.o" 2>"$T/${n}.e"; printf '%s %s rc %s\\n' "$M" ${b64(key)} "$?"`);
+    } else if (r.kind === 'file' && batch) files.push([b64(key), r.path]);
+    else body.push(`r_file ${b64(key)} ${shq(r.path)} ${r.kind === 'file' ? 1 : 0}`);
+  }
+  lines.push(...body);
+  if (!batch) {
+    for (const [k, n] of cmds) lines.push(`r_out ${k} ${n}`);
+  } else if (files.length || cmds.length) {
+    // The archive's members, in order: "$@" holds their paths, F the reads that fall back.
+    lines.push('set --');
+    for (const [k, n] of cmds) lines.push(`printf '%s %s tarstdout\\n%s %s tarstderr\\n' "$M" ${k} "$M" ${k}; set -- "$@" "$T/${n}.o" "$T/${n}.e"`);
+    for (const [k, p] of files) {
+      const q = shq(p);
+      // Sizes lie under /proc, /sys and /dev: tar would store what stat says (often 0 bytes).
+      if (!p.startsWith('/') || /^\/(?:proc|sys|dev)(?:\/|$)/.test(posix.normalize(p))) lines.push(`r_file ${k} ${q} 1`);
+      else lines.push(`if [ -f ${q} ] && [ ! -L ${q} ]; then printf '%s %s tarentry\\n' "$M" ${k}; set -- "$@" ${q}; F="$F ${k}"; else r_file ${k} ${q} 1; fi`);
+    }
+    lines.push(
+      `printf '%s - tar\\n' "$M"`,
+      // tar's status through a file: a pipeline's status is its last command's
+      `{ if command -v tar >/dev/null 2>&1; then LC_ALL=C tar --format=gnu --hard-dereference --no-recursion -b 1 -chPf - -- "$@" 2>"$T/tar.e"; echo $? >"$T/tar.rc"; else echo 127 >"$T/tar.rc"; fi; } | base64`,
+      'read rc <"$T/tar.rc" || rc=1',
+      `printf '%s - tarrc %s\\n' "$M" "$rc"`,
+      'if [ "$rc" != 0 ]; then',
+      ...cmds.map(([k, n]) => `  r_out ${k} ${n}`),
+      ...files.map(([k, p]) => `  case " $F " in *' ${k} '*) r_file ${k} ${shq(p)} 1 ;; esac`),
+      'fi',
+    );
   }
   lines.push(`printf '%s - done\\n' "$M"`, '} </dev/null', '');
   return lines.join('\n');
@@ -93,25 +135,111 @@ interface Section {
   payload: string[];
 }
 
+/** One member of a tar archive (GNU format) as `buildReadScript`'s batch writes it. */
+export interface TarMember {
+  name: string;
+  /** `0` a regular file, `5` a directory, ... (the header's type flag). */
+  type: string;
+  mode: number;
+  uid: number;
+  uname: string;
+  gname: string;
+  data: Buffer;
+}
+
+/** The members of a GNU tar archive (long names included); null when it is not a whole archive. Pure. */
+export function parseTar(buf: Buffer): TarMember[] | null {
+  const out: TarMember[] = [];
+  const str = (b: Buffer) => {
+    const z = b.indexOf(0);
+    return b.subarray(0, z < 0 ? b.length : z).toString('utf8');
+  };
+  const num = (b: Buffer): number => {
+    if (b[0]! & 0x80) return Number(b.subarray(1).readUIntBE(b.length - 7, 6)); // base-256
+    const t = str(b).trim();
+    return t ? Number.parseInt(t, 8) : 0;
+  };
+  let at = 0;
+  let longName: string | null = null;
+  while (at + 512 <= buf.length) {
+    const h = buf.subarray(at, at + 512);
+    if (h.every((x) => x === 0)) return out; // end of archive
+    let sum = 0;
+    for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : h[i]!;
+    if (sum !== num(h.subarray(148, 156))) return null;
+    const size = num(h.subarray(124, 136));
+    const type = String.fromCharCode(h[156]! || 48);
+    const data = buf.subarray(at + 512, at + 512 + size);
+    if (data.length !== size) return null;
+    at += 512 + Math.ceil(size / 512) * 512;
+    if (type === 'L') {
+      longName = str(data);
+      continue;
+    }
+    out.push({
+      name: longName ?? str(h.subarray(0, 100)),
+      type,
+      mode: num(h.subarray(100, 108)) & 0o7777,
+      uid: num(h.subarray(108, 116)),
+      uname: str(h.subarray(265, 297)),
+      gname: str(h.subarray(297, 329)),
+      data: Buffer.from(data),
+    });
+    longName = null;
+  }
+  return null;
+}
+
 /** Parse the output of `buildReadScript`'s script into read key → state. Pure. */
 export function parseReadOutput(stdout: string, marker: string): Map<string, Observed> {
   const sections = new Map<string, Section[]>();
+  /** The archive's members in order: which read and which part each one answers. */
+  const members: Array<{ key: string; label: string }> = [];
+  const archive: string[] = [];
+  let tarRc: string | null = null;
   let current: Section | undefined;
+  let inArchive = false;
   const prefix = `${marker} `;
   for (const line of stdout.split('\n')) {
     if (line.startsWith(prefix)) {
+      inArchive = false;
       const m = /^(\S+) (\S+)(?: (.*))?$/.exec(line.slice(prefix.length));
-      if (!m || m[1] === '-') {
-        current = undefined;
+      current = undefined;
+      if (!m) continue;
+      if (m[1] === '-') {
+        if (m[2] === 'tar') inArchive = true;
+        else if (m[2] === 'tarrc') tarRc = m[3] ?? null;
         continue;
       }
       const key = Buffer.from(m[1]!, 'base64').toString('utf8');
+      if (m[2]!.startsWith('tar')) {
+        members.push({ key, label: m[2]! });
+        continue;
+      }
       current = { label: m[2]!, args: m[3] ?? '', payload: [] };
       let list = sections.get(key);
       if (!list) sections.set(key, (list = []));
       list.push(current);
+    } else if (inArchive) {
+      archive.push(line);
     } else if (current) {
       current.payload.push(line);
+    }
+  }
+  // The batch's answers, when tar read every member and the archive holds exactly those.
+  const fromTar = new Map<string, TarMember>();
+  const cmdOut = new Map<string, { stdout?: Buffer; stderr?: Buffer }>();
+  if (tarRc === '0') {
+    const got = parseTar(Buffer.from(archive.join(''), 'base64'));
+    if (got && got.length === members.length && got.every((g) => g.type === '0')) {
+      members.forEach((m, i) => {
+        if (m.label === 'tarentry') fromTar.set(m.key, got[i]!);
+        else {
+          const o = cmdOut.get(m.key) ?? {};
+          o[m.label === 'tarstdout' ? 'stdout' : 'stderr'] = got[i]!.data;
+          cmdOut.set(m.key, o);
+        }
+      });
     }
   }
 
@@ -121,10 +249,13 @@ export function parseReadOutput(stdout: string, marker: string): Map<string, Obs
     const data = (s: Section | undefined) => Buffer.from(s ? s.payload.join('') : '', 'base64');
     if (key.startsWith('cmd:')) {
       const rc = get('rc');
+      const batch = cmdOut.get(key);
+      // No output at all (the batch failed and the script died before its fallback): no answer.
+      if (!batch?.stdout && !get('stdout')) continue;
       out.set(key, {
         code: rc ? Number.parseInt(rc.args, 10) : -1,
-        stdout: data(get('stdout')).toString('utf8'),
-        stderr: data(get('stderr')).toString('utf8'),
+        stdout: (batch?.stdout ?? data(get('stdout'))).toString('utf8'),
+        stderr: (batch?.stderr ?? data(get('stderr'))).toString('utf8'),
       });
       continue;
     }
@@ -149,6 +280,11 @@ export function parseReadOutput(stdout: string, marker: string): Map<string, Obs
     const err = get('error');
     if (err) state.error = data(err).toString('utf8').trim() || 'unreadable';
     out.set(key, state);
+  }
+  for (const [key, t] of fromTar) {
+    if (out.has(key)) continue;
+    // stat's %U/%G print UNKNOWN for an id without a name; tar leaves the name empty.
+    out.set(key, { exists: true, content: t.data.toString('utf8'), bytes: t.data, mode: t.mode, owner: t.uname || 'UNKNOWN', group: t.gname || 'UNKNOWN', isDir: false });
   }
   return out;
 }
@@ -285,9 +421,9 @@ export class HostObserver implements Observer {
     }
   }
 
-  private async run(reads: Read[]): Promise<void> {
+  private async run(reads: Read[], batch = true): Promise<void> {
     const marker = newMarker();
-    const script = buildReadScript(reads, marker);
+    const script = buildReadScript(reads, marker, { batch });
     const keys = reads.map(readKey);
     const job = (async () => {
       this.roundTrips++;
@@ -301,6 +437,8 @@ export class HostObserver implements Observer {
         if (v) this.cache.set(key, v);
         else missing.push(key);
       }
+      // A batch whose archive did not come back whole: those reads once more, one by one.
+      if (missing.length && batch && res.code === 0) return this.run(reads.filter((r) => missing.includes(readKey(r))), false);
       if (missing.length) {
         const why = res.stderr.trim().split('\n').slice(-3).join('\n');
         throw new Error(

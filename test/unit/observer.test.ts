@@ -2,6 +2,7 @@ import test from 'ava';
 import { mkdtemp, mkdir, writeFile, chmod, rm, symlink, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { LocalConnection } from '../../src/transport/local.ts';
 import {
   HostObserver,
@@ -15,6 +16,8 @@ import type { CmdState, Read } from '../../src/modules/contract.ts';
 import { cmd, type Connection, type ExecOptions } from '../../src/transport/connection.ts';
 
 const local = new LocalConnection('local');
+/** A read map as an object with sorted keys: the order reads come back in is not part of the result. */
+const sorted = (m: Map<string, unknown>) => Object.fromEntries([...m].sort(([a], [b]) => a.localeCompare(b)));
 const BIN = Buffer.from([0, 1, 2, 0xff, 0xfe, 10, 13, 0x80]);
 
 async function oddTree() {
@@ -82,9 +85,41 @@ test('buildReadScript/parseReadOutput round trip on real sh: odd names, binary, 
   t.not((out.get(readKey(reads[11]!)) as CmdState).code, 0);
   // A command reading stdin gets EOF, not the rest of the script.
   t.deepEqual(out.get(readKey(reads[12]!)), { code: 0, stdout: 'after\n', stderr: '' });
+  // The regular files and the commands' outputs came in one archive; one by one gives the same.
+  t.true(res.stdout.includes(`\n${marker} - tarrc 0\n`), 'the batch archive was read whole');
+  const one = await local.exec(`${cmd('cd', dir)} && sh -s`, { stdin: buildReadScript(reads, marker, { batch: false }), nothrow: true });
+  t.false(one.stdout.includes(`${marker} - tar`));
+  t.deepEqual(sorted(parseReadOutput(one.stdout, marker)), sorted(out));
   // $(touch pwned) in a name was never run.
   t.false((await readdir(dir)).includes('pwned'));
   t.true((await readdir(dir)).includes('$(touch pwned) `x`'));
+  await rm(dir, { recursive: true });
+});
+
+test('a batch whose archive fails falls back to reading one by one in the same script; without tar too', async (t) => {
+  const { dir, names } = await oddTree();
+  const reads: Read[] = [
+    { kind: 'file', path: names.spaces },
+    { kind: 'file', path: names.binary },
+    { kind: 'cmd', command: 'echo out; echo err >&2' },
+  ];
+  const marker = newMarker();
+  const script = buildReadScript(reads, marker);
+  const want = parseReadOutput((await local.exec('sh -s', { stdin: buildReadScript(reads, marker, { batch: false }) })).stdout, marker);
+  t.is(want.size, 3);
+  // tar fails (a stand-in that exits 2 after half an archive) / tar is not installed
+  const bin = join(dir, 'bin-dir');
+  await mkdir(bin);
+  await writeFile(join(bin, 'tar'), '#!/bin/sh\nprintf garbage\nexit 2\n', { mode: 0o755 });
+  // no tar at all: a PATH of links to every other program the script runs
+  const noTar = join(dir, 'no-tar');
+  await mkdir(noTar);
+  for (const p of ['sh', 'mktemp', 'rm', 'mkdir', 'stat', 'base64', 'cat']) await symlink(execFileSync('sh', ['-c', `command -v ${p}`]).toString().trim(), join(noTar, p));
+  for (const path of [`${bin}:/usr/bin:/bin`, noTar]) {
+    const res = await local.exec(`PATH=${path} sh -s`, { stdin: script, nothrow: true });
+    t.regex(res.stdout, new RegExp(`${marker} - tarrc [^0]`));
+    t.deepEqual(sorted(parseReadOutput(res.stdout, marker)), sorted(want), path);
+  }
   await rm(dir, { recursive: true });
 });
 
