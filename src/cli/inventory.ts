@@ -7,9 +7,6 @@
 import type { Command } from 'commander';
 import { EXIT } from '../model/types.ts';
 import { ConfigError } from '../model/errors.ts';
-import { suggest } from '../load/yaml.ts';
-import { graphText, hostJson, listJson, pyJson, readSources } from '../inventory/ansible.ts';
-import { loadInventory } from '../inventory/index.ts';
 import { reportError, type Io } from './io.ts';
 
 /** Collects a repeatable option's values (`-i a -i b`). */
@@ -36,6 +33,10 @@ export function inventoryCommand(program: Command, io: Io, setCode: (c: number) 
 }
 
 async function inventoryMain(flags: Flags, io: Io): Promise<number> {
+  // Loaded here, not at start: `passthru --help` and the other commands never pay for them.
+  const { suggest } = await import('../load/yaml.ts');
+  const { graphText, hostJson, listJson, pyJson, readSources } = await import('../inventory/ansible.ts');
+  const { loadInventory } = await import('../inventory/index.ts');
   const modes = [flags.list, flags.host !== undefined, flags.graph !== undefined].filter(Boolean).length;
   if (modes > 1) {
     io.err('error: choose one of --list, --host NAME, --graph\n');
