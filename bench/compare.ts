@@ -6,6 +6,7 @@
  *   npm run bench                          # N = 10, 50, 200
  *   npm run bench -- --sizes 10,50         # chosen N
  *   npm run bench -- --sizes 10 --json -   # the figures as JSON on stdout (or --json FILE)
+ *   npm run bench -- --runs 5 --no-ansible # rounds per N (medians; default 3); without ansible-core
  *
  * For each N, a lab of N nodes (the profiles that converge, as bench/converge.ts), then:
  *  - `ssh true` floor: OpenSSH `ssh host true` to every node in parallel (a new connection each);
@@ -51,6 +52,9 @@ function arg(name: string): string | undefined {
 }
 const sizes = (arg('--sizes') ?? '10,50,200').split(',').map(Number).filter((n) => Number.isInteger(n) && n > 0 && n <= 254);
 const jsonOut = arg('--json');
+/** Rounds of the no-drift measurements per N (`--runs`, default 3): medians are reported. */
+const RUNS = Math.max(1, Number(arg('--runs') ?? 3) || 3);
+const noAnsible = process.argv.includes('--no-ansible');
 const log = (m: string) => process.stderr.write(`bench: ${m}\n`);
 
 function baseAddr(n: number): string {
@@ -197,6 +201,12 @@ async function ansible(info: LabInfo, dir: string): Promise<Measured | null> {
   return { ...rest, changed };
 }
 
+/** The run of median wall time (its other figures come with it). */
+function medianRun(xs: Measured[]): Measured {
+  const a = [...xs].sort((x, y) => x.wallS - y.wallS);
+  return a[(a.length - 1) >> 1]!;
+}
+
 interface Row {
   n: number;
   sshTrueS: number;
@@ -232,20 +242,33 @@ async function runN(n: number, withAnsible: boolean): Promise<Row> {
   try {
     log(`N=${n}: lab up at ${baseAddr(n)}...`);
     const info = await labUp({ dir: join(dir, 'lab'), scenarios: scenariosFor(n), rebootDelayS: DELAY_S, baseAddr: baseAddr(n) });
-    const sshTrueS = await sshAll(info, 'true');
-    const probeFloorS = await sshAll(info, 'sh -s', probeScript());
-    log(`N=${n}: floors ${sshTrueS.toFixed(2)} s / ${probeFloorS.toFixed(2)} s; first converge (--no-reboot)...`);
+    log(`N=${n}: first converge (--no-reboot)...`);
     const first = await passthru(info, dir, 'first', ['apply', '--no-reboot']);
     log(`N=${n}: full converge (reboots)...`);
     const conv = await passthru(info, dir, 'converge', ['apply', '--guests', 'shutdown']);
-    log(`N=${n}: check and apply with no drift...`);
-    const check = await passthru(info, dir, 'check', ['check']);
-    const apply = await passthru(info, dir, 'noop', ['apply']);
-    let ans: Measured | null = null;
-    if (withAnsible) {
-      log(`N=${n}: ansible-core...`);
-      ans = await ansible(info, dir);
+    // On the converged nodes, RUNS rounds; in each the floors, check, apply and Ansible take
+    // turns, so a slow moment of the machine does not fall on one of them only. Medians.
+    const sshTrue: number[] = [];
+    const probeFloor: number[] = [];
+    const checks: Measured[] = [];
+    const applies: Measured[] = [];
+    const ansibles: Measured[] = [];
+    for (let i = 0; i < RUNS; i++) {
+      log(`N=${n}: round ${i + 1} of ${RUNS}: floors, check, apply${withAnsible ? ', ansible-core' : ''}...`);
+      sshTrue.push(await sshAll(info, 'true'));
+      probeFloor.push(await sshAll(info, 'sh -s', probeScript()));
+      checks.push(await passthru(info, dir, `check-${i}`, ['check']));
+      applies.push(await passthru(info, dir, `noop-${i}`, ['apply']));
+      if (withAnsible) {
+        const a = await ansible(info, dir);
+        if (a) ansibles.push(a);
+      }
     }
+    const sshTrueS = median(sshTrue);
+    const probeFloorS = median(probeFloor);
+    const check = medianRun(checks);
+    const apply = medianRun(applies);
+    const ans = ansibles.length ? medianRun(ansibles) : null;
     return { n, sshTrueS, probeFloorS, first, convergeS: conv.wallS, check, apply, ansible: ans };
   } finally {
     await cleanup();
@@ -256,7 +279,7 @@ if (!existsSync(join(REPO, 'dist', 'cli', 'main.js'))) {
   log('dist/ is missing: run `npm run build` (or `npm ci`) first');
   process.exit(1);
 }
-const withAnsible = await ensureAnsible();
+const withAnsible = !noAnsible && (await ensureAnsible());
 const rows: Row[] = [];
 const hardStop = setTimeout(() => {
   log('time box (60 min) exceeded, bringing the lab down');
@@ -299,7 +322,7 @@ if (rows.length && jsonOut !== '-') {
   console.log(cols.map(([h], i) => h.padStart(w[i]!)).join('  '));
   for (const r of rows) console.log(cols.map(([, f], i) => f(r).padStart(w[i]!)).join('  '));
   console.log(
-    `\n${cores} cores (${cpuModel}). Wall times of one run each. ssh true / probe floor: OpenSSH to every node in parallel ` +
+    `\n${cores} cores (${cpuModel}). Wall times: medians of ${RUNS} rounds on the same converged nodes (floors, check, apply and Ansible taking turns); converge: one run. ssh true / probe floor: OpenSSH to every node in parallel ` +
       '(`ssh host true`; `ssh host sh -s` < the facts probe). check / apply no-op: on converged nodes. converge --no-reboot: the first ' +
       'apply on fresh nodes. ansible no-op: bench/ansible-host-stage.yaml (gather facts, the same files), forks N, pipelining. cmds/host: ' +
       'commands per host counted by the nodes\' sshd (median). CPU and peak RSS: the controller process (user + system, with its children).',

@@ -23,10 +23,26 @@ export interface VarLayers {
   check?: boolean;
 }
 
+/**
+ * `groups` and `hostvars` of an inventory: the same for every task of every host, so made once
+ * per inventory (building them per task made a run's work grow with hosts × hosts). Shared,
+ * frozen: a template reads them and never writes.
+ */
+const perInventory = new WeakMap<Inventory, { groups: Record<string, string[]>; hostvars: Record<string, Vars> }>();
+function inventoryVars(inv: Inventory): { groups: Record<string, string[]>; hostvars: Record<string, Vars> } {
+  let v = perInventory.get(inv);
+  if (!v) {
+    const groups: Record<string, string[]> = {};
+    for (const [name] of inv.groups) groups[name] = Object.freeze(groupMembers(inv, name)) as string[];
+    groups.all ??= Object.freeze([...inv.hosts.keys()]) as string[];
+    v = { groups: Object.freeze(groups), hostvars: Object.freeze(Object.fromEntries([...inv.hosts].map(([n, h]) => [n, h.vars]))) };
+    perInventory.set(inv, v);
+  }
+  return v;
+}
+
 export function taskVars(l: VarLayers): Vars {
-  const groups: Record<string, string[]> = {};
-  for (const [name] of l.inventory.groups) groups[name] = groupMembers(l.inventory, name);
-  groups.all ??= [...l.inventory.hosts.keys()];
+  const { groups, hostvars } = inventoryVars(l.inventory);
   const written: Vars = {
     ...(l.role?.defaults ?? {}),
     ...l.host.vars,
@@ -44,7 +60,7 @@ export function taskVars(l: VarLayers): Vars {
     ansible_check_mode: l.check === true,
     // Every host's inventory variables (not its facts), as Ansible's hostvars: what a role that acts
     // once for a cluster (pci-mapping) needs to know of the other members.
-    hostvars: Object.fromEntries([...l.inventory.hosts].map(([n, h]) => [n, h.vars])),
+    hostvars,
   };
   // Values written in YAML (defaults, inventory, stage, role reference, -e) may hold templates
   // themselves: render them when first used, as Ansible does, with the final variables.
