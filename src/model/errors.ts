@@ -57,16 +57,20 @@ export class UnreachableError extends Error {
 
 /** Closest known name by edit distance, for "did you mean" hints; undefined when nothing is close. */
 export function closest(name: string, known: Iterable<string>): string | undefined {
+  const limit = Math.max(2, Math.floor(name.length / 3));
+  const lower = name.toLowerCase();
   let best: string | undefined;
   let bestD = Infinity;
   for (const k of known) {
-    const d = editDistance(name.toLowerCase(), k.toLowerCase());
+    // The distance is at least the difference in length: names that far off are never close.
+    if (Math.abs(k.length - name.length) > Math.min(limit, bestD)) continue;
+    const d = editDistance(lower, k.toLowerCase());
     if (d < bestD) {
       bestD = d;
       best = k;
     }
   }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+  return best !== undefined && bestD <= limit ? best : undefined;
 }
 
 export function editDistance(a: string, b: string): number {
