@@ -6,13 +6,13 @@
  */
 import type { Facts, PciDevice } from './types.ts';
 import type { PciExtra } from './guests.ts';
-import { nonEmpty, type ProbeSection, type SectionText } from './text.ts';
+import { catSh, lsSh, nonEmpty, type ProbeSection, type SectionText } from './text.ts';
 
 /** Every package dpkg knows with its version and state: the probe and the `apt` module read this. */
 export const DPKG_QUERY = "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n'";
 
 export const HARDWARE_SECTIONS: ProbeSection[] = [
-  ['class-iommu', `ls -1 /sys/class/iommu 2>/dev/null`],
+  ['class-iommu', lsSh('/sys/class/iommu')],
   ['iommu-groups', `for d in /sys/kernel/iommu_groups/*/devices/*; do [ -e "$d" ] && echo "$d"; done`],
   [
     'pci',
@@ -29,9 +29,9 @@ export const HARDWARE_SECTIONS: ProbeSection[] = [
   ],
   ['lspci', `command -v lspci >/dev/null 2>&1 && lspci -Dnn 2>/dev/null`],
   // lsmod when /proc/modules cannot be read (it reads the same table; a container or a lab node
-  // on a kernel without module support has no /proc/modules).
-  ['modules', `cat /proc/modules 2>/dev/null || lsmod 2>/dev/null`],
-  ['meminfo', `cat /proc/meminfo`],
+  // on a kernel without module support has no /proc/modules). cat: the table can be long.
+  ['modules', `if [ -r /proc/modules ]; then cat /proc/modules 2>/dev/null || lsmod 2>/dev/null; else lsmod 2>/dev/null; fi`],
+  ['meminfo', catSh('/proc/meminfo')],
   ['dpkg', `command -v dpkg-query >/dev/null 2>&1 && ${DPKG_QUERY} 2>/dev/null`],
   ['dkms', `command -v dkms >/dev/null 2>&1 && dkms status 2>/dev/null`],
   [
