@@ -25,8 +25,13 @@ profile_var() {
   if [ -z "$__lab_prof_state" ]; then
     __lab_prof_state=none
     if [ -r "$RUN/profile.tsv" ]; then
-      local __pk __pv
-      while IFS=$'\t' read -r __pk __pv; do [ -n "${__lab_prof[$__pk]+x}" ] || __lab_prof[$__pk]=$__pv; done < "$RUN/profile.tsv"
+      # `path<TAB>value` lines (neither holds a tab: profileTsv), the file read whole
+      local __pl __pk __pv __pls=()
+      mapfile -t __pls < "$RUN/profile.tsv"
+      for __pl in "${__pls[@]}"; do
+        __pk=${__pl%%$'\t'*}; __pv=; [ "$__pk" = "$__pl" ] || __pv=${__pl#*$'\t'}
+        [ -n "${__lab_prof[$__pk]+x}" ] || __lab_prof[$__pk]=$__pv
+      done
       __lab_prof_state=tsv
     fi
   fi

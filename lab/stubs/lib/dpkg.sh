@@ -30,14 +30,16 @@ __dpkg_index() {
 # dpkg_load: DPKG_NAMES (in order), DPKG_VER[name], DPKG_ST[name] of the installed packages.
 dpkg_load() {
   [ -n "$__dpkg_loaded" ] && return 0
-  local idx l n r
-  answer_get idx dpkg.tsv __dpkg_index "$DPKG_STATUS"
+  local idx l n r lines=()
+  # the kept index read whole (mapfile: a few reads, where a loop of read would take one per byte of a pipe)
+  if answer_fresh dpkg.tsv "$DPKG_STATUS"; then mapfile -t lines < "$ANS/dpkg.tsv"
+  else answer_get idx dpkg.tsv __dpkg_index "$DPKG_STATUS"; [ -z "$idx" ] || mapfile -t lines <<<"${idx%$'\n'}"; fi
   DPKG_NAMES=(); DPKG_VER=(); DPKG_ST=()
-  while IFS= read -r l; do
+  for l in "${lines[@]}"; do
     [ -n "$l" ] || continue
     n=${l%%$'\t'*}; r=${l#*$'\t'}
     DPKG_NAMES+=("$n"); DPKG_VER[$n]=${r%%$'\t'*}; DPKG_ST[$n]=${r#*$'\t'}
-  done <<<"$idx"
+  done
   __dpkg_loaded=1
 }
 # dpkg_reload: after this process changed the status file (apt-get): load (and keep) the index again.
