@@ -10,11 +10,14 @@ import { lines, nonEmpty, type ProbeSection, type SectionText } from './text.ts'
 export const CLUSTER_SECTIONS: ProbeSection[] = [
   ['pvecm', `command -v pvecm >/dev/null 2>&1 && pvecm status 2>&1`],
   ['pvecm-nodes', `command -v pvecm >/dev/null 2>&1 && pvecm nodes 2>&1`],
-  // Membership evidence that needs neither pmxcfs nor corosync running.
+  // Membership evidence that needs neither pmxcfs nor corosync running: the lines
+  // grep -E '^[[:space:]]*(cluster_name|name)[[:space:]]*:' prints, matched with shell builtins.
   [
     'corosync',
     `for f in /etc/pve/corosync.conf /etc/corosync/corosync.conf; do [ -f "$f" ] || continue; echo "file $f"; ` +
-      `grep -E '^[[:space:]]*(cluster_name|name)[[:space:]]*:' "$f" 2>/dev/null; done`,
+      `{ while IFS= read -r __l || [ -n "$__l" ]; do __t=\${__l#"\${__l%%[![:space:]]*}"}; ` +
+      `case "$__t" in cluster_name*) __t=\${__t#cluster_name} ;; name*) __t=\${__t#name} ;; *) continue ;; esac; ` +
+      `__t=\${__t#"\${__t%%[![:space:]]*}"}; case "$__t" in :*) printf '%s\\n' "$__l" ;; esac; done; } < "$f" 2>/dev/null; done`,
   ],
   ['qm', `command -v qm >/dev/null 2>&1 && qm list 2>/dev/null`],
   ['pct', `command -v pct >/dev/null 2>&1 && pct list 2>/dev/null`],

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { parsePciMappingCfg, type PciMapping } from './pci-mapping.ts';
 import { parsePropertyString } from './property-string.ts';
-import { lines } from './text.ts';
+import { catSh, lines, lsSh } from './text.ts';
 
 export * from './pci-mapping.ts';
 export * from './property-string.ts';
@@ -267,10 +267,11 @@ export function parseDri(text: string): DriNode[] {
 export const GUEST_SECTIONS: Array<[string, string]> = [
   [
     'pve-guests',
-    `for f in /etc/pve/qemu-server/*.conf /etc/pve/lxc/*.conf; do [ -f "$f" ] && { printf '@@file %s\\n' "$f"; cat "$f"; echo; }; done`,
+    `for f in /etc/pve/qemu-server/*.conf /etc/pve/lxc/*.conf; do [ -f "$f" ] && { printf '@@file %s\\n' "$f"; ${catSh('"$f"')}; echo; }; done`,
   ],
-  ['pve-nodes', `[ -d /etc/pve/nodes ] && ls -1 /etc/pve/nodes`],
-  ['pci-mapping', `[ -f /etc/pve/mapping/pci.cfg ] && cat /etc/pve/mapping/pci.cfg`],
+  // Shell builtins for the small files and the listing (no process: catSh, lsSh).
+  ['pve-nodes', `[ -d /etc/pve/nodes ] && ${lsSh('/etc/pve/nodes')}`],
+  ['pci-mapping', `[ -f /etc/pve/mapping/pci.cfg ] && ${catSh('/etc/pve/mapping/pci.cfg')}`],
   [
     'pci-extra',
     `grep -s -H . /sys/bus/pci/devices/*/subsystem_vendor /sys/bus/pci/devices/*/subsystem_device /sys/bus/pci/devices/*/sriov_totalvfs /sys/bus/pci/devices/*/sriov_numvfs; ` +

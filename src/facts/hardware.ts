@@ -6,13 +6,17 @@
  */
 import type { Facts, PciDevice } from './types.ts';
 import type { PciExtra } from './guests.ts';
-import { nonEmpty, type ProbeSection, type SectionText } from './text.ts';
+import { catSh, lsSh, nonEmpty, type ProbeSection, type SectionText } from './text.ts';
 
 /** Every package dpkg knows with its version and state: the probe and the `apt` module read this. */
 export const DPKG_QUERY = "dpkg-query -W -f='${Package}\\t${Version}\\t${db:Status-Status}\\n'";
 
+/** `printf '%s\n' "$VAR" | CMD` without a pipeline: CMD reads the variable as a here-document (its own lines). */
+const hereDoc = (cmd: string, v: string) => `${cmd} <<__PASSTHRU_EOF__\n${v}\n__PASSTHRU_EOF__\n`;
+const grepLog = (v: string) => hereDoc(`grep -E "$pat"`, v);
+
 export const HARDWARE_SECTIONS: ProbeSection[] = [
-  ['class-iommu', `ls -1 /sys/class/iommu 2>/dev/null`],
+  ['class-iommu', lsSh('/sys/class/iommu')],
   ['iommu-groups', `for d in /sys/kernel/iommu_groups/*/devices/*; do [ -e "$d" ] && echo "$d"; done`],
   [
     'pci',
@@ -29,9 +33,9 @@ export const HARDWARE_SECTIONS: ProbeSection[] = [
   ],
   ['lspci', `command -v lspci >/dev/null 2>&1 && lspci -Dnn 2>/dev/null`],
   // lsmod when /proc/modules cannot be read (it reads the same table; a container or a lab node
-  // on a kernel without module support has no /proc/modules).
-  ['modules', `cat /proc/modules 2>/dev/null || lsmod 2>/dev/null`],
-  ['meminfo', `cat /proc/meminfo`],
+  // on a kernel without module support has no /proc/modules). cat: the table can be long.
+  ['modules', `if [ -r /proc/modules ]; then cat /proc/modules 2>/dev/null || lsmod 2>/dev/null; else lsmod 2>/dev/null; fi`],
+  ['meminfo', catSh('/proc/meminfo')],
   ['dpkg', `command -v dpkg-query >/dev/null 2>&1 && ${DPKG_QUERY} 2>/dev/null`],
   ['dkms', `command -v dkms >/dev/null 2>&1 && dkms status 2>/dev/null`],
   [
@@ -39,10 +43,15 @@ export const HARDWARE_SECTIONS: ProbeSection[] = [
     `if command -v docker >/dev/null 2>&1; then echo installed; docker info --format '{{json .Runtimes}}' 2>/dev/null; fi`,
   ],
   // dmesg may be restricted or rotated on a long-running host: fall back to the journal.
+  // `LOG | grep -E PAT | head -n 400`, one program after the other instead of a pipeline (programs
+  // running at the same time cost several times their CPU on a small VM): the log is kept, then
+  // given to grep as a here-document; head runs only when there can be more than 400 lines (each
+  // holds a 4-byte pattern: 401 lines take at least 2004 bytes).
   [
     'iommu-log',
-    `pat='DMAR|AMD-Vi|IOMMU|iommu'; out=$(dmesg 2>/dev/null | grep -E "$pat" | head -n 400); ` +
-      `if [ -z "$out" ] && command -v journalctl >/dev/null 2>&1; then out=$(journalctl -k -b -q --no-pager 2>/dev/null | grep -E "$pat" | head -n 400); fi; ` +
+    `pat='DMAR|AMD-Vi|IOMMU|iommu'; __log=$(dmesg 2>/dev/null); out=$(${grepLog('$__log')}); ` +
+      `if [ -z "$out" ] && command -v journalctl >/dev/null 2>&1; then __log=$(journalctl -k -b -q --no-pager 2>/dev/null); out=$(${grepLog('$__log')}); fi; ` +
+      `[ \${#out} -lt 2004 ] || out=$(${hereDoc('head -n 400', '$out')}); ` +
       `printf '%s\\n' "$out"`,
   ],
 ];

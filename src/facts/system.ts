@@ -6,15 +6,20 @@
  */
 import { compareVersions, kernelVersion as coerceKernel } from '../model/version.ts';
 import type { Bootloader, Facts } from './types.ts';
-import { lines, nonEmpty, type ProbeSection, type SectionText } from './text.ts';
+import { catSh, lines, nonEmpty, type ProbeSection, type SectionText } from './text.ts';
 
 export const SYSTEM_SECTIONS: ProbeSection[] = [
-  ['hostname', `hostname 2>/dev/null || cat /etc/hostname 2>/dev/null`],
-  // The first processor block only (up to the first blank line).
-  ['cpuinfo', `sed -n '1,/^$/p' /proc/cpuinfo 2>/dev/null`],
+  // What hostname(1) prints is the kernel's host name: read without a process where /proc has it.
+  ['hostname', `{ IFS= read -r __h < /proc/sys/kernel/hostname && printf '%s\\n' "$__h"; } 2>/dev/null || hostname 2>/dev/null || cat /etc/hostname 2>/dev/null`],
+  // The first processor block only, up to the first blank line after line 1 (sed -n '1,/^$/p'),
+  // with shell builtins.
+  [
+    'cpuinfo',
+    `{ __n=0; while IFS= read -r __l; do printf '%s\\n' "$__l"; __n=$((__n + 1)); [ $__n -gt 1 ] && [ -z "$__l" ] && break; done; printf '%s' "$__l"; } < /proc/cpuinfo`,
+  ],
   ['uname', `uname -r`],
   ['kernels', `for f in /boot/vmlinuz-*; do [ -e "$f" ] && echo "\${f#/boot/vmlinuz-}"; done`],
-  ['kernel-pin', `for f in /etc/kernel/next-boot-pin /etc/kernel/proxmox-boot-pin; do [ -s "$f" ] && echo "\${f##*/} $(head -n 1 "$f")"; done`],
+  ['kernel-pin', `for f in /etc/kernel/next-boot-pin /etc/kernel/proxmox-boot-pin; do [ -s "$f" ] && { __p=''; IFS= read -r __p < "$f"; echo "\${f##*/} $__p"; }; done`],
   ['pveversion', `command -v pveversion >/dev/null 2>&1 && pveversion 2>&1`],
   ['proxmox-boot-tool', `command -v proxmox-boot-tool >/dev/null 2>&1 && proxmox-boot-tool status 2>&1`],
   ['efibootmgr', `command -v efibootmgr >/dev/null 2>&1 && efibootmgr -v 2>&1`],
@@ -28,9 +33,10 @@ export const SYSTEM_SECTIONS: ProbeSection[] = [
       `printf 'GRUB_CMDLINE_LINUX_DEFAULT=%s\\n' "$GRUB_CMDLINE_LINUX_DEFAULT"; ` +
       `printf 'GRUB_CMDLINE_LINUX=%s\\n' "$GRUB_CMDLINE_LINUX" ); fi`,
   ],
-  ['kernel-cmdline', `[ -f /etc/kernel/cmdline ] && cat /etc/kernel/cmdline`],
-  ['proc-cmdline', `cat /proc/cmdline`],
-  ['boot-id', `cat /proc/sys/kernel/random/boot_id`],
+  // Small files, printed with shell builtins (catSh: no process).
+  ['kernel-cmdline', `[ -f /etc/kernel/cmdline ] && ${catSh('/etc/kernel/cmdline')}`],
+  ['proc-cmdline', catSh('/proc/cmdline')],
+  ['boot-id', catSh('/proc/sys/kernel/random/boot_id')],
 ];
 
 /** The system sections → their Facts fields. */

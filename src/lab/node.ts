@@ -3,6 +3,7 @@
  *   root/   the node's own files, by the path the node sees (root/etc is the upper dir of an
  *           overlay over the machine's /etc; some directories are bound whole, see node-ns.sh)
  *   gen/    what the last boot produced: proc files, a sysfs tree, run/ state for the stubs
+ *           (run/answers/: what the stubs print, computed once: src/lab/answers.ts)
  *   node.json, lab.env, sshd_config, ssh/ (host key), boots.log, state, *.pid
  */
 import { randomUUID } from 'node:crypto';
@@ -13,6 +14,7 @@ import type { Profile } from './profile.ts';
 import { writePciExtra } from './pve-fs.ts';
 import { writeSriovGen } from './sriov.ts';
 import { writeDri } from './dev.ts';
+import { writeAnswers } from './answers.ts';
 
 export interface NodeMeta {
   name: string;
@@ -350,6 +352,7 @@ export function writeGen(nodeDir: string, p: Profile, res: BootResult, bootId: s
   put(join(run, 'boot.json'), JSON.stringify({ bootId, ...res }, null, 2) + '\n');
   put(join(run, 'profile.tsv'), profileTsv(p));
   writeDri(g, p, res.devices);
+  writeAnswers(nodeDir);
 }
 
 /**

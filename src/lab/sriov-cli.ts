@@ -5,6 +5,7 @@
  */
 import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeDmesgAnswers } from './answers.ts';
 import { hostView } from './node.ts';
 import type { Profile } from './profile.ts';
 import { parseSriovUnit, startSriovUnit } from './sriov.ts';
@@ -20,7 +21,10 @@ if (!unit) process.exit(0);
 const r = startSriovUnit(dir, p, unit);
 const dmesg = join(dir, 'gen/run/dmesg');
 const n = readFileSync(dmesg, 'utf8').split('\n').filter(Boolean).length;
-if (r.log.length) appendFileSync(dmesg, r.log.map((l, i) => `[ ${(60 + (n + i) * 0.013).toFixed(6).padStart(11)}] ${l}`).join('\n') + '\n');
+if (r.log.length) {
+  appendFileSync(dmesg, r.log.map((l, i) => `[ ${(60 + (n + i) * 0.013).toFixed(6).padStart(11)}] ${l}`).join('\n') + '\n');
+  writeDmesgAnswers(join(dir, 'gen/run'));
+}
 if (!r.ok) {
   console.error(r.error);
   process.exit(1);

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { labUp, type LabInfo } from '../../src/lab/index.ts';
+import { labUp, nodeFile, type LabInfo } from '../../src/lab/index.ts';
 import {
   parseEfibootmgr,
   parseIommuLog,
@@ -340,6 +340,24 @@ rootTest('dmesg and journalctl -k: the timestamp of util-linux dmesg, the IOMMU 
   t.deepEqual(jk.map((l) => l.replace(/^.*? kernel: /, '')), amd.map(msg));
   const jm = linesOf(await sh('pve-amd', 'journalctl -k -b -o short-monotonic --no-pager'));
   t.deepEqual(jm.map((l) => l.replace(' pve-amd kernel:', '')), amd);
+});
+
+rootTest('answers: kept by the boot, newer than their files; a file edited behind the stubs is read again', async (t) => {
+  const node = 'gpu-guest';
+  t.deepEqual(linesOf(await sh(node, 'ls "$LAB_NODE/gen/run/answers"')), ['dmesg', 'dmesg-mtime', 'dpkg.tsv']);
+  const fresh = (a: string, f: string) => sh(node, `[ "$LAB_NODE/gen/run/answers/${a}" -nt ${f} ] && echo fresh`);
+  t.is(await fresh('dmesg', '"$LAB_NODE/gen/run/dmesg"'), 'fresh\n');
+  t.is(await fresh('dmesg-mtime', '"$LAB_NODE/gen/run/dmesg"'), 'fresh\n');
+  t.is(await fresh('dpkg.tsv', '/var/lib/dpkg/status'), 'fresh\n');
+  // the kept dmesg is what the stub printed before answers existed (its awk program)
+  const awk = `awk '{ if (match($0, /^\\[ *[0-9]+\\.[0-9]+\\] /)) { ts = substr($0, 2, RLENGTH - 3); gsub(/ /, "", ts); split(ts, p, "."); printf "[%5d.%s] %s\\n", p[1], p[2], substr($0, RLENGTH + 1) } else print }' "$LAB_NODE/gen/run/dmesg"`;
+  t.is(await sh(node, 'dmesg'), await sh(node, awk));
+  // the status file edited directly (as a test or the engine may): dpkg-query reads it again
+  const status = nodeFile(dir, node, '/var/lib/dpkg/status')!;
+  nodeFile(dir, node, '/var/lib/dpkg/status', `${status}Package: lab-answers-check\nStatus: install ok installed\nVersion: 1.0-1\n\n`);
+  t.is(await sh(node, 'dpkg-query -W lab-answers-check'), 'lab-answers-check\t1.0-1\n');
+  nodeFile(dir, node, '/var/lib/dpkg/status', status);
+  t.is(await sh(node, 'dpkg-query -W lab-answers-check'), 'dpkg-query: no packages found matching lab-answers-check\n');
 });
 
 const PVEV: Shapes = [
