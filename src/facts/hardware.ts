@@ -36,7 +36,9 @@ export const HARDWARE_SECTIONS: ProbeSection[] = [
   // on a kernel without module support has no /proc/modules). cat: the table can be long.
   ['modules', `if [ -r /proc/modules ]; then cat /proc/modules 2>/dev/null || lsmod 2>/dev/null; else lsmod 2>/dev/null; fi`],
   ['meminfo', catSh('/proc/meminfo')],
-  ['dpkg', `command -v dpkg-query >/dev/null 2>&1 && ${DPKG_QUERY} 2>/dev/null`],
+  // The status line lets the apt module take this answer as its own read of DPKG_QUERY
+  // (probeCommandResults): one dpkg-query per host and stage, not two.
+  ['dpkg', `command -v dpkg-query >/dev/null 2>&1 && { ${DPKG_QUERY} 2>/dev/null; echo "@@rc $?"; }`],
   ['dkms', `command -v dkms >/dev/null 2>&1 && dkms status 2>/dev/null`],
   [
     'docker',

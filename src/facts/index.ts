@@ -16,7 +16,7 @@ import type { Connection } from '../transport/connection.ts';
 import { parseProbe, probeScript } from './probe.ts';
 import type { Facts } from './types.ts';
 
-export { parseProbe, probeScript } from './probe.ts';
+export { parseProbe, probeCommandResults, PROBE_COMMANDS, probeScript } from './probe.ts';
 export * from './parsers.ts';
 export type { Facts, PciDevice, Bootloader } from './types.ts';
 export * from './guests.ts';

@@ -6,6 +6,7 @@
  * fields they fill).
  */
 import type { Facts } from './types.ts';
+import { DPKG_QUERY } from './hardware.ts';
 import { CLUSTER_SECTIONS, clusterFacts } from './cluster.ts';
 import { GUEST_SECTIONS, parseGuestSections } from './guests.ts';
 import { HARDWARE_SECTIONS, hardwareFacts } from './hardware.ts';
@@ -42,4 +43,23 @@ export function parseProbe(stdout: string): Facts {
   const sec = (k: string) => s[k] ?? '';
   const { pciExtra, ...guests } = parseGuestSections(sec);
   return { ...systemFacts(sec), ...hardwareFacts(sec, pciExtra), ...clusterFacts(sec), ...guests };
+}
+
+/** Commands the probe runs whole and whose result it reports: a module's read of one is answered by the probe. */
+export const PROBE_COMMANDS: readonly string[] = [DPKG_QUERY];
+
+/**
+ * The results of {@link PROBE_COMMANDS} in a probe's output: the command's stdout and its exit
+ * status (stderr is not kept: ''). Only a command that ran and exited 0 is reported; one that is
+ * missing or failed is left to the module's own read. Pure.
+ */
+export function probeCommandResults(stdout: string): Map<string, { code: number; stdout: string; stderr: string }> {
+  const out = new Map<string, { code: number; stdout: string; stderr: string }>();
+  const dpkg = splitSections(stdout).dpkg;
+  const m = dpkg === undefined ? null : /(?:^|\n)@@rc (\d+)$/.exec(dpkg);
+  if (dpkg !== undefined && m && m[1] === '0') {
+    const body = dpkg.slice(0, m.index);
+    out.set(DPKG_QUERY, { code: 0, stdout: body ? `${body}\n` : '', stderr: '' });
+  }
+  return out;
 }

@@ -96,7 +96,9 @@ export function buildReadScript(reads: Read[], marker: string, opts: { batch?: b
     if (r.kind === 'cmd') {
       const n = cmds.length;
       cmds.push([b64(key), n]);
-      body.push(`sh -c ${shq(r.command)} </dev/null >"$T/${n}.o" 2>"$T/${n}.e"; printf '%s %s rc %s\\n' "$M" ${b64(key)} "$?"`);
+      // In a subshell of this shell (a fork, no new sh started), with none of the script's
+      // variables or arguments: as \`sh -c\` would run it, for the price of a fork.
+      body.push(`( unset M T F rc s; set --; eval ${shq(r.command)} ) </dev/null >"$T/${n}.o" 2>"$T/${n}.e"; printf '%s %s rc %s\\n' "$M" ${b64(key)} "$?"`);
     } else if (r.kind === 'file' && batch) files.push([b64(key), r.path]);
     else body.push(`r_file ${b64(key)} ${shq(r.path)} ${r.kind === 'file' ? 1 : 0}`);
   }
@@ -315,6 +317,12 @@ export class HostObserver implements Observer {
       todo.set(key, r);
     }
     if (todo.size) await this.run([...todo.values()]);
+  }
+
+  /** An answer read by other means (the facts probe runs some reads itself): cached as if read. */
+  seed(r: Read, state: Observed): void {
+    const key = readKey(r);
+    if (!this.cache.has(key)) this.cache.set(key, state);
   }
 
   async file(path: string): Promise<ObservedFile> {

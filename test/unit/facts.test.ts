@@ -20,8 +20,9 @@ import {
   parseProxmoxBootTool,
   parseQmList,
   parseKernels,
+  DPKG_QUERY,
 } from '../../src/facts/parsers.ts';
-import { parseProbe, probeScript, splitSections } from '../../src/facts/probe.ts';
+import { MARKER, parseProbe, probeCommandResults, probeScript, splitSections } from '../../src/facts/probe.ts';
 import { gatherFacts } from '../../src/facts/index.ts';
 import type { Connection, ExecOptions } from '../../src/transport/connection.ts';
 import { fixture, labFacts, pveNvidiaFacts } from '../fixtures/facts/hosts.ts';
@@ -286,4 +287,16 @@ test('parseKernels: newest first by numbers, running always listed, a pin of an 
   t.is(parseKernels('6.8.12-4-pve\n6.8.12-10-pve\n', 'next-boot-pin 6.8.12-4-pve\nproxmox-boot-pin 6.8.12-10-pve', '6.8.12-4-pve').next, '6.8.12-4-pve');
   t.is(parseKernels('6.8.12-4-pve\n', 'proxmox-boot-pin 6.2.16-1-pve', '6.8.12-4-pve').next, '6.8.12-4-pve', 'a pin of a removed kernel is ignored');
   t.deepEqual(parseKernels('*\n6.8.12-4-pve;rm\n', '', '6.1.0-28-amd64').installed, ['6.1.0-28-amd64'], 'no glob leftovers, no shell characters');
+});
+
+test('probeCommandResults: dpkg-query that ran and exited 0 answers the apt module read; failed or missing, no answer', (t) => {
+  const sec = (body: string) => `\n${MARKER}dpkg@@\n${body}\n${MARKER}dkms@@\n`;
+  const ok = probeCommandResults(sec('vfio\t1.0\tinstalled\nzstd\t1.5\tinstalled\n@@rc 0'));
+  t.deepEqual(ok.get(DPKG_QUERY), { code: 0, stdout: 'vfio\t1.0\tinstalled\nzstd\t1.5\tinstalled\n', stderr: '' });
+  t.deepEqual(probeCommandResults(sec('@@rc 0')).get(DPKG_QUERY), { code: 0, stdout: '', stderr: '' });
+  t.false(probeCommandResults(sec('@@rc 2')).has(DPKG_QUERY));
+  t.false(probeCommandResults(sec('')).has(DPKG_QUERY), 'no dpkg-query on the host');
+  t.false(probeCommandResults('').has(DPKG_QUERY));
+  // The status line is not a package.
+  t.deepEqual(parseDpkgQuery('vfio\t1.0\tinstalled\n@@rc 0'), { vfio: '1.0' });
 });
