@@ -4,7 +4,10 @@
  * also 1234:1111, + HD audio): the identical-id case, so binding goes by address
  * (driver_override) and the boot display must keep its driver. `passthru apply` with the
  * built-in playbook must make it passthrough-ready over SSH, reboot it for real and prove it;
- * this file then checks the result from inside the guest with plain OpenSSH.
+ * this file then checks the result from inside the guest with plain OpenSSH. Drift: a hand edit
+ * of vfio.conf is found by check (diff, nothing changed, a reboot announced); a hand change of
+ * the hugepages setting is restored by apply live, without a reboot. One initramfs rebuild and
+ * one reboot in all: under emulation each costs minutes.
  *
  * Needs root (image build) and QEMU; nothing here skips: a machine that cannot run it fails.
  */
