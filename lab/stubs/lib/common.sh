@@ -46,8 +46,6 @@ bootloader() { profile_get bootloader; }
 now_ms() { local t="$EPOCHREALTIME"; if [[ "$t" == *.??????* ]]; then local f="${t#*.}"; printf '%s%s\n' "${t%.*}" "${f:0:3}"; else date +%s%3N; fi; }
 is_pve() { local k; profile_var k kind; [ "$k" = pve ]; }
 die() { echo "$*" >&2; exit 1; }
-# emit FILE: print the file as it is (cat without a process; the files here hold no NUL byte).
-emit() { local x=; IFS= read -r -d '' x < "$1"; printf '%s' "$x"; }
 # read_file VAR FILE: VAR = the file without its trailing newlines (what `$(cat FILE)` gives);
 # status 1 (and VAR empty) when the file cannot be read.
 read_file() {
