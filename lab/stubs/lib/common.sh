@@ -14,7 +14,6 @@ PROFILE_JSON="$LAB_NODE/profile.json"
 __lab_krel=; __lab_prof_state=; declare -gA __lab_prof=()
 # kernel_rel VAR: the kernel the node booted (last boot).
 kernel_rel() { [ -n "$__lab_krel" ] || read -r __lab_krel < "$RUN/kernel"; printf -v "$1" '%s' "$__lab_krel"; }
-kernel_release() { local k; kernel_rel k; printf '%s\n' "$k"; }
 # node_hostname VAR: the node's host name (what hostname(1) prints: the UTS namespace's name).
 node_hostname() { local __h; read -r __h < /proc/sys/kernel/hostname; printf -v "$1" '%s' "$__h"; }
 # profile_var VAR KEY: a value of the profile by a dotted path (empty when missing; objects and
@@ -40,8 +39,6 @@ profile_var() {
 }
 # The same value printed (for `$(profile_get KEY)` where a process does not matter).
 profile_get() { local v; profile_var v "$1"; printf '%s' "$v"; }
-# A top-level string field of the profile.
-profile_field() { profile_get "$1"; }
 bootloader() { profile_get bootloader; }
 now_ms() { local t="$EPOCHREALTIME"; if [[ "$t" == *.??????* ]]; then local f="${t#*.}"; printf '%s%s\n' "${t%.*}" "${f:0:3}"; else date +%s%3N; fi; }
 is_pve() { local k; profile_var k kind; [ "$k" = pve ]; }
@@ -57,29 +54,28 @@ read_file() {
 }
 # has_line FILE LINE: the file has that line (grep -qx without a process; no file: no).
 has_line() { local l; [ -r "$1" ] || return 1; while IFS= read -r l || [ -n "$l" ]; do [ "$l" = "$2" ] && return 0; done < "$1"; return 1; }
-# sort_lines ARRAY: sort the array's elements in place, in the order `sort` prints them (both
-# compare in the current locale; a node's is POSIX). Insertion sort: for the few lines a stub sorts.
-sort_lines() {
-  local -n __a="$1"; local i j x n=${#__a[@]}
-  for ((i = 1; i < n; i++)); do
-    x=${__a[i]}; j=$i
-    while ((j > 0)) && [[ "$x" < "${__a[j-1]}" ]]; do __a[j]=${__a[j-1]}; j=$((j - 1)); done
-    __a[j]=$x
+# __lab_isort ARRAY BEFORE: sort the array in place by the function BEFORE A B (A goes first).
+# Insertion sort: for the few lines a stub sorts.
+__lab_isort() {
+  local -n __s="$1"; local __i __j __x __n=${#__s[@]}
+  for ((__i = 1; __i < __n; __i++)); do
+    __x=${__s[__i]}; __j=$__i
+    while ((__j > 0)) && "$2" "$__x" "${__s[__j-1]}"; do __s[__j]=${__s[__j-1]}; __j=$((__j - 1)); done
+    __s[__j]=$__x
   done
 }
+__lab_str_before() { [[ "$1" < "$2" ]]; }
+# sort_lines ARRAY: sort the array's elements in place, in the order `sort` prints them (both
+# compare in the current locale; a node's is POSIX).
+sort_lines() { __lab_isort "$1" __lab_str_before; }
 # guest_rows ARRAY KIND: the lines of $RUN/guests.tsv (kind id name status mem disk pid) of that
 # kind (qm, pct), by id as `sort -t<TAB> -k2,2n` orders them (equal ids: by the whole line).
 guest_rows() {
-  local -n __r="$1"; local l i j x n
+  local -n __r="$1"; local __l
   __r=()
   [ -r "$RUN/guests.tsv" ] || return 0
-  while IFS= read -r l || [ -n "$l" ]; do [ "${l%%$'\t'*}" = "$2" ] && __r+=("$l"); done < "$RUN/guests.tsv"
-  n=${#__r[@]}
-  for ((i = 1; i < n; i++)); do
-    x=${__r[i]}; j=$i
-    while ((j > 0)) && __lab_guest_before "$x" "${__r[j-1]}"; do __r[j]=${__r[j-1]}; j=$((j - 1)); done
-    __r[j]=$x
-  done
+  while IFS= read -r __l || [ -n "$__l" ]; do [ "${__l%%$'\t'*}" = "$2" ] && __r+=("$__l"); done < "$RUN/guests.tsv"
+  __lab_isort "$1" __lab_guest_before
 }
 # __lab_guest_before A B: row A sorts before row B (the id as a number, then the whole line).
 __lab_guest_before() {
