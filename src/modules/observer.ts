@@ -107,7 +107,7 @@ export function buildReadScript(reads: Read[], marker: string, opts: { batch?: b
     for (const [k, n] of cmds) lines.push(`r_out ${k} ${n}`);
   } else if (files.length || cmds.length) {
     // The archive's members, in order: "$@" holds their paths, F the reads that fall back.
-    lines.push('set --');
+    lines.push('set --; F=');
     for (const [k, n] of cmds) lines.push(`printf '%s %s tarstdout\\n%s %s tarstderr\\n' "$M" ${k} "$M" ${k}; set -- "$@" "$T/${n}.o" "$T/${n}.e"`);
     for (const [k, p] of files) {
       const q = shq(p);
@@ -143,7 +143,6 @@ export interface TarMember {
   /** `0` a regular file, `5` a directory, ... (the header's type flag). */
   type: string;
   mode: number;
-  uid: number;
   uname: string;
   gname: string;
   data: Buffer;
@@ -182,7 +181,6 @@ export function parseTar(buf: Buffer): TarMember[] | null {
       name: longName ?? str(h.subarray(0, 100)),
       type,
       mode: num(h.subarray(100, 108)) & 0o7777,
-      uid: num(h.subarray(108, 116)),
       uname: str(h.subarray(265, 297)),
       gname: str(h.subarray(297, 329)),
       data: Buffer.from(data),
