@@ -8,7 +8,7 @@ import type { HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult } fro
 import { EXIT } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import { CommandError, type Connection } from '../transport/connection.ts';
-import { factsFromOutput, gatherFacts, PROBE_COMMANDS, PROBE_TIMEOUT_MS, probeCommandResults, probeScript, type Facts } from '../facts/index.ts';
+import { factsFromOutput, gatherFacts, PROBE_TIMEOUT_MS, probeCommandResults, probeScript, type Facts } from '../facts/index.ts';
 import { HostObserver } from '../modules/observer.ts';
 import { matchHosts } from '../inventory/index.ts';
 import { EventBus } from './events.ts';
@@ -124,14 +124,14 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
           observer = new HostObserver(conn, { timeoutMs: o.commandTimeoutMs });
           const seeded = observer;
           const timeoutMs = PROBE_TIMEOUT_MS + (o.commandTimeoutMs ?? PROBE_TIMEOUT_MS);
-          // What the probe runs itself (dpkg-query) is not read twice: its result answers the read.
-          const reads = speculativeReads({ ...o, stage, host }).filter((r) => !(r.kind === 'cmd' && PROBE_COMMANDS.includes(r.command)));
-          const parse = (r: { code: number; stdout: string; stderr: string }): Facts => {
+          const reads = speculativeReads({ ...o, stage, host });
+          // The commands the probe runs itself (dpkg-query) answer those reads (left out of `reads`).
+          const parse = (_: string, r: { code: number; stdout: string; stderr: string }): Facts => {
             const f = factsFromOutput(conn.host, r);
             for (const [command, state] of probeCommandResults(r.stdout)) seeded.seed({ kind: 'cmd', command }, state);
             return f;
           };
-          facts = await seeded.readAlong(probeScript(), reads, (_, r) => parse(r), timeoutMs).catch((e: Error) => {
+          facts = await seeded.readAlong(probeScript(), reads, parse, timeoutMs).catch((e: Error) => {
             // Only a command cut short (reads that hung) is retried as the probe alone; a probe
             // that printed nothing usable, or a lost connection, would only fail a second time.
             if (!(e instanceof CommandError) || e instanceof UnreachableError || isConnectionLoss(e)) throw e;

@@ -8,7 +8,7 @@ import { readKey } from '../modules/observer.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs } from '../spec/check.ts';
 import type { Facts } from '../facts/types.ts';
-import { parseProbe } from '../facts/probe.ts';
+import { parseProbe, PROBE_COMMANDS } from '../facts/probe.ts';
 import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
 import type { RunSettings } from './settings.ts';
 import { selectedSteps } from './steps.ts';
@@ -62,7 +62,8 @@ export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }):
       // Arguments that cannot be checked without facts or results: read after the probe.
     }
   }
-  return [...reads.values()];
+  // What the probe runs itself (dpkg-query) is not read twice: its answer is the read (probeCommandResults).
+  return [...reads.values()].filter((r) => !(r.kind === 'cmd' && PROBE_COMMANDS.includes(r.command)));
 }
 
 /** Facts that differ only where a module's reads() looks at them: one per bootloader. */
