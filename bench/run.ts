@@ -5,8 +5,11 @@
  * converges against the unavoidable waits), `npm run bench -- vm-stage` (what a no-op VM stage adds
  * per node), `npm run bench -- probe` (the facts probe's CPU on a lab node, by section).
  * Benchmarks measure; they assert nothing.
+ *
+ * The benchmark runs as a child process; SIGINT and SIGTERM are passed on to it and this process
+ * waits for it, so that its own handler takes its lab down before anything exits.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 const args = process.argv.slice(2);
@@ -14,5 +17,8 @@ const named = ['ssh', 'converge', 'compare', 'vm-stage', 'probe'].includes(args[
 const bench = named ? args[0]! : 'compare';
 const file = fileURLToPath(new URL(`./${bench}.ts`, import.meta.url));
 console.error(`### bench/${bench}.ts`);
-const r = spawnSync(process.execPath, ['--import', 'tsx', file, ...(named ? args.slice(1) : args)], { stdio: 'inherit' });
-process.exitCode = r.status ?? 1;
+const child = spawn(process.execPath, ['--import', 'tsx', file, ...(named ? args.slice(1) : args)], { stdio: 'inherit' });
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+child.on('exit', (code, signal) => {
+  process.exitCode = code ?? (signal ? 128 + 15 : 1);
+});
