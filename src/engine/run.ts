@@ -14,7 +14,7 @@ import { matchHosts } from '../inventory/index.ts';
 import { EventBus } from './events.ts';
 import { runStage } from './stage.ts';
 import { isConnectionLoss, speculativeReads } from './host.ts';
-import { lockHost, type HostLock } from './host-lock.ts';
+import { lockHost, type Along, type HostLock } from './host-lock.ts';
 import { stateDir } from './pending-handlers.ts';
 import type { RunContext, RunOptions } from './settings.ts';
 
@@ -95,24 +95,36 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         const err = e as Error & { hint?: string };
         return fail('unreachable', err.message, err.hint);
       }
-      if (o.hostLock && !o.check) {
-        const hl = o.hostLock;
-        if (!locks.has(host.name)) {
-          const p = lockHost(conn, {
-            dir: stateDir(host),
-            owner: hl.owner,
-            waitS: hl.waitS,
-            warn: (msg) => bus.emit({ type: 'warning', msg, host: host.name }),
-          });
-          p.catch(() => {});
-          locks.set(host.name, p);
-        }
+      // The node lock (apply only). Taken by the first stage that reaches the host; when the
+      // facts come from the built-in probe, the probe and the stage's reads run inside the lock's
+      // own command once it holds the lock: one command, not two (HostLock.along).
+      const hl = o.hostLock && !o.check ? o.hostLock : undefined;
+      const takeLock = (along?: Along) => {
+        const p = lockHost(conn, {
+          dir: stateDir(host),
+          owner: hl!.owner,
+          waitS: hl!.waitS,
+          warn: (msg) => bus.emit({ type: 'warning', msg, host: host.name }),
+          along,
+        });
+        p.catch(() => {});
+        locks.set(host.name, p);
+        return p;
+      };
+      const lockFailed = async () => {
         try {
           await locks.get(host.name);
+          return undefined;
         } catch (e) {
           const err = e as Error & { hint?: string };
           return fail('failed', err.message, err.hint);
         }
+      };
+      const foldIntoLock = Boolean(hl) && !locks.has(host.name) && !o.probe;
+      if (hl && !foldIntoLock) {
+        if (!locks.has(host.name)) takeLock();
+        const f = await lockFailed();
+        if (f) return f;
       }
       const t = Date.now();
       try {
@@ -131,7 +143,16 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
             for (const [command, state] of probeCommandResults(r.stdout)) seeded.seed({ kind: 'cmd', command }, state);
             return f;
           };
-          facts = await seeded.readAlong(probeScript(), reads, parse, timeoutMs).catch((e: Error) => {
+          // Inside the lock's command once it holds the lock; on its own when the node cannot be
+          // locked (no flock) or the script is too long for a command line.
+          const inLock = foldIntoLock
+            ? async (script: string) => {
+                const lock = await takeLock({ script, timeoutMs });
+                return lock?.along ?? conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs });
+              }
+            : undefined;
+          facts = await seeded.readAlong(probeScript(), reads, parse, timeoutMs, inLock).catch(async (e: Error) => {
+            if (foldIntoLock && (await lockFailed())) throw e;
             // Only a command cut short (reads that hung) is retried as the probe alone; a probe
             // that printed nothing usable, or a lost connection, would only fail a second time.
             if (!(e instanceof CommandError) || e instanceof UnreachableError || isConnectionLoss(e)) throw e;
@@ -143,6 +164,8 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         return { ok: true, conn, facts, observer };
       } catch (e) {
         const err = e as Error;
+        const lockErr = foldIntoLock ? await lockFailed() : undefined;
+        if (lockErr) return lockErr;
         if (e instanceof UnreachableError || isConnectionLoss(err)) return fail('unreachable', err.message);
         return fail('failed', `could not read facts: ${err.message}`, 'the probe is plain POSIX sh: is /bin/sh present and the user root (or become: true)?');
       }

@@ -392,14 +392,22 @@ export class HostObserver implements Observer {
    * output is split at the read script's first marker line: `parseLead` gets what came before it
    * (and may throw: that is the caller's error), the reads are cached as with `prefetch`. Reads
    * that did not answer are not an error here: they are read again when asked.
+   * `run` runs the whole script as `sh -s` would (default: exactly that, one exec); the run
+   * passes one that runs it inside the node lock's command, so that it takes no exec of its own.
    */
-  async readAlong<T>(lead: string, reads: Read[], parseLead: (stdout: string, r: ExecResult) => T, timeoutMs?: number): Promise<T> {
+  async readAlong<T>(
+    lead: string,
+    reads: Read[],
+    parseLead: (stdout: string, r: ExecResult) => T,
+    timeoutMs?: number,
+    run?: (script: string) => Promise<ExecResult>,
+  ): Promise<T> {
     const todo = new Map<string, Read>();
     for (const r of reads) if (!todo.has(readKey(r))) todo.set(readKey(r), r);
     const marker = newMarker();
     const script = `(\n${lead}\n)\n${buildReadScript([...todo.values()], marker)}`;
     this.roundTrips++;
-    const res = await this.conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs });
+    const res = await (run ? run(script) : this.conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs }));
     const split = splitAtMarker(res.stdout, marker);
     const value = parseLead(split.lead, { ...res, stdout: split.lead });
     const parsed = parseReadOutput(split.reads, marker);

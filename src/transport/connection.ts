@@ -29,6 +29,8 @@ export interface ExecOptions {
    * the lock). Every transport calls it.
    */
   onStdout?: (chunk: Buffer) => void;
+  /** The same for stderr. */
+  onStderr?: (chunk: Buffer) => void;
 }
 
 /** What a command did. Thrown as part of a CommandError when it fails and `nothrow` is not set. */

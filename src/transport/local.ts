@@ -33,7 +33,10 @@ export class LocalConnection implements Connection {
         out.push(b);
         opts.onStdout?.(b);
       });
-      child.stderr.on('data', (b: Buffer) => err.push(b));
+      child.stderr.on('data', (b: Buffer) => {
+        err.push(b);
+        opts.onStderr?.(b);
+      });
       // A command that does not read its stdin closes the pipe early: not an error.
       child.stdin.on('error', () => {});
       if (opts.timeoutMs !== undefined && opts.timeoutMs > 0 && !opts.hold) {

@@ -217,7 +217,10 @@ export class SshConnection implements Connection {
         out.push(d);
         opts.onStdout?.(d);
       });
-      stream.stderr.on('data', (d: Buffer) => err.push(d));
+      stream.stderr.on('data', (d: Buffer) => {
+        err.push(d);
+        opts.onStderr?.(d);
+      });
       stream.on('exit', (c: number | null, sig?: string) => {
         if (typeof c === 'number') code = c;
         if (sig) signal = sig;

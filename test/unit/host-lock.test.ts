@@ -7,7 +7,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalConnection } from '../../src/transport/local.ts';
-import { lockHost, lockScript } from '../../src/engine/host-lock.ts';
+import { ALONG_MAX_BYTES, lockHost, lockScript } from '../../src/engine/host-lock.ts';
+import { CommandError } from '../../src/transport/connection.ts';
 import { RunError } from '../../src/model/errors.ts';
 
 const conn = new LocalConnection('pve1');
@@ -67,4 +68,53 @@ test('a run never waits on its own lock: a second host of the same run on the sa
   await t.throwsAsync(lockHost(conn, { dir, owner: 'run B', waitS: 0 }), { instanceOf: RunError, message: /holds the lock on this node: run A/ });
   await again!.release();
   await a!.release();
+});
+
+test('a script run along with the lock prints and exits exactly as `sh -s` with it on stdin, once the lock is held', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'passthru-lock-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const big = 'i=0; while [ $i -lt 4000 ]; do printf "%050d\\n" $i; i=$((i+1)); done';
+  const scripts = [
+    `echo '${'passthru-lock: held'}'; echo out; echo err >&2; exit 3`,
+    big,
+    "printf '\\n@@passthru-lock-along-end 0 0\\n'; echo still the script",
+  ];
+  for (const script of scripts) {
+    const alone = await conn.exec('sh -s', { stdin: `${script}\n`, nothrow: true });
+    const lock = await lockHost(conn, { dir, owner: 'run A', waitS: 1, along: { script, timeoutMs: 20_000 } });
+    t.teardown(() => lock?.release());
+    t.truthy(lock?.along, 'the script ran in the lock command');
+    const r = await lock!.along!;
+    t.is(r.stdout, alone.stdout, script.slice(0, 40));
+    t.is(r.code, alone.code);
+    await lock!.release();
+  }
+  // It runs once the lock is held (the owner file is written), and its stdin is not the lock's:
+  // a script that reads its stdin to the end does not hold on to the lock command's.
+  const script = `cat > /dev/null; echo "owner: $(cat '${dir}/apply.owner')"; printf 'no newline at the end'`;
+  const withOwner = await lockHost(conn, { dir, owner: 'run B', waitS: 1, along: { script, timeoutMs: 5000 } });
+  t.teardown(() => withOwner?.release());
+  t.is((await withOwner!.along!).stdout, 'owner: run B\nno newline at the end');
+  await withOwner!.release();
+});
+
+test('along with the lock: nothing runs while another run holds it; a script over its time is given up, the lock still released', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'passthru-lock-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const a = await lockHost(conn, { dir, owner: 'run A', waitS: 1 });
+  await t.throwsAsync(lockHost(conn, { dir, owner: 'run B', waitS: 0, along: { script: `touch '${dir}/ran'` } }), { instanceOf: RunError });
+  await t.throwsAsync(readFile(join(dir, 'ran'), 'utf8'), undefined, 'the script did not run');
+  await a!.release();
+  const slow = await lockHost(conn, { dir, owner: 'run C', waitS: 1, along: { script: 'echo begun; sleep 2', timeoutMs: 300 } });
+  t.teardown(() => slow?.release());
+  const e = await t.throwsAsync(slow!.along!, { instanceOf: CommandError });
+  t.regex(e!.message, /timed out after 300 ms/);
+  const started = Date.now();
+  await slow!.release();
+  t.true(Date.now() - started < 9000, 'released once the script ended');
+  // Too long for a command line: no `along`, the caller runs it as a command of its own.
+  const long = await lockHost(conn, { dir, owner: 'run D', waitS: 1, along: { script: `: '${'x'.repeat(ALONG_MAX_BYTES)}'` } });
+  t.truthy(long);
+  t.is(long!.along, undefined);
+  await long!.release();
 });
