@@ -11,7 +11,9 @@
  * For each N, a lab of N nodes (the profiles that converge, as bench/converge.ts), then:
  *  - `ssh true` floor: OpenSSH `ssh host true` to every node in parallel (a new connection each);
  *  - probe floor: OpenSSH running passthru's facts probe (`sh -s`) on every node in parallel;
- *  - first converge with `--no-reboot`, then the full converge (reboots; not in the table);
+ *  - first converge with `--no-reboot`, then the full converge (reboots; not in the table) up to
+ *    50 nodes; above that the rounds run on the nodes as the first converge left them (apply with
+ *    `--no-reboot`), and with `connect_timeout: 60` (see fullConverge, needsTimeout);
  *  - `check` and `apply` with no drift;
  *  - ansible-core: bench/ansible-host-stage.yaml on the same nodes (gather facts, then the files
  *    the host stage manages, with the content passthru left: a no-op), forks N, pipelining;
