@@ -15,6 +15,7 @@
  * command, not two.
  */
 import { randomBytes } from 'node:crypto';
+import { StringDecoder } from 'node:string_decoder';
 import { RunError } from '../model/errors.ts';
 import { CommandError, shq, type Connection, type ExecResult } from '../transport/connection.ts';
 
@@ -94,6 +95,73 @@ export interface HostLock {
   along?: Promise<ExecResult>;
 }
 
+/** What the script run along with the lock is called in its results and errors. */
+const ALONG_COMMAND = 'sh -s (along with the node lock)';
+
+/**
+ * The output of the script run along with the lock, read as it arrives: from the moment the lock
+ * is held up to the script's end line, which carries its exit status. `result` settles once:
+ * with that output, or with a CommandError when the script runs over its time or the command
+ * ends first.
+ */
+class AlongReader {
+  readonly result: Promise<ExecResult>;
+  private settle: ((r: ExecResult | Error) => void) | undefined;
+  private readonly endLine: string;
+  private out = '';
+  private err = '';
+  private started = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: string,
+    nonce: string,
+    private readonly timeoutMs: number | undefined,
+  ) {
+    this.endLine = `\n${ALONG_END} ${nonce} `;
+    this.result = new Promise<ExecResult>((resolve, reject) => {
+      this.settle = (r) => {
+        this.settle = undefined;
+        clearTimeout(this.timer);
+        if (r instanceof Error) reject(r);
+        else resolve(r);
+      };
+    });
+    this.result.catch(() => {});
+  }
+
+  /** The lock is held: the script starts now (its time counts from here) with this output. */
+  start(first: string): void {
+    this.started = Date.now();
+    const ms = this.timeoutMs;
+    if (ms !== undefined) this.timer = setTimeout(() => this.fail(-1, `${this.err}passthru: timed out after ${ms} ms`, ms), ms);
+    this.stdout(first);
+  }
+
+  stdout(chunk: string): void {
+    if (!this.settle) return;
+    this.out += chunk;
+    // The end line is the last thing the script part prints: look for it near the end only.
+    const at = this.out.indexOf(this.endLine, Math.max(0, this.out.length - chunk.length - this.endLine.length - 16));
+    if (at < 0) return;
+    const m = /^(\d+)\n/.exec(this.out.slice(at + this.endLine.length));
+    if (m) this.settle({ command: ALONG_COMMAND, code: Number(m[1]), stdout: this.out.slice(0, at), stderr: this.err, durationMs: Date.now() - this.started });
+  }
+
+  stderr(chunk: string): void {
+    this.err += chunk;
+  }
+
+  /** The lock command ended: a script not finished by then failed. */
+  ended(code: number, stderr: string | undefined): void {
+    this.fail(code, stderr ?? this.err, 0);
+  }
+
+  private fail(code: number, stderr: string, durationMs: number): void {
+    this.settle?.(new CommandError(this.host, { command: ALONG_COMMAND, code, stdout: this.out, stderr, durationMs }));
+  }
+}
+
 /**
  * Take the lock on the host. Throws a RunError when another run holds it (after `waitS`);
  * returns null (and says why through `warn`) when the host cannot be locked at all (no flock):
@@ -112,72 +180,31 @@ export async function lockHost(
 ): Promise<HostLock | null> {
   const ac = new AbortController();
   let ended: { code: number; stderr: string } | undefined;
-  const along = o.along && Buffer.byteLength(o.along.script) <= ALONG_MAX_BYTES ? { ...o.along, nonce: randomBytes(12).toString('hex') } : undefined;
-  const command = lockScript(o.dir, o.owner, o.waitS, along);
-  // stdout: up to LOCK_HELD, then (with along) the script's output up to its end line.
+  const nonce = randomBytes(12).toString('hex');
+  const along = o.along && Buffer.byteLength(o.along.script) <= ALONG_MAX_BYTES ? { script: o.along.script, nonce } : undefined;
+  const reader = along ? new AlongReader(conn.host, nonce, o.along?.timeoutMs) : undefined;
+  // stdout: up to LOCK_HELD, then (with along) the script's output, which the reader takes.
+  // One decoder for the whole stream: a character split between two chunks stays whole.
+  const utf8 = new StringDecoder('utf8');
   let seen = '';
   let isHeld = false;
   let held!: () => void;
   const heldLine = new Promise<void>((r) => (held = r));
-  let alongOut = '';
-  let stderr = '';
-  let alongDone: ((r: ExecResult) => void) | undefined;
-  let alongFailed: ((e: Error) => void) | undefined;
-  const alongResult = along
-    ? new Promise<ExecResult>((res, rej) => {
-        alongDone = res;
-        alongFailed = rej;
-      })
-    : undefined;
-  alongResult?.catch(() => {});
-  const endLine = along ? `\n${ALONG_END} ${along.nonce} ` : '';
-  let alongStarted = 0;
-  let alongTimer: NodeJS.Timeout | undefined;
-  const settleAlong = (r: ExecResult | Error) => {
-    if (!alongDone) return;
-    const done = alongDone;
-    const failed = alongFailed!;
-    alongDone = alongFailed = undefined;
-    clearTimeout(alongTimer);
-    if (r instanceof Error) failed(r);
-    else done(r);
-  };
-  const alongOutput = (chunk: string) => {
-    alongOut += chunk;
-    // The end line is the last thing the script part prints: look for it near the end only.
-    const at = alongOut.indexOf(endLine, Math.max(0, alongOut.length - chunk.length - endLine.length - 16));
-    if (at < 0) return;
-    const m = /^(\d+)\n/.exec(alongOut.slice(at + endLine.length));
-    if (!m) return;
-    settleAlong({ command: 'sh -s (along with the node lock)', code: Number(m[1]), stdout: alongOut.slice(0, at), stderr, durationMs: Date.now() - alongStarted });
-  };
   const holder = conn
-    .exec(command, {
+    .exec(lockScript(o.dir, o.owner, o.waitS, along), {
       hold: ac.signal,
       nothrow: true,
       onStdout: (chunk) => {
-        const text = chunk.toString('utf8');
-        if (isHeld) return alongDone && alongOutput(text);
+        const text = utf8.write(chunk);
+        if (isHeld) return reader?.stdout(text);
         seen += text;
         const at = seen.indexOf(`${LOCK_HELD}\n`);
         if (at < 0 || (at > 0 && seen[at - 1] !== '\n')) return;
         isHeld = true;
         held();
-        if (!along) return;
-        alongStarted = Date.now();
-        if (along.timeoutMs !== undefined) {
-          const ms = along.timeoutMs;
-          alongTimer = setTimeout(() => {
-            settleAlong(
-              new CommandError(conn.host, { command: 'sh -s (along with the node lock)', code: -1, stdout: alongOut, stderr: `${stderr}passthru: timed out after ${ms} ms`, durationMs: ms }),
-            );
-          }, ms);
-        }
-        alongOutput(seen.slice(at + LOCK_HELD.length + 1));
+        reader?.start(seen.slice(at + LOCK_HELD.length + 1));
       },
-      onStderr: (chunk) => {
-        stderr += chunk.toString('utf8');
-      },
+      ...(reader ? { onStderr: (chunk: Buffer) => reader.stderr(chunk.toString('utf8')) } : {}),
     })
     .then(
       (r) => {
@@ -187,9 +214,7 @@ export async function lockHost(
         ended = { code: -1, stderr: e.message };
       },
     )
-    .finally(() => {
-      settleAlong(new CommandError(conn.host, { command: 'sh -s (along with the node lock)', code: ended?.code ?? -1, stdout: alongOut, stderr: ended?.stderr ?? stderr, durationMs: 0 }));
-    });
+    .finally(() => reader?.ended(ended?.code ?? -1, ended?.stderr));
   // The lock command says when it holds the lock (LOCK_HELD, after the owner file is written), or
   // ends (busy after waitS, no flock, the connection gone); a command that does neither in time
   // is given up.
@@ -204,7 +229,7 @@ export async function lockHost(
         // The command ends as soon as its stdin closes; never let a stuck channel hold the run.
         await Promise.race([holder, new Promise((r) => setTimeout(r, 10_000).unref())]);
       },
-      ...(alongResult ? { along: alongResult } : {}),
+      ...(reader ? { along: reader.result } : {}),
     };
   }
   if (first === 'late') ac.abort();

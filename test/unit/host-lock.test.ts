@@ -118,3 +118,17 @@ test('along with the lock: nothing runs while another run holds it; a script ove
   t.is(long!.along, undefined);
   await long!.release();
 });
+
+test('along with the lock: output with characters of several bytes comes back whole, as sh -s gives it', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'passthru-lock-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  // 81,920 three-byte characters in one write: the 64 KiB pipe chunks split some of them.
+  const script = "s='€€€€€€€€€€'; i=0; while [ $i -lt 13 ]; do s=$s$s; i=$((i+1)); done; printf '%s' \"$s\"";
+  const alone = await conn.exec('sh -s', { stdin: `${script}\n`, nothrow: true });
+  const lock = await lockHost(conn, { dir, owner: 'run A', waitS: 1, along: { script, timeoutMs: 20_000 } });
+  t.teardown(() => lock?.release());
+  const r = await lock!.along!;
+  t.is(r.stdout.length, 81_920);
+  t.is(r.stdout, alone.stdout);
+  await lock!.release();
+});
