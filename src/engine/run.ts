@@ -111,20 +111,16 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         locks.set(host.name, p);
         return p;
       };
-      const lockFailed = async () => {
+      const foldIntoLock = Boolean(hl) && !locks.has(host.name) && !o.probe;
+      // Set when the lock taken along with the probe could not be had (another run holds it).
+      let lockError: (Error & { hint?: string }) | undefined;
+      if (hl && !foldIntoLock) {
         try {
-          await locks.get(host.name);
-          return undefined;
+          await (locks.get(host.name) ?? takeLock());
         } catch (e) {
           const err = e as Error & { hint?: string };
           return fail('failed', err.message, err.hint);
         }
-      };
-      const foldIntoLock = Boolean(hl) && !locks.has(host.name) && !o.probe;
-      if (hl && !foldIntoLock) {
-        if (!locks.has(host.name)) takeLock();
-        const f = await lockFailed();
-        if (f) return f;
       }
       const t = Date.now();
       try {
@@ -147,12 +143,15 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
           // locked (no flock) or the script is too long for a command line.
           const inLock = foldIntoLock
             ? async (script: string) => {
-                const lock = await takeLock({ script, timeoutMs });
+                const lock = await takeLock({ script, timeoutMs }).catch((e: Error & { hint?: string }) => {
+                  lockError = e;
+                  throw e;
+                });
                 return lock?.along ?? conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs });
               }
             : undefined;
-          facts = await seeded.readAlong(probeScript(), reads, parse, timeoutMs, inLock).catch(async (e: Error) => {
-            if (foldIntoLock && (await lockFailed())) throw e;
+          facts = await seeded.readAlong(probeScript(), reads, parse, timeoutMs, inLock).catch((e: Error) => {
+            if (lockError) throw e;
             // Only a command cut short (reads that hung) is retried as the probe alone; a probe
             // that printed nothing usable, or a lost connection, would only fail a second time.
             if (!(e instanceof CommandError) || e instanceof UnreachableError || isConnectionLoss(e)) throw e;
@@ -164,8 +163,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         return { ok: true, conn, facts, observer };
       } catch (e) {
         const err = e as Error;
-        const lockErr = foldIntoLock ? await lockFailed() : undefined;
-        if (lockErr) return lockErr;
+        if (lockError) return fail('failed', lockError.message, lockError.hint);
         if (e instanceof UnreachableError || isConnectionLoss(err)) return fail('unreachable', err.message);
         return fail('failed', `could not read facts: ${err.message}`, 'the probe is plain POSIX sh: is /bin/sh present and the user root (or become: true)?');
       }
