@@ -13,7 +13,7 @@
  *  - probe floor: OpenSSH running passthru's facts probe (`sh -s`) on every node in parallel;
  *  - first converge with `--no-reboot`, then the full converge (reboots; not in the table) up to
  *    50 nodes; above that the rounds run on the nodes as the first converge left them (apply with
- *    `--no-reboot`), and with `connect_timeout: 60` (see fullConverge, needsTimeout);
+ *    `--no-reboot`), and with `connect_timeout: 60` (see crowded);
  *  - `check` and `apply` with no drift;
  *  - ansible-core: bench/ansible-host-stage.yaml on the same nodes (gather facts, then the files
  *    the host stage manages, with the content passthru left: a no-op), forks N, pipelining;
@@ -159,14 +159,15 @@ async function counted(info: LabInfo, cmd: string[], env?: NodeJS.ProcessEnv, on
  * handshake on its own CPU.
  */
 const CONNECT_TIMEOUT_S = 60;
-/** Whether N nodes get the full converge (reboots) before the no-drift rounds. */
-const fullConverge = (n: number) => n <= 50;
-const needsTimeout = (n: number) => n > 50;
+/**
+ * More nodes than the lab's cores carry as a real fleet would: the runs get CONNECT_TIMEOUT_S,
+ * and no full converge (see runN).
+ */
+const crowded = (n: number) => n > 50;
+/** The inventory that sets connect_timeout for every host (written by runN when crowded). */
+const timeoutInventory = (dir: string) => join(dir, 'connect-timeout.yaml');
 function inventories(info: LabInfo, dir: string): string[] {
-  if (!needsTimeout(info.nodes.length)) return ['-i', info.inventoryPath];
-  const extra = join(dir, 'connect-timeout.yaml');
-  writeFileSync(extra, `all:\n  vars:\n    connect_timeout: ${CONNECT_TIMEOUT_S}\n`);
-  return ['-i', info.inventoryPath, '-i', extra];
+  return crowded(info.nodes.length) ? ['-i', info.inventoryPath, '-i', timeoutInventory(dir)] : ['-i', info.inventoryPath];
 }
 
 async function passthru(info: LabInfo, dir: string, tag: string, args: string[]): Promise<Measured> {
@@ -233,7 +234,7 @@ interface Row {
   sshTrueS: number;
   probeFloorS: number;
   first: Measured;
-  /** The full converge (reboots); null above 50 nodes (see fullConverge). */
+  /** The full converge (reboots); null above 50 nodes (see crowded). */
   convergeS: number | null;
   check: Measured;
   apply: Measured;
@@ -264,6 +265,7 @@ async function runN(n: number, withAnsible: boolean): Promise<Row> {
   try {
     log(`N=${n}: lab up at ${baseAddr(n)}...`);
     const info = await labUp({ dir: join(dir, 'lab'), scenarios: scenariosFor(n), rebootDelayS: DELAY_S, baseAddr: baseAddr(n) });
+    if (crowded(n)) writeFileSync(timeoutInventory(dir), `all:\n  vars:\n    connect_timeout: ${CONNECT_TIMEOUT_S}\n`);
     log(`N=${n}: first converge (--no-reboot)...`);
     const first = await passthru(info, dir, 'first', ['apply', '--no-reboot']);
     // Above 50 nodes the nodes stay as the first converge left them (files in place, a reboot
@@ -271,7 +273,7 @@ async function runN(n: number, withAnsible: boolean): Promise<Row> {
     // N = 200, 101 nodes were not back within the 900 s reboot window, at a load average of 200).
     // check and apply then do the same reads and find nothing to change, and report the reboot
     // still pending; apply runs with --no-reboot.
-    const rebootless = !fullConverge(n);
+    const rebootless = crowded(n);
     let conv: Measured | null = null;
     if (!rebootless) {
       log(`N=${n}: full converge (reboots)...`);
@@ -359,9 +361,8 @@ if (rows.length && jsonOut !== '-') {
       '(`ssh host true`; `ssh host sh -s` < the facts probe). check / apply no-op: on converged nodes. converge --no-reboot: the first ' +
       'apply on fresh nodes. ansible no-op: bench/ansible-host-stage.yaml (gather facts, the same files), forks N, pipelining. cmds/host: ' +
       'commands per host counted by the nodes\' sshd (median). CPU and peak RSS: the controller process (user + system, with its children).' +
-      (rows.some((r) => needsTimeout(r.n)) ? ` Above N = 50, passthru runs with connect_timeout: ${CONNECT_TIMEOUT_S} (the lab's cores, shared by N nodes, delay handshakes).` : '') +
-      (rows.some((r) => !fullConverge(r.n))
-        ? ' Above N = 50, no full converge: check and apply --no-reboot run on the nodes as the first converge left them (nothing to change, a reboot pending; the lab cannot boot that many nodes at once on these cores).'
+      (rows.some((r) => crowded(r.n))
+        ? ` Above N = 50, passthru runs with connect_timeout: ${CONNECT_TIMEOUT_S} (the lab's cores, shared by N nodes, delay handshakes), and there is no full converge: check and apply --no-reboot run on the nodes as the first converge left them (nothing to change, a reboot pending; the lab cannot boot that many nodes at once on these cores).`
         : ''),
   );
 }
