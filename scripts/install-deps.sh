@@ -67,22 +67,25 @@ group_e2e() {
 }
 
 [ $# -gt 0 ] || usage
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --as) [ $# -ge 2 ] || usage; label=$2; shift 2; continue ;;
-    -h|--help) usage ;;
-    test) group_test ;;
-    oracle) group_oracle ;;
-    e2e) group_e2e ;;
-    -*) usage ;;
-    *)
-      # A Debian package name (lower case letters, digits, + - .), nothing a shell would read.
-      case "$1" in *[!a-z0-9+.-]*|[!a-z0-9]*|?) echo "$label: not a group or package name: $1" >&2; exit 2 ;; esac
-      need_pkg "$1"
-      ;;
-  esac
-  shift
-done
+parse() { # in a function, so that the script keeps its arguments for the re-run under the lock
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --as) [ $# -ge 2 ] || usage; label=$2; shift 2; continue ;;
+      -h|--help) usage ;;
+      test) group_test ;;
+      oracle) group_oracle ;;
+      e2e) group_e2e ;;
+      -*) usage ;;
+      *)
+        # A Debian package name (lower case letters, digits, + - .), nothing a shell would read.
+        case "$1" in *[!a-z0-9+.-]*|[!a-z0-9]*|?) echo "$label: not a group or package name: $1" >&2; exit 2 ;; esac
+        need_pkg "$1"
+        ;;
+    esac
+    shift
+  done
+}
+parse "$@"
 
 if [ -z "$missing" ]; then
   echo "$label: nothing to install ($(echo $wanted | sed 's/ /, /g') present)"
@@ -94,21 +97,30 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+# One install at a time: test files run in parallel and two of them may need the same package.
+# The second waits for the first, then looks again and finds it installed (dpkg's own lock would
+# make it fail instead).
+lock=/run/lock/passthru-install-deps.lock
+if [ -z "${PASSTHRU_INSTALL_LOCKED:-}" ] && command -v flock >/dev/null 2>&1 && [ -d /run/lock ]; then
+  export PASSTHRU_INSTALL_LOCKED=1
+  exec flock "$lock" sh "$0" "$@"
+fi
+
 echo "$label: installing:$missing"
 export DEBIAN_FRONTEND=noninteractive
 updated=no
-update() { apt-get update -qq; updated=yes; }
+update() { apt-get update -qq -o DPkg::Lock::Timeout=300; updated=yes; }
 # Update the package lists only when they are absent (fresh system) or older than a day.
 lists=/var/lib/apt/lists
 if [ -z "$(find "$lists" -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -n 1)" ]; then
   update
 fi
 # shellcheck disable=SC2086
-if ! apt-get install -y -qq --no-install-recommends $missing; then
+if ! apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $missing; then
   [ "$updated" = no ] || exit 1
   # Stale lists (packages moved): refresh once and retry.
   update
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing
+  apt-get install -y -qq -o DPkg::Lock::Timeout=300 --no-install-recommends $missing
 fi
 echo "$label: installed:$missing"
