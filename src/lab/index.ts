@@ -18,7 +18,11 @@ import { LabError, nodeProcess, readPid, type LabNode } from './state.ts';
 
 export { bootLog, LabError, labNodes, labStatus, nodeFile, sessionCount, type LabNode, type NodeStatus } from './state.ts';
 
-const SRC_DIR = dirname(fileURLToPath(import.meta.url));
+/**
+ * src/lab/ (run from the sources) or dist/lab/ (the built CLI, whose code may sit in a chunk in
+ * dist/chunks/): where boot-cli and the node scripts are.
+ */
+const SRC_DIR = fileURLToPath(new URL('../lab/', import.meta.url)).replace(/\/$/, '');
 /**
  * How a node's supervisor runs the boot logic between two runs of its sshd (and the SR-IOV stub
  * its `sriov-cli`, next to it): the compiled boot-cli.js with plain node when this module runs

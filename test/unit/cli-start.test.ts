@@ -4,9 +4,13 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { bootNode, initNode } from '../../src/lab/node.ts';
+import { loadProfile, MAIN_PROFILES } from '../../src/lab/profile.ts';
 
 const repo = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -36,4 +40,31 @@ test('tsx is a development dependency only, and nothing compiled imports it', (t
   t.true(files.length > 20);
   for (const f of files) t.notRegex(readFileSync(f, 'utf8'), /from ['"]tsx|import\(['"]tsx/, f);
   t.notRegex(readFileSync(join(repo, 'bin/passthru.js'), 'utf8'), /tsx/);
+});
+
+test('the built code imports only node, its own chunks, ssh2 and typescript: the other packages are bundled in', (t) => {
+  const outside = new Set<string>();
+  for (const f of jsFiles(join(repo, 'dist'))) {
+    for (const m of readFileSync(f, 'utf8').matchAll(/(?:^|[;\s])(?:import|export)\b[^'"`;]*?\bfrom\s*["']([^"']+)["']|\bimport\(\s*["']([^"']+)["']\s*\)/gm)) {
+      const spec = m[1] ?? m[2]!;
+      if (!spec.startsWith('.') && !spec.startsWith('node:') && !builtinModules.includes(spec)) outside.add(spec);
+    }
+  }
+  t.deepEqual([...outside].sort(), ['ssh2', 'typescript']);
+});
+
+test('the built lab boot program boots a node as the sources do', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'passthru-built-boot-'));
+  try {
+    const nodeDir = join(dir, 'pve1');
+    initNode(nodeDir, loadProfile(MAIN_PROFILES[0]!), { name: 'pve1', address: '127.0.0.1', profile: MAIN_PROFILES[0]!, cluster: null, labDir: dir });
+    const r = spawnSync(process.execPath, [join(repo, 'dist/lab/boot-cli.js'), nodeDir], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    t.is(r.status, 0, r.stderr);
+    const built = readFileSync(join(nodeDir, 'gen/proc/cmdline'), 'utf8');
+    const { result } = bootNode(nodeDir);
+    t.regex(r.stdout, new RegExp(`booted ${result.kernelRelease.replace(/\./g, '\\.')} boot_id=`));
+    t.is(built, result.cmdline + '\n');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
