@@ -2,7 +2,7 @@
  * The reads a stage will need on a host, worked out before its facts so that they ride along
  * with the facts probe (one exec for both): see speculativeReads below.
  */
-import type { Host, Stage } from '../model/types.ts';
+import type { Host, Stage, Vars } from '../model/types.ts';
 import type { Read } from '../modules/contract.ts';
 import { readKey } from '../modules/observer.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
@@ -29,11 +29,23 @@ export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }):
   const reads = new Map<string, Read>();
   const add = (r: Read) => reads.set(readKey(r), r);
   add({ kind: 'file', path: pendingHandlersPath(o.host) });
+  // Without facts or results, the variables of a task depend only on its role and role reference:
+  // made once for each, not for every task.
+  const varsByRole = new Map<object | undefined, Map<object | undefined, Vars>>();
+  const varsOf = (step: (typeof steps)[number]): Vars => {
+    const byRef = varsByRole.get(step.role) ?? varsByRole.set(step.role, new Map()).get(step.role)!;
+    let vars = byRef.get(step.ref);
+    if (!vars) {
+      vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check });
+      byRef.set(step.ref, vars);
+    }
+    return vars;
+  };
   for (const step of steps) {
     const mod = o.modules.get(step.task.module);
     if (!mod?.reads) continue;
     try {
-      const vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check });
+      const vars = varsOf(step);
       if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
       const rendered: Record<string, unknown> = {};
       const open: string[] = [];

@@ -1,18 +1,32 @@
 import type { Pos } from './types.ts';
 
 /**
+ * A hint at the fix, or a function that makes it: a "did you mean" search over every known name
+ * costs more than the error, and errors raised while trying (rendering templates before the facts
+ * are known) are mostly dropped unread.
+ */
+export type Hint = string | (() => string);
+
+/**
  * Invalid input: malformed YAML, unknown keys, modules, roles or variables, a pattern that
  * matches nothing. Always carries the place and, where one exists, a hint at the fix.
  * Raised before any host is contacted; the CLI exits with EXIT.invalidInput.
  */
 export class ConfigError extends Error {
+  #hint: Hint | undefined;
   constructor(
     message: string,
     readonly pos?: Pos,
-    readonly hint?: string,
+    hint?: Hint,
   ) {
     super(message);
     this.name = 'ConfigError';
+    this.#hint = hint;
+  }
+
+  /** The hint at the fix; one given as a function is worked out when first read. */
+  get hint(): string | undefined {
+    return typeof this.#hint === 'function' ? (this.#hint = this.#hint()) : this.#hint;
   }
 
   /** `file:line:col: message` then `  hint: ...` on its own line. */

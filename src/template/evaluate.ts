@@ -38,11 +38,11 @@ export class Evaluator {
       case 'var': {
         if (this.defined(n.name)) return this.vars[n.name];
         if (lenient) return UNDEF;
-        const near = closest(n.name, Object.keys(this.vars));
-        throw new ValueError(
-          `undefined variable '${n.name}'`,
-          near ? `did you mean '${near}'?` : `define it (role defaults, vars, inventory or -e), or use \`${n.name} | default(...)\``,
-        );
+        const vars = this.vars;
+        throw new ValueError(`undefined variable '${n.name}'`, () => {
+          const near = closest(n.name, Object.keys(vars));
+          return near ? `did you mean '${near}'?` : `define it (role defaults, vars, inventory or -e), or use \`${n.name} | default(...)\``;
+        });
       }
       case 'attr':
       case 'index': {
@@ -51,11 +51,12 @@ export class Evaluator {
           let root: Ast = n;
           while (root.t === 'attr' || root.t === 'index') root = root.obj;
           if (root.t === 'var' && !this.defined(root.name)) {
-            const near = closest(root.name, Object.keys(this.vars));
-            throw new ValueError(
-              `'${pathOf(n)}' is undefined: undefined variable '${root.name}'`,
-              near ? `did you mean '${near}'?` : `define '${root.name}' (role defaults, vars, inventory or -e), or use \`${pathOf(n)} | default(...)\``,
-            );
+            const name = root.name;
+            const vars = this.vars;
+            throw new ValueError(`'${pathOf(n)}' is undefined: undefined variable '${name}'`, () => {
+              const near = closest(name, Object.keys(vars));
+              return near ? `did you mean '${near}'?` : `define '${name}' (role defaults, vars, inventory or -e), or use \`${pathOf(n)} | default(...)\``;
+            });
           }
         }
         const obj = this.ev(n.obj, lenient);

@@ -2,12 +2,12 @@
  * Tokenizer and Pratt parser of the expression language (see index.ts for the language).
  * Produces a small AST; no eval, no Function().
  */
-import { ConfigError } from '../model/errors.ts';
+import { ConfigError, type Hint } from '../model/errors.ts';
 import type { Pos } from '../model/types.ts';
 
 /** A template or expression error: syntax, undefined variable, bad filter argument. */
 export class TemplateError extends ConfigError {
-  constructor(message: string, pos?: Pos, hint?: string) {
+  constructor(message: string, pos?: Pos, hint?: Hint) {
     super(message, pos, hint);
     this.name = 'TemplateError';
   }

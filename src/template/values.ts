@@ -1,14 +1,24 @@
+import type { Hint } from '../model/errors.ts';
 /** Value semantics of the expression language: truthiness, equality, ordering, display. */
 
 /** Marks a variable or attribute that does not exist (only seen by `default`, `is defined`...). */
 export const UNDEF: unique symbol = Symbol('undefined');
 
 export class ValueError extends Error {
-  constructor(
-    message: string,
-    readonly hint?: string,
-  ) {
+  #hint: Hint | undefined;
+  constructor(message: string, hint?: Hint) {
     super(message);
+    this.#hint = hint;
+  }
+
+  /** The hint; one given as a function is worked out when first read (see Hint). */
+  get hint(): string | undefined {
+    return typeof this.#hint === 'function' ? (this.#hint = this.#hint()) : this.#hint;
+  }
+
+  /** The hint as given, still unread: for an error that carries it on (run() in index.ts). */
+  get lazyHint(): Hint | undefined {
+    return this.#hint;
   }
 }
 

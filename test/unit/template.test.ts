@@ -211,3 +211,20 @@ test('methods', (t) => {
   t.is(ev("m.get('zz', 7)"), 7);
   t.throws(() => ev('s.nope()'), { message: /unknown method 'nope'/ });
 });
+
+test('the "did you mean" search of an undefined variable runs only when its hint is read, once', (t) => {
+  let keysRead = 0;
+  const vars = new Proxy({ facts: {}, factz: 1 } as Record<string, unknown>, {
+    ownKeys: (o) => {
+      keysRead++;
+      return Reflect.ownKeys(o);
+    },
+  });
+  const e = t.throws(() => render('{{ fact }}', vars, { file: 'x.yaml', line: 1, col: 1 }), { instanceOf: TemplateError });
+  t.is(keysRead, 0, 'no search while the error is only thrown and caught');
+  t.is(e!.hint, "did you mean 'facts'?");
+  t.is(e!.hint, "did you mean 'facts'?");
+  t.is(keysRead, 1);
+  const plain = new ConfigError('m', undefined, () => 'made on demand');
+  t.is(plain.format(), 'm\n  hint: made on demand');
+});
