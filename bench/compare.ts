@@ -73,9 +73,16 @@ interface Proc {
   rssMiB: number;
 }
 
+/** /usr/bin/time's output files, in one directory that cleanup() removes (an interrupted run left them behind). */
+let timeDirPath: string | null = null;
+let timeFiles = 0;
+function timeDir(): string {
+  return (timeDirPath ??= mkdtempSync(join(tmpdir(), 'passthru-bench-time-')));
+}
+
 /** Run a command under /usr/bin/time; stdin from a string when given. */
 function run(cmd: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutS?: number } = {}): Promise<Proc> {
-  const tfile = join(tmpdir(), `passthru-bench-time-${process.pid}-${Math.random().toString(36).slice(2)}`);
+  const tfile = join(timeDir(), `${++timeFiles}`);
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const p = spawn('/usr/bin/time', ['-f', '%U %S %M', '-o', tfile, ...cmd], { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
@@ -256,6 +263,8 @@ async function cleanup(): Promise<void> {
   liveLab = null;
   if (d) await labDown(join(d, 'lab'));
   if (d) rmSync(d, { recursive: true, force: true });
+  if (timeDirPath) rmSync(timeDirPath, { recursive: true, force: true });
+  timeDirPath = null;
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void cleanup().finally(() => process.exit(130)));
 
