@@ -195,6 +195,22 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
     },
   };
 
+  // Check mode: the next stage's hosts that no stage has connected to yet (a guest after its
+  // Proxmox node) get their SSH handshake while this stage runs, up to --forks of them, so that
+  // stage starts with its probe. Only in check mode, where no stage changes anything: an apply
+  // may shut a guest down for its node's reboot, or create the VM the next stage logs into, and
+  // a connection opened before that would be dead or refused. A failed handshake is reported by
+  // the stage that needs the host, as before.
+  const preconnect = (hosts: string[]): void => {
+    for (const h of hosts.filter((h) => !conns.has(h) && !out.has(h)).slice(0, o.forks)) {
+      const host = o.inventory.hosts.get(h);
+      if (!host) continue;
+      const p = o.connect(host);
+      p.catch(() => {});
+      conns.set(h, p);
+    }
+  };
+
   bus.emit({ type: 'run-start', playbook: o.playbook.file, check: o.check, hosts: allHosts });
   let aborted = false;
   // Stages each host still has to finish; after Ctrl-C the unfinished ones go to failedHosts too.
@@ -210,6 +226,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         });
         continue;
       }
+      if (o.check) preconnect(plan[plan.findIndex((p) => p.stage === stage) + 1]?.hosts ?? []);
       const s = await runStage(ctx, stage, active);
       for (const [h, st] of s.hosts) {
         if (st !== 'ok') out.add(h);
