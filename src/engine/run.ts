@@ -4,7 +4,7 @@
  * returns the report; never prints.
  */
 import { checkHostVars } from '../load/hostvars.ts';
-import type { HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult } from '../model/types.ts';
+import type { Host, HostRecap, Inventory, Playbook, RunReport, Stage, TaskResult } from '../model/types.ts';
 import { EXIT } from '../model/types.ts';
 import { ConfigError, UnreachableError } from '../model/errors.ts';
 import { CommandError, type Connection } from '../transport/connection.ts';
@@ -73,100 +73,114 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const out = new Set<string>(); // failed or unreachable: no later stage
   const probe = o.probe ?? gatherFacts;
 
+  type Prepared = Awaited<ReturnType<RunContext['prepareHost']>> & { durationMs?: number };
+  // Check mode: the next stage's hosts, probed while this stage runs (see ahead below).
+  const early = new Map<string, Promise<Prepared>>();
+  const earlyKey = (stage: Stage, host: string) => `${plan.findIndex((p) => p.stage === stage)}\0${host}`;
+
+  /** Connect (once per run), lock (apply), probe with the stage's reads; no events. */
+  async function prepare(stage: Stage, host: Host): Promise<Prepared> {
+    const fail = (status: 'failed' | 'unreachable', msg: string, hint?: string) => ({
+      ok: false as const,
+      state: status,
+      result: {
+        host: host.name, stage: stage.name, role: '', task: status === 'unreachable' ? 'connect' : 'gather facts',
+        kind: 'task' as const, status, changed: false, diff: [], msg, hint, durationMs: 0,
+      },
+    });
+    let conn: Connection;
+    try {
+      if (!conns.has(host.name)) conns.set(host.name, o.connect(host));
+      conn = await conns.get(host.name)!;
+    } catch (e) {
+      const err = e as Error & { hint?: string };
+      return fail('unreachable', err.message, err.hint);
+    }
+    // The node lock (apply only). Taken by the first stage that reaches the host; when the
+    // facts come from the built-in probe, the probe and the stage's reads run inside the lock's
+    // own command once it holds the lock: one command, not two (HostLock.along).
+    const hl = o.hostLock && !o.check ? o.hostLock : undefined;
+    const takeLock = (along?: Along) => {
+      const p = lockHost(conn, {
+        dir: stateDir(host),
+        owner: hl!.owner,
+        waitS: hl!.waitS,
+        warn: (msg) => bus.emit({ type: 'warning', msg, host: host.name }),
+        along,
+      });
+      p.catch(() => {});
+      locks.set(host.name, p);
+      return p;
+    };
+    const foldIntoLock = Boolean(hl) && !locks.has(host.name) && !o.probe;
+    // Set when the lock taken along with the probe could not be had (another run holds it).
+    let lockError: (Error & { hint?: string }) | undefined;
+    if (hl && !foldIntoLock) {
+      try {
+        await (locks.get(host.name) ?? takeLock());
+      } catch (e) {
+        const err = e as Error & { hint?: string };
+        return fail('failed', err.message, err.hint);
+      }
+    }
+    const t = Date.now();
+    try {
+      let facts: Facts;
+      let observer: HostObserver | undefined;
+      if (o.probe) facts = await o.probe(conn);
+      else {
+        // The stage's reads ride along with the probe: one exec for both (speculativeReads).
+        observer = new HostObserver(conn, { timeoutMs: o.commandTimeoutMs });
+        const seeded = observer;
+        const timeoutMs = PROBE_TIMEOUT_MS + (o.commandTimeoutMs ?? PROBE_TIMEOUT_MS);
+        const reads = speculativeReads({ ...o, stage, host });
+        // The commands the probe runs itself (dpkg-query) answer those reads (left out of `reads`).
+        const parse = (_: string, r: { code: number; stdout: string; stderr: string }): Facts => {
+          const f = factsFromOutput(conn.host, r);
+          for (const [command, state] of probeCommandResults(r.stdout)) seeded.seed({ kind: 'cmd', command }, state);
+          return f;
+        };
+        // Inside the lock's command once it holds the lock; on its own when the node cannot be
+        // locked (no flock) or the script is too long for a command line.
+        const inLock = foldIntoLock
+          ? async (script: string) => {
+              const lock = await takeLock({ script, timeoutMs }).catch((e: Error & { hint?: string }) => {
+                lockError = e;
+                throw e;
+              });
+              return lock?.along ?? conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs });
+            }
+          : undefined;
+        facts = await seeded.readAlong(probeScript(), reads, parse, timeoutMs, inLock).catch((e: Error) => {
+          if (lockError) throw e;
+          // Only a command cut short (reads that hung) is retried as the probe alone; a probe
+          // that printed nothing usable, or a lost connection, would only fail a second time.
+          if (!(e instanceof CommandError) || e instanceof UnreachableError || isConnectionLoss(e)) throw e;
+          observer = undefined;
+          return gatherFacts(conn);
+        });
+      }
+      return { ok: true, conn, facts, observer, durationMs: Date.now() - t };
+    } catch (e) {
+      const err = e as Error;
+      if (lockError) return fail('failed', lockError.message, lockError.hint);
+      if (e instanceof UnreachableError || isConnectionLoss(err)) return fail('unreachable', err.message);
+      return fail('failed', `could not read facts: ${err.message}`, 'the probe is plain POSIX sh: is /bin/sh present and the user root (or become: true)?');
+    }
+  }
+
   const ctx: RunContext = {
     settings: o,
     bus,
     probe,
     haltedClusters: new Map(),
     async prepareHost(stage, host) {
-      const fail = (status: 'failed' | 'unreachable', msg: string, hint?: string) => ({
-        ok: false as const,
-        state: status,
-        result: {
-          host: host.name, stage: stage.name, role: '', task: status === 'unreachable' ? 'connect' : 'gather facts',
-          kind: 'task' as const, status, changed: false, diff: [], msg, hint, durationMs: 0,
-        },
-      });
-      let conn: Connection;
-      try {
-        if (!conns.has(host.name)) conns.set(host.name, o.connect(host));
-        conn = await conns.get(host.name)!;
-      } catch (e) {
-        const err = e as Error & { hint?: string };
-        return fail('unreachable', err.message, err.hint);
-      }
-      // The node lock (apply only). Taken by the first stage that reaches the host; when the
-      // facts come from the built-in probe, the probe and the stage's reads run inside the lock's
-      // own command once it holds the lock: one command, not two (HostLock.along).
-      const hl = o.hostLock && !o.check ? o.hostLock : undefined;
-      const takeLock = (along?: Along) => {
-        const p = lockHost(conn, {
-          dir: stateDir(host),
-          owner: hl!.owner,
-          waitS: hl!.waitS,
-          warn: (msg) => bus.emit({ type: 'warning', msg, host: host.name }),
-          along,
-        });
-        p.catch(() => {});
-        locks.set(host.name, p);
-        return p;
-      };
-      const foldIntoLock = Boolean(hl) && !locks.has(host.name) && !o.probe;
-      // Set when the lock taken along with the probe could not be had (another run holds it).
-      let lockError: (Error & { hint?: string }) | undefined;
-      if (hl && !foldIntoLock) {
-        try {
-          await (locks.get(host.name) ?? takeLock());
-        } catch (e) {
-          const err = e as Error & { hint?: string };
-          return fail('failed', err.message, err.hint);
-        }
-      }
-      const t = Date.now();
-      try {
-        let facts: Facts;
-        let observer: HostObserver | undefined;
-        if (o.probe) facts = await o.probe(conn);
-        else {
-          // The stage's reads ride along with the probe: one exec for both (speculativeReads).
-          observer = new HostObserver(conn, { timeoutMs: o.commandTimeoutMs });
-          const seeded = observer;
-          const timeoutMs = PROBE_TIMEOUT_MS + (o.commandTimeoutMs ?? PROBE_TIMEOUT_MS);
-          const reads = speculativeReads({ ...o, stage, host });
-          // The commands the probe runs itself (dpkg-query) answer those reads (left out of `reads`).
-          const parse = (_: string, r: { code: number; stdout: string; stderr: string }): Facts => {
-            const f = factsFromOutput(conn.host, r);
-            for (const [command, state] of probeCommandResults(r.stdout)) seeded.seed({ kind: 'cmd', command }, state);
-            return f;
-          };
-          // Inside the lock's command once it holds the lock; on its own when the node cannot be
-          // locked (no flock) or the script is too long for a command line.
-          const inLock = foldIntoLock
-            ? async (script: string) => {
-                const lock = await takeLock({ script, timeoutMs }).catch((e: Error & { hint?: string }) => {
-                  lockError = e;
-                  throw e;
-                });
-                return lock?.along ?? conn.exec('sh -s', { stdin: script, nothrow: true, timeoutMs });
-              }
-            : undefined;
-          facts = await seeded.readAlong(probeScript(), reads, parse, timeoutMs, inLock).catch((e: Error) => {
-            if (lockError) throw e;
-            // Only a command cut short (reads that hung) is retried as the probe alone; a probe
-            // that printed nothing usable, or a lost connection, would only fail a second time.
-            if (!(e instanceof CommandError) || e instanceof UnreachableError || isConnectionLoss(e)) throw e;
-            observer = undefined;
-            return gatherFacts(conn);
-          });
-        }
-        bus.emit({ type: 'facts', stage: stage.name, host: host.name, durationMs: Date.now() - t });
-        return { ok: true, conn, facts, observer };
-      } catch (e) {
-        const err = e as Error;
-        if (lockError) return fail('failed', lockError.message, lockError.hint);
-        if (e instanceof UnreachableError || isConnectionLoss(err)) return fail('unreachable', err.message);
-        return fail('failed', `could not read facts: ${err.message}`, 'the probe is plain POSIX sh: is /bin/sh present and the user root (or become: true)?');
-      }
+      const key = earlyKey(stage, host.name);
+      const ahead = early.get(key);
+      early.delete(key);
+      const { durationMs, ...r } = await (ahead ?? prepare(stage, host));
+      if (r.ok) bus.emit({ type: 'facts', stage: stage.name, host: host.name, durationMs: durationMs ?? 0 });
+      return r;
     },
     record(r) {
       results.get(r.host)?.push(r);
@@ -195,19 +209,16 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
     },
   };
 
-  // Check mode: the next stage's hosts that no stage has connected to yet (a guest after its
-  // Proxmox node) get their SSH handshake while this stage runs, up to --forks of them, so that
-  // stage starts with its probe. Only in check mode, where no stage changes anything: an apply
-  // may shut a guest down for its node's reboot, or create the VM the next stage logs into, and
-  // a connection opened before that would be dead or refused. A failed handshake is reported by
-  // the stage that needs the host, as before.
-  const preconnect = (hosts: string[]): void => {
-    for (const h of hosts.filter((h) => !conns.has(h) && !out.has(h)).slice(0, o.forks)) {
+  // Check mode: the next stage's hosts that no stage has reached yet (a guest after its Proxmox
+  // node) are connected and probed, with that stage's reads, while this stage runs, up to --forks
+  // of them: nothing a check does changes what they would answer. Their facts are shown when their
+  // stage starts; a failure is reported by that stage, as before. Not in apply: a stage may shut a
+  // guest down for its node's reboot, or create the VM the next stage logs into.
+  const ahead = (next: { stage: Stage; hosts: string[] } | undefined): void => {
+    if (!next) return;
+    for (const h of next.hosts.filter((h) => !conns.has(h) && !out.has(h)).slice(0, o.forks)) {
       const host = o.inventory.hosts.get(h);
-      if (!host) continue;
-      const p = o.connect(host);
-      p.catch(() => {});
-      conns.set(h, p);
+      if (host) early.set(earlyKey(next.stage, h), prepare(next.stage, host));
     }
   };
 
@@ -226,7 +237,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         });
         continue;
       }
-      if (o.check) preconnect(plan[plan.findIndex((p) => p.stage === stage) + 1]?.hosts ?? []);
+      if (o.check) ahead(plan[plan.findIndex((p) => p.stage === stage) + 1]);
       const s = await runStage(ctx, stage, active);
       for (const [h, st] of s.hosts) {
         if (st !== 'ok') out.add(h);

@@ -1,6 +1,7 @@
 /**
- * Check mode opens the next stage's connections while a stage runs; apply opens a host's
- * connection only when its stage reaches it (a stage may reboot or create what the next logs into).
+ * Check mode connects and probes the next stage's hosts while a stage runs (their facts are shown
+ * when their stage starts); apply reaches a host only when its stage does (a stage may reboot or
+ * create what the next logs into).
  */
 import test from 'ava';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -27,6 +28,7 @@ async function order(check: boolean): Promise<{ seen: string[]; exit: number }> 
     const bus = new EventBus();
     bus.on((e) => {
       if (e.type === 'stage-start') seen.push(`stage ${e.stage}`);
+      if (e.type === 'facts') seen.push(`facts ${e.host}`);
     });
     const report = await runPlaybook({
       playbook, inventory, modules, check, forks: 10, extraVars: {}, noReboot: true, bus,
@@ -34,7 +36,10 @@ async function order(check: boolean): Promise<{ seen: string[]; exit: number }> 
         seen.push(`connect ${host.name}`);
         return new LocalConnection(host.name);
       },
-      probe: async () => parseProbe(''),
+      probe: async (conn) => {
+        seen.push(`probe ${conn.host}`);
+        return parseProbe('');
+      },
     });
     return { seen, exit: report.exitCode };
   } finally {
@@ -42,14 +47,20 @@ async function order(check: boolean): Promise<{ seen: string[]; exit: number }> 
   }
 }
 
-test('check: the next stage\'s host is connected while the first stage runs', async (t) => {
+const before = (seen: string[], a: string, b: string) => seen.indexOf(a) >= 0 && seen.indexOf(a) < seen.indexOf(b);
+
+test('check: the next stage\'s host is connected and probed while the first stage runs; its facts shown in its stage', async (t) => {
   const { seen, exit } = await order(true);
-  t.deepEqual(seen, ['connect b', 'stage A', 'connect a', 'stage B']);
   t.is(exit, 0);
+  t.deepEqual(seen.filter((s) => s.startsWith('stage')), ['stage A', 'stage B']);
+  t.true(before(seen, 'connect b', 'stage A'), seen.join(', '));
+  t.true(before(seen, 'probe b', 'stage B'), seen.join(', '));
+  t.true(before(seen, 'stage B', 'facts b'), seen.join(', '));
+  t.is(seen.filter((s) => s === 'probe b').length, 1, 'probed once');
 });
 
-test('apply: a host is connected when its stage reaches it, not before', async (t) => {
+test('apply: a host is connected and probed when its stage reaches it, not before', async (t) => {
   const { seen, exit } = await order(false);
-  t.deepEqual(seen, ['stage A', 'connect a', 'stage B', 'connect b']);
   t.is(exit, 0);
+  t.deepEqual(seen, ['stage A', 'connect a', 'probe a', 'facts a', 'stage B', 'connect b', 'probe b', 'facts b']);
 });
