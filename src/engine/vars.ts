@@ -85,7 +85,7 @@ function lazy(vars: Vars, key: string, raw: unknown): void {
       } catch (e) {
         state = 'raw';
         if (e instanceof ConfigError && isSecretName(key)) throw new TemplateError(`in variable '${key}': the template does not render (not shown: a secret)`, e.pos, 'check the {{ }} in that value');
-        if (e instanceof ConfigError) throw new TemplateError(`in variable '${key}': ${e.message}`, e.pos, e.hint);
+        if (e instanceof ConfigError) throw new TemplateError(`in variable '${key}': ${e.message}`, e.pos, () => e.hint);
         throw e;
       }
       state = 'done';

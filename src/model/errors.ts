@@ -5,7 +5,7 @@ import type { Pos } from './types.ts';
  * costs more than the error, and errors raised while trying (rendering templates before the facts
  * are known) are mostly dropped unread.
  */
-export type Hint = string | (() => string);
+export type Hint = string | (() => string | undefined);
 
 /**
  * Invalid input: malformed YAML, unknown keys, modules, roles or variables, a pattern that

@@ -137,7 +137,7 @@ function run(ast: Ast, src: string, vars: Vars, pos: Pos | undefined): unknown {
     const v = new Evaluator(vars).ev(ast);
     return v === UNDEF ? null : v;
   } catch (e) {
-    if (e instanceof ValueError) throw new TemplateError(`${e.message} in \`${clip(src)}\``, pos, e.lazyHint);
+    if (e instanceof ValueError) throw new TemplateError(`${e.message} in \`${clip(src)}\``, pos, e.hint);
     if (e instanceof TemplateError) throw e;
     if (e instanceof RangeError) throw new TemplateError(`${/call stack/i.test(e.message) ? 'too deeply nested' : e.message} in \`${clip(src)}\``, pos);
     if (e instanceof TypeError) throw new TemplateError(`cannot evaluate \`${clip(src)}\`: ${e.message}`, pos);

@@ -1,24 +1,16 @@
-import type { Hint } from '../model/errors.ts';
 /** Value semantics of the expression language: truthiness, equality, ordering, display. */
+import type { Hint } from '../model/errors.ts';
 
 /** Marks a variable or attribute that does not exist (only seen by `default`, `is defined`...). */
 export const UNDEF: unique symbol = Symbol('undefined');
 
+/** An evaluation error; run() in index.ts turns it into a placed TemplateError, hint as given (see Hint). */
 export class ValueError extends Error {
-  #hint: Hint | undefined;
-  constructor(message: string, hint?: Hint) {
+  constructor(
+    message: string,
+    readonly hint?: Hint,
+  ) {
     super(message);
-    this.#hint = hint;
-  }
-
-  /** The hint; one given as a function is worked out when first read (see Hint). */
-  get hint(): string | undefined {
-    return typeof this.#hint === 'function' ? (this.#hint = this.#hint()) : this.#hint;
-  }
-
-  /** The hint as given, still unread: for an error that carries it on (run() in index.ts). */
-  get lazyHint(): Hint | undefined {
-    return this.#hint;
   }
 }
 

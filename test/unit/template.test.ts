@@ -1,5 +1,7 @@
 import test from 'ava';
 import { ConfigError } from '../../src/model/errors.ts';
+import { taskVars } from '../../src/engine/vars.ts';
+import type { Host, Inventory, Stage } from '../../src/model/types.ts';
 import { checkTemplateSyntax, evaluate, hasTemplate, render, TemplateError, truthy } from '../../src/template/index.ts';
 
 const pos = { file: 'roles/x/tasks.yaml', line: 7, col: 11 };
@@ -227,4 +229,19 @@ test('the "did you mean" search of an undefined variable runs only when its hint
   t.is(keysRead, 1);
   const plain = new ConfigError('m', undefined, () => 'made on demand');
   t.is(plain.format(), 'm\n  hint: made on demand');
+});
+
+test('a variable whose template fails carries the hint of its error', (t) => {
+  const vars = taskVars({
+    stage: { name: 's', vars: {} } as unknown as Stage,
+    host: { name: 'h', vars: { greeting: '{{ fact }}', facts_seen: 1 }, groups: ['all'] } as unknown as Host,
+    inventory: { hosts: new Map(), groups: new Map() } as unknown as Inventory,
+    facts: null,
+    registered: {},
+    extra: {},
+    check: true,
+  });
+  const e = t.throws(() => render('{{ greeting }}', vars, { file: 'x.yaml', line: 1, col: 1 }), { instanceOf: TemplateError });
+  t.regex(e!.message, /^in variable 'greeting': undefined variable 'fact'/);
+  t.is(e!.hint, "did you mean 'facts'?");
 });
