@@ -74,9 +74,8 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   const probe = o.probe ?? gatherFacts;
 
   type Prepared = Awaited<ReturnType<RunContext['prepareHost']>> & { durationMs?: number };
-  // Check mode: the next stage's hosts, probed while this stage runs (see ahead below).
-  const early = new Map<string, Promise<Prepared>>();
-  const earlyKey = (stage: Stage, host: string) => `${plan.findIndex((p) => p.stage === stage)}\0${host}`;
+  // Check mode: a host of the next stage, probed for it while this stage runs (see ahead below).
+  const early = new Map<string, { stage: Stage; prepared: Promise<Prepared> }>();
 
   /** Connect (once per run), lock (apply), probe with the stage's reads; no events. */
   async function prepare(stage: Stage, host: Host): Promise<Prepared> {
@@ -175,10 +174,9 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
     probe,
     haltedClusters: new Map(),
     async prepareHost(stage, host) {
-      const key = earlyKey(stage, host.name);
-      const ahead = early.get(key);
-      early.delete(key);
-      const { durationMs, ...r } = await (ahead ?? prepare(stage, host));
+      const ahead = early.get(host.name);
+      if (ahead?.stage === stage) early.delete(host.name);
+      const { durationMs, ...r } = await (ahead?.stage === stage ? ahead.prepared : prepare(stage, host));
       if (r.ok) bus.emit({ type: 'facts', stage: stage.name, host: host.name, durationMs: durationMs ?? 0 });
       return r;
     },
@@ -216,9 +214,9 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   // guest down for its node's reboot, or create the VM the next stage logs into.
   const ahead = (next: { stage: Stage; hosts: string[] } | undefined): void => {
     if (!next) return;
-    for (const h of next.hosts.filter((h) => !conns.has(h) && !out.has(h)).slice(0, o.forks)) {
+    for (const h of next.hosts.filter((h) => !conns.has(h)).slice(0, o.forks)) {
       const host = o.inventory.hosts.get(h);
-      if (host) early.set(earlyKey(next.stage, h), prepare(next.stage, host));
+      if (host) early.set(h, { stage: next.stage, prepared: prepare(next.stage, host) });
     }
   };
 
@@ -227,7 +225,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
   // Stages each host still has to finish; after Ctrl-C the unfinished ones go to failedHosts too.
   const remaining = new Map(allHosts.map((h) => [h, plan.filter((p) => p.hosts.includes(h)).length]));
   try {
-    for (const { stage, hosts, warning } of plan) {
+    for (const [i, { stage, hosts, warning }] of plan.entries()) {
       if (o.signal?.aborted || aborted) break;
       const active = hosts.filter((h) => !out.has(h));
       if (!active.length) {
@@ -237,7 +235,7 @@ export async function runPlaybook(o: RunOptions): Promise<RunReport> {
         });
         continue;
       }
-      if (o.check) ahead(plan[plan.findIndex((p) => p.stage === stage) + 1]);
+      if (o.check) ahead(plan[i + 1]);
       const s = await runStage(ctx, stage, active);
       for (const [h, st] of s.hosts) {
         if (st !== 'ok') out.add(h);

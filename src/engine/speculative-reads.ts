@@ -11,7 +11,7 @@ import type { Facts } from '../facts/types.ts';
 import { parseProbe, PROBE_COMMANDS } from '../facts/probe.ts';
 import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
 import type { RunSettings } from './settings.ts';
-import { selectedSteps } from './steps.ts';
+import { selectedSteps, type Step } from './steps.ts';
 import { taskVars } from './vars.ts';
 import { pendingHandlersPath } from './pending-handlers.ts';
 
@@ -29,15 +29,14 @@ export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }):
   const reads = new Map<string, Read>();
   const add = (r: Read) => reads.set(readKey(r), r);
   add({ kind: 'file', path: pendingHandlersPath(o.host) });
-  // Without facts or results, the variables of a task depend only on its role and role reference:
-  // made once for each, not for every task.
-  const varsByRole = new Map<object | undefined, Map<object | undefined, Vars>>();
-  const varsOf = (step: (typeof steps)[number]): Vars => {
-    const byRef = varsByRole.get(step.role) ?? varsByRole.set(step.role, new Map()).get(step.role)!;
-    let vars = byRef.get(step.ref);
+  // Without facts or results, the variables of a task depend only on its role reference (which
+  // names its role): made once for each, not for every task.
+  const varsByRef = new Map<Step['ref'], Vars>();
+  const varsOf = (step: Step): Vars => {
+    let vars = varsByRef.get(step.ref);
     if (!vars) {
       vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check });
-      byRef.set(step.ref, vars);
+      varsByRef.set(step.ref, vars);
     }
     return vars;
   };
