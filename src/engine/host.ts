@@ -5,7 +5,7 @@
  * are applied unless in check mode; results go out as events.
  */
 import type { TaskResult, Vars } from '../model/types.ts';
-import { ConfigError, UnreachableError } from '../model/errors.ts';
+import { ConfigError, UnreachableError, withoutStacks } from '../model/errors.ts';
 import { CommandError } from '../transport/connection.ts';
 import type { Plan, Read } from '../modules/contract.ts';
 import { HostObserver } from '../modules/observer.ts';
@@ -165,21 +165,27 @@ export async function runHostGates(
 /** One batched read for every task whose arguments can be rendered before the run. */
 async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[], registered: Vars, extra: Read[] = []): Promise<void> {
   const reads: Read[] = [...extra];
-  for (const step of steps) {
-    const mod = o.modules.get(step.task.module);
-    if (!mod?.reads) continue;
-    try {
-      const vars = varsFor(o, step, registered);
-      if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
-      const args = checkArgs(mod.spec, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
-        pos: step.task.pos,
-        module: mod.name,
-      });
-      reads.push(...mod.reads(args, o.facts, vars));
-    } catch {
-      // Depends on a result registered later: read lazily when the task runs.
+  // Nothing is registered while this runs: a task's variables depend only on its role reference.
+  const varsByRef = new Map<Step['ref'] | Step['role'], Vars>();
+  // Arguments that do not render yet raise errors that are dropped: no stacks for them.
+  withoutStacks(() => {
+    for (const step of steps) {
+      const mod = o.modules.get(step.task.module);
+      if (!mod?.reads) continue;
+      try {
+        let vars = varsByRef.get(step.ref ?? step.role);
+        if (!vars) varsByRef.set(step.ref ?? step.role, (vars = varsFor(o, step, registered)));
+        if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
+        const args = checkArgs(mod.spec, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
+          pos: step.task.pos,
+          module: mod.name,
+        });
+        reads.push(...mod.reads(args, o.facts, vars));
+      } catch {
+        // Depends on a result registered later: read lazily when the task runs.
+      }
     }
-  }
+  });
   if (reads.length) {
     try {
       await observer.prefetch(reads);

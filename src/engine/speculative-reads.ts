@@ -7,6 +7,7 @@ import type { Read } from '../modules/contract.ts';
 import { readKey } from '../modules/observer.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs } from '../spec/check.ts';
+import { withoutStacks } from '../model/errors.ts';
 import type { Facts } from '../facts/types.ts';
 import { parseProbe, PROBE_COMMANDS } from '../facts/probe.ts';
 import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
@@ -25,18 +26,22 @@ import { pendingHandlersPath } from './pending-handlers.ts';
  * wrong ones cost only their bytes. What this misses is read after the probe, as before.
  */
 export function speculativeReads(o: RunSettings & { stage: Stage; host: Host }): Read[] {
+  return withoutStacks(() => readsAhead(o));
+}
+
+function readsAhead(o: RunSettings & { stage: Stage; host: Host }): Read[] {
   const steps = [...selectedSteps(o.playbook, o.stage, 'tasks', o), ...selectedSteps(o.playbook, o.stage, 'gates', o)];
   const reads = new Map<string, Read>();
   const add = (r: Read) => reads.set(readKey(r), r);
   add({ kind: 'file', path: pendingHandlersPath(o.host) });
   // Without facts or results, the variables of a task depend only on its role reference (which
   // names its role): made once for each, not for every task.
-  const varsByRef = new Map<Step['ref'], Vars>();
+  const varsByRef = new Map<Step['ref'] | Step['role'], Vars>();
   const varsOf = (step: Step): Vars => {
-    let vars = varsByRef.get(step.ref);
+    let vars = varsByRef.get(step.ref ?? step.role);
     if (!vars) {
       vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check });
-      varsByRef.set(step.ref, vars);
+      varsByRef.set(step.ref ?? step.role, vars);
     }
     return vars;
   };

@@ -36,6 +36,22 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * Runs `fn` with no stack traces captured for the errors it raises: for code that tries (renders
+ * every task's arguments before the facts are known) and drops its errors unread. Capturing the
+ * stack is most of what an error costs, and there are hundreds per host. Synchronous only: the
+ * limit is put back before anything else runs.
+ */
+export function withoutStacks<T>(fn: () => T): T {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
+  try {
+    return fn();
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+}
+
 /** Several config errors found in one load; all are reported, not just the first. */
 export class ConfigErrors extends Error {
   constructor(readonly errors: ConfigError[]) {

@@ -98,17 +98,30 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
   return out;
 }
 
+/** Compiled host patterns: every connection matches its name against every line of the file. */
+const globs = new Map<string, (name: string) => boolean>();
+
 function globMatch(pattern: string, name: string): boolean {
-  const re = new RegExp(
-    '^' +
-      pattern
-        .split('')
-        .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-        .join('') +
-      '$',
-    'i',
-  );
-  return re.test(name);
+  let match = globs.get(pattern);
+  if (!match) {
+    if (!/[*?]/.test(pattern)) {
+      const lower = pattern.toLowerCase();
+      match = (n) => n.toLowerCase() === lower;
+    } else {
+      const re = new RegExp(
+        '^' +
+          pattern
+            .split('')
+            .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
+            .join('') +
+          '$',
+        'i',
+      );
+      match = (n) => re.test(n);
+    }
+    globs.set(pattern, match);
+  }
+  return match(name);
 }
 
 /** Does the entry apply to this lookup name (`host` or `[host]:port`)? */
@@ -152,10 +165,30 @@ export interface HostKeyCheck {
   hint?: string;
 }
 
-/** Read and parse a known_hosts file; a missing file is empty. */
+/**
+ * The parsed files, each with the identity of the text it was parsed from: every connection of a
+ * run reads the same file, twice (key types to ask for, then the check).
+ */
+const parsed = new Map<string, { id: string; entries: KnownHostEntry[] }>();
+
+/**
+ * Read and parse a known_hosts file; a missing file is empty. Parsed again only when the file
+ * changed (inode, size or modification time: recordHostKey renames a new file over it). The
+ * entries are shared: callers do not change them.
+ */
 export function readKnownHosts(file: string): KnownHostEntry[] {
-  if (!existsSync(file)) return [];
-  return parseKnownHosts(readFileSync(file, 'utf8'));
+  let st;
+  try {
+    st = statSync(file);
+  } catch {
+    return []; // as existsSync: absent, or not to be looked at
+  }
+  const id = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
+  const hit = parsed.get(file);
+  if (hit?.id === id) return hit.entries;
+  const entries = parseKnownHosts(readFileSync(file, 'utf8'));
+  parsed.set(file, { id, entries });
+  return entries;
 }
 
 /** Key types the file knows for this host (to ask the server for those first). */

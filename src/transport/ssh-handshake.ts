@@ -227,10 +227,33 @@ function connectClient(
     client.on('close', onClose);
     try {
       client.connect(config);
+      ignoreHostKeysNotice(client);
     } catch (e) {
       fail(e as Error);
     }
   });
+}
+
+/**
+ * After login, OpenSSH's sshd lists all its host keys (the `hostkeys-00@openssh.com` notice, for
+ * clients that keep known_hosts up to date with them: OpenSSH's UpdateHostKeys). ssh2 answers
+ * every notice by asking the server to prove that it holds each key (`hostkeys-prove-00`): a
+ * signature per key on the host, the same number of checks here, on every connection, for a
+ * list that passthru never reads (it checks the key of the key exchange against known_hosts).
+ * The notice is dropped instead, as OpenSSH's own client does with UpdateHostKeys=no. ssh2 has
+ * no option for it: its handler of global requests (made by connect()) is wrapped; an ssh2
+ * without that handler is left as it is (the notice then costs its round trip, nothing else).
+ */
+export function ignoreHostKeysNotice(client: SshClient): boolean {
+  type Handler = (proto: { requestSuccess(): void }, name: string, wantReply: boolean, data: unknown) => void;
+  const handlers = (client as unknown as { _protocol?: { _handlers?: { GLOBAL_REQUEST?: Handler } } })._protocol?._handlers;
+  const handle = handlers?.GLOBAL_REQUEST;
+  if (!handlers || typeof handle !== 'function') return false;
+  handlers.GLOBAL_REQUEST = (proto, name, wantReply, data) => {
+    if (name !== 'hostkeys-00@openssh.com') return handle(proto, name, wantReply, data);
+    if (wantReply) proto.requestSuccess(); // what ssh2 itself answers (sshd asks for no reply)
+  };
+  return true;
 }
 
 function connectError(

@@ -61,6 +61,8 @@ export interface SshdOptions {
   /** Reuse the host keys (and config) of this directory: a restart of the "same" host. */
   dir?: string;
   extraConfig?: string[];
+  /** sshd's LogLevel (default VERBOSE: one line per session); DEBUG3 shows each global request. */
+  logLevel?: string;
 }
 
 export interface Sshd {
@@ -209,7 +211,7 @@ export async function startSshd(opts: SshdOptions): Promise<Sshd> {
       'MaxStartups 500:30:1000',
       'AllowTcpForwarding yes',
       'UseDNS no',
-      'LogLevel VERBOSE',
+      `LogLevel ${opts.logLevel ?? 'VERBOSE'}`,
       ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),

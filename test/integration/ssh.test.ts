@@ -77,6 +77,22 @@ test('agent auth: a key held only by our own ssh-agent', async (t) => {
   await c.close();
 });
 
+test("sshd's list of host keys after login is not answered with a request to prove them", async (t) => {
+  const s = await server(26, { logLevel: 'DEBUG3' });
+  t.teardown(() => s.sshd.stop());
+  const c = await connectSsh('pve26', s.spec(), noAgent);
+  t.is((await c.exec('echo up')).stdout, 'up\n');
+  await c.close();
+  // The server's side of the session is logged by the time it has closed it.
+  const closed = async () => {
+    for (let i = 0; i < 100 && !/Disconnected from user root/.test(s.sshd.log()); i++) await new Promise((r) => setTimeout(r, 50));
+    return s.sshd.log();
+  };
+  const log = await closed();
+  t.regex(log, /notify_hostkeys: sent 1 hostkeys/, 'sshd sent its notice');
+  t.notRegex(log, /hostkeys-prove-00@openssh\.com/, 'no proof asked for');
+});
+
 test('wrong key: UnreachableError names the host, with a hint', async (t) => {
   const s = await server(3);
   t.teardown(() => s.sshd.stop());

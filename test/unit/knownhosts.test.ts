@@ -10,6 +10,7 @@ import {
   hostKeyName,
   keyTypeOf,
   parseKnownHosts,
+  readKnownHosts,
   recordHostKey,
 } from '../../src/transport/knownhosts.ts';
 import { Limiter } from '../../src/transport/limiter.ts';
@@ -151,6 +152,35 @@ test('accept-new from many processes at once: every line recorded, none lost or 
   t.is(new Set(lines).size, 30);
   for (const l of lines) t.regex(l, new RegExp(`^host\\d-\\d ${A.type} ${A.b64.replace(/[+/]/g, '\\$&')}$`));
   t.false(existsSync(`${f}.lock`));
+});
+
+test('a file read again is parsed once, and again after any change: a key recorded, an edit in place of the same size', async (t) => {
+  const f = join(dir, 'kh-cache');
+  writeFileSync(f, `pve1 ${A.type} ${A.b64}\n`);
+  const first = readKnownHosts(f);
+  t.is(readKnownHosts(f), first, 'unchanged file: the same parse');
+  recordHostKey(f, 'pve2', 22, B.type, B.blob); // renames a new file over it
+  t.deepEqual(readKnownHosts(f).map((e) => e.patterns[0]), ['pve1', 'pve2']);
+  writeFileSync(f, `pve1 ${A.type} ${A.b64}\n`);
+  t.deepEqual(readKnownHosts(f).map((e) => e.patterns[0]), ['pve1']);
+  // Same inode, same size: told apart by the modification time (file times tick in a few ms).
+  await new Promise((r) => setTimeout(r, 30));
+  writeFileSync(f, `pve3 ${A.type} ${A.b64}\n`);
+  t.deepEqual(readKnownHosts(f).map((e) => e.patterns[0]), ['pve3']);
+  t.is(checkHostKey(f, 'pve3', 22, A.type, A.blob, 'strict').status, 'ok');
+  t.is(checkHostKey(f, 'pve1', 22, A.type, A.blob, 'strict').status, 'unknown');
+  t.deepEqual(readKnownHosts(join(dir, 'no-such-file')), []);
+});
+
+test('host patterns: literal names match without regard to case; wildcards and negation as before', (t) => {
+  const [e] = parseKnownHosts(`PVE-A.example,*.lab,!bad.lab,node?? ${A.type} ${A.b64}\n`);
+  t.true(entryMatches(e!, 'pve-a.example'));
+  t.true(entryMatches(e!, 'x.lab'));
+  t.false(entryMatches(e!, 'bad.lab'));
+  t.true(entryMatches(e!, 'node12'));
+  t.false(entryMatches(e!, 'node123'));
+  t.false(entryMatches(e!, 'pve-a.example.org'));
+  t.false(entryMatches(e!, 'pve-aXexample'), 'a dot is a dot, not any character');
 });
 
 test('off: accepts, with a warning for unknown or changed keys', (t) => {

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { ConfigError } from '../../src/model/errors.ts';
+import { ConfigError, withoutStacks } from '../../src/model/errors.ts';
 import { taskVars } from '../../src/engine/vars.ts';
 import type { Host, Inventory, Stage } from '../../src/model/types.ts';
 import { checkTemplateSyntax, evaluate, hasTemplate, render, TemplateError, truthy } from '../../src/template/index.ts';
@@ -229,6 +229,25 @@ test('the "did you mean" search of an undefined variable runs only when its hint
   t.is(keysRead, 1);
   const plain = new ConfigError('m', undefined, () => 'made on demand');
   t.is(plain.format(), 'm\n  hint: made on demand');
+});
+
+test('errors raised while trying, under withoutStacks, carry no stack; the limit is back afterwards, also after a throw', (t) => {
+  const before = Error.stackTraceLimit;
+  const e = withoutStacks(() => {
+    try {
+      render('{{ fact }}', {}, { file: 'x.yaml', line: 1, col: 1 });
+    } catch (err) {
+      return err as TemplateError;
+    }
+  });
+  t.true(e instanceof TemplateError);
+  t.is(e!.stack!.split('\n').filter((l) => /^\s+at /.test(l)).length, 0, 'no frames');
+  t.regex(e!.message, /undefined variable 'fact'/);
+  t.is(Error.stackTraceLimit, before);
+  t.throws(() => withoutStacks(() => render('{{ fact }}', {}, { file: 'x.yaml', line: 1, col: 1 })), { instanceOf: TemplateError });
+  t.is(Error.stackTraceLimit, before);
+  const outside = t.throws(() => render('{{ fact }}', {}, { file: 'x.yaml', line: 1, col: 1 }));
+  t.true(outside!.stack!.split('\n').some((l) => /^\s+at /.test(l)), 'errors outside it keep their stacks');
 });
 
 test('a variable whose template fails carries the hint of its error', (t) => {
