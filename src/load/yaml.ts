@@ -10,7 +10,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { closeSync, openSync, readSync } from 'node:fs';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
+import { isAlias, isMap, isNode, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node, type Pair, type YAMLMap } from 'yaml';
 import { ConfigError, ConfigErrors, suggest } from '../model/errors.ts';
 import type { Pos } from '../model/types.ts';
 import { yamlBool } from '../model/truth.ts';
@@ -173,14 +173,20 @@ export function parseYaml(text: string, file: string, opts: ParseOptions = {}): 
   // copies are counted: nested aliases ("billion laughs") grow exponentially, so expansion stops
   // at MAX_ALIAS_NODES nodes (the yaml library's own maxAliasCount guards only toJS, which this
   // expansion would bypass).
+  //
+  // Each alias takes the last node anchored with its name before it, in document order: the walk
+  // keeps them as it meets them (the library's own resolve() walks the whole document again for
+  // every alias: quadratic in an inventory that shares its values by aliases). No `*` in the
+  // text, no alias: no walk.
   let expanded = 0;
   let aliases = 0;
-  visit(doc, {
-    Alias: (_key, node) => {
-      const target = node.resolve(doc);
+  const anchored = new Map<string, Node>();
+  if (text.includes('*')) visit(doc, (_key, node) => {
+    if (isAlias(node)) {
+      const target = anchored.get(node.source);
       if (!target) return undefined;
       aliases++;
-      expanded += nodeCount(target as Node, MAX_ALIAS_NODES - expanded + 1);
+      expanded += nodeCount(target, MAX_ALIAS_NODES - expanded + 1);
       if (expanded > MAX_ALIAS_NODES || aliases > MAX_ALIASES) {
         const at = (node as { range?: [number, number, number] }).range;
         throw new ConfigError(
@@ -189,8 +195,10 @@ export function parseYaml(text: string, file: string, opts: ParseOptions = {}): 
           'write the values out, or use fewer nested anchors (&name) and aliases (*name)',
         );
       }
-      return (target as Node).clone() as Node;
-    },
+      return target.clone() as Node;
+    }
+    if (isNode(node) && node.anchor) anchored.set(node.anchor, node);
+    return undefined;
   });
   // Deep nesting: readers walk the tree recursively, so bound the depth too.
   const depth = maxDepth(doc.contents as YNode, MAX_DEPTH + 1);
