@@ -8,6 +8,7 @@ export { selectedSteps } from '../engine/host.ts';
 export { defaultFailedHostsPath, writeFailedHosts } from '../engine/failed-hosts.ts';
 export { loadInventory } from '../inventory/index.ts';
 export { loadExtraVars, loadPlaybook } from '../load/playbook.ts';
+export { installedRoleCache } from '../load/role-cache.ts';
 export { checkHostVars } from '../load/hostvars.ts';
 export { knownTags, unknownTags } from '../load/tags.ts';
 export { modules } from '../modules/index.ts';

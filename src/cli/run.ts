@@ -61,9 +61,9 @@ interface Loaded {
  * runPlaybook, which does it before its first connection (once per run, for any caller).
  */
 async function load(pbPath: string, flags: RunFlags, io: Io, opts: { offline?: boolean } = {}): Promise<Loaded> {
-  const { loadInventory, loadPlaybook, modules, loadExtraVars, planRun, unknownTags, knownTags, checkHostVars } = await engine();
+  const { loadInventory, loadPlaybook, modules, loadExtraVars, planRun, unknownTags, knownTags, checkHostVars, installedRoleCache } = await engine();
   const inv = await loadInventory(flags.inventory!);
-  const pb = await loadPlaybook(pbPath, { modules });
+  const pb = await loadPlaybook(pbPath, { modules, cache: installedRoleCache() });
   if (flags.guests) pb.stages = pb.stages.map((st) => ({ ...st, guestPolicy: flags.guests! }));
   const extra = loadExtraVars(flags.extraVars ?? [], process.cwd());
   const plan = planRun(pb, inv, flags.limit); // --limit resolves and some stage has a host, or ConfigError before connecting

@@ -11,10 +11,11 @@
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq } from 'yaml';
-import type { GuestPolicy, Playbook, Pos, RebootPolicy, RoleRef, Stage } from '../model/types.ts';
+import type { GuestPolicy, Playbook, Pos, RebootPolicy, Role, RoleRef, Stage } from '../model/types.ts';
 import type { Module } from '../modules/contract.ts';
 import type { OptionSpec } from '../spec/types.ts';
 import { listRoles, loadFile, loadRole } from './roles.ts';
+import { keepRole, readRole, roleKey, type RoleCache } from './role-cache.ts';
 import { describeNode, Errors, getBool, getChoice, getInt, getString, getStringList, getVars, isNull, mapEntries, suggest, type Entry, type YamlFile, type YNode } from './yaml.ts';
 
 export { loadExtraVars } from './extra-vars.ts';
@@ -22,6 +23,8 @@ export { loadExtraVars } from './extra-vars.ts';
 export interface LoadOptions {
   modules: Map<string, Module>;
   roleDirs?: string[];
+  /** Roles loaded before, kept as JSON (role-cache.ts): the CLI passes installedRoleCache(). */
+  cache?: RoleCache;
 }
 
 const STAGE_KEYS = [
@@ -206,6 +209,20 @@ function parseStage(yf: YamlFile, node: YNode, index: number, errs: Errors): Sta
 
 // ---------------------------------------------------------------- playbook
 
+/**
+ * A role from the cache when its files are as when it was kept; else loaded, and kept when it
+ * loaded without an error and its files did not change while it loaded.
+ */
+async function loadRoleKept(name: string, dir: string, refPos: Pos, opts: LoadOptions, errs: Errors): Promise<Role> {
+  const key = opts.cache && roleKey(opts.cache, dir);
+  const kept = key ? readRole(opts.cache!, key) : undefined;
+  if (kept && kept.name === name) return kept;
+  const before = errs.list.length;
+  const role = await loadRole(name, dir, refPos, opts.modules, errs);
+  if (key && errs.list.length === before && roleKey(opts.cache!, dir) === key) keepRole(opts.cache!, key, role);
+  return role;
+}
+
 export async function loadPlaybook(path: string, opts: LoadOptions): Promise<Playbook> {
   const errs = new Errors();
   const yf = await loadFile(path, errs);
@@ -239,7 +256,7 @@ export async function loadPlaybook(path: string, opts: LoadOptions): Promise<Pla
         );
         continue;
       }
-      pb.roles.set(ref.name, await loadRole(ref.name, dir, ref.pos, opts.modules, errs));
+      pb.roles.set(ref.name, await loadRoleKept(ref.name, dir, ref.pos, opts, errs));
     }
   }
   errs.throwIfAny();

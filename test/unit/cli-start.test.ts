@@ -68,3 +68,22 @@ test('the built lab boot program boots a node as the sources do', (t) => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the installed CLI keeps the roles it loaded (XDG_CACHE_HOME/passthru/roles) and reads them back: the same answer, also with the cache off', (t) => {
+  const cache = mkdtempSync(join(tmpdir(), 'passthru-cli-cache-'));
+  t.teardown(() => rmSync(cache, { recursive: true, force: true }));
+  const validate = (env: Record<string, string> = {}) =>
+    spawnSync(process.execPath, [join(repo, 'bin/passthru.js'), 'validate', join(repo, 'playbooks/gpu-passthrough.yaml'), '-i', join(repo, 'inventory.example.yaml')], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: cache, XDG_CACHE_HOME: cache, ...env },
+    });
+  const first = validate();
+  t.is(first.status, 0, first.stderr);
+  const kept = readdirSync(join(cache, 'passthru', 'roles'));
+  t.is(kept.filter((n) => n.endsWith('.json')).length, 7, 'the seven shipped roles');
+  const second = validate();
+  t.is(second.stdout, first.stdout);
+  t.deepEqual(readdirSync(join(cache, 'passthru', 'roles')), kept, 'the same entries');
+  const off = validate({ PASSTHRU_ROLE_CACHE: 'off' });
+  t.is(off.stdout, first.stdout);
+});
