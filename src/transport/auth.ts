@@ -4,6 +4,7 @@
  * or a prompt), the ssh-agent (`SSH_AUTH_SOCK`), then the usual default keys. Secrets stay in
  * the returned objects: no message built here contains one.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +15,24 @@ const { utils } = ssh2;
 
 export type AuthAttempt =
   | { type: 'password'; label: string; password: string }
-  | { type: 'publickey'; label: string; key: Buffer; passphrase?: string }
+  /** The key as parsed (and decrypted): what ssh2 signs with, not parsed again per connection. */
+  | { type: 'publickey'; label: string; key: ParsedKey }
   | { type: 'agent'; label: string; agent: string };
+
+type ParsedKey = Exclude<ReturnType<typeof utils.parseKey>, Error>;
+
+/**
+ * Keys as parsed, by their bytes and passphrase: every connection of a run offers the same keys,
+ * and parsing one (decrypting it, deriving its public half) costs more than the rest of the
+ * offer. Holds what the attempts hold anyway.
+ */
+const parsedKeys = new Map<string, ReturnType<typeof utils.parseKey>>();
+function parseKey(data: Buffer, passphrase?: string): ReturnType<typeof utils.parseKey> {
+  const id = createHash('sha256').update(data).update(passphrase === undefined ? '\0-' : `\0+${passphrase}`).digest('hex');
+  let key = parsedKeys.get(id);
+  if (key === undefined) parsedKeys.set(id, (key = utils.parseKey(data, passphrase)));
+  return key;
+}
 
 export interface AuthOptions {
   /** Asked for a key passphrase when no environment variable holds it. */
@@ -61,8 +78,8 @@ async function keyAttempt(
       'check identity_file in the inventory',
     );
   }
-  const plain = utils.parseKey(data);
-  if (!(plain instanceof Error)) return { type: 'publickey', label: `key ${file}`, key: data };
+  const plain = parseKey(data);
+  if (!(plain instanceof Error)) return { type: 'publickey', label: `key ${file}`, key: plain };
   if (!isEncryptedError(plain)) {
     if (!explicit) {
       log(`skipping ${file}: not a usable private key`);
@@ -89,14 +106,14 @@ async function keyAttempt(
         : 'set passphrase_env in the inventory to the name of an environment variable holding it, or load the key into ssh-agent',
     );
   }
-  const parsed = utils.parseKey(data, passphrase);
+  const parsed = parseKey(data, passphrase);
   if (parsed instanceof Error) {
     throw new AuthSetupError(
       `cannot decrypt identity file ${file} with the passphrase from ${source}`,
       'check the passphrase (it is never printed)',
     );
   }
-  return { type: 'publickey', label: `key ${file}`, key: data, passphrase };
+  return { type: 'publickey', label: `key ${file}`, key: parsed };
 }
 
 /** The credentials to try, in order. Throws AuthSetupError for an unusable explicit key. */
@@ -139,7 +156,7 @@ export function makeAuthHandler(username: string, attempts: AuthAttempt[], tried
       log?.(`trying ${a.label}`);
       if (a.type === 'password') return next({ type: 'password', username, password: a.password });
       if (a.type === 'agent') return next({ type: 'agent', username, agent: a.agent });
-      return next({ type: 'publickey', username, key: a.key, passphrase: a.passphrase });
+      return next({ type: 'publickey', username, key: a.key });
     }
     next(false);
   };

@@ -3,6 +3,8 @@ import type { ConnSpec } from '../../src/model/types.ts';
 import { signalNumber } from '../../src/transport/connection.ts';
 import { becomeLine, becomePassword, passwordRefused, sudoUnavailable } from '../../src/transport/ssh-become.ts';
 import { parseJump, sshWhere } from '../../src/transport/ssh-handshake.ts';
+import { AuthSetupError, resolveAuth } from '../../src/transport/auth.ts';
+import { makeKey, tempDir } from '../helpers/sshd.ts';
 
 const spec: ConnSpec = { host: '10.0.0.5', port: 2222, user: 'ops', become: true, hostKeyChecking: 'strict', transport: 'ssh' };
 
@@ -43,4 +45,22 @@ test('parseJump and sshWhere', (t) => {
   t.deepEqual(parseJump('[fd00::1]:22', 'root'), { user: 'root', host: 'fd00::1', port: 22 });
   t.throws(() => parseJump('host:0', 'root'));
   t.is(sshWhere(spec), 'ops@10.0.0.5:2222');
+});
+
+test('resolveAuth: a key is parsed once for all the connections of a run (the same parsed key each time); a wrong passphrase still fails, the right one still works', async (t) => {
+  const dir = tempDir('auth-keys');
+  const plain = makeKey(dir, 'plain');
+  const locked = makeKey(dir, 'locked', 'right words');
+  const spec = (over: Partial<ConnSpec>): ConnSpec => ({ host: 'h', port: 22, user: 'root', become: false, hostKeyChecking: 'strict', transport: 'ssh', ...over });
+  const opts = { env: { PATH: process.env.PATH }, home: dir };
+  const [a] = await resolveAuth(spec({ identityFile: plain.path }), opts);
+  const [b] = await resolveAuth(spec({ identityFile: plain.path }), opts);
+  t.is(a!.type, 'publickey');
+  t.is((a as { key: unknown }).key, (b as { key: unknown }).key, 'one parse, shared');
+  t.true(((a as { key: { isPrivateKey(): boolean } }).key).isPrivateKey());
+  const withPass = (p: string) => resolveAuth(spec({ identityFile: locked.path, passphraseEnv: 'KEY_PASS' }), { ...opts, env: { ...opts.env, KEY_PASS: p } });
+  await t.throwsAsync(withPass('wrong words'), { instanceOf: AuthSetupError, message: /cannot decrypt/ });
+  const [c] = await withPass('right words');
+  t.true(((c as { key: { isPrivateKey(): boolean } }).key).isPrivateKey());
+  await t.throwsAsync(withPass('wrong words'), { instanceOf: AuthSetupError }, 'a wrong passphrase after a right one is still wrong');
 });
