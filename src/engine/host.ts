@@ -195,6 +195,23 @@ async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[]
   }
 }
 
+/** The values of a role's variables last found good, per host run and role. */
+const checkedVars = new WeakMap<HostRunOptions, Map<object, unknown[]>>();
+
+/**
+ * checkRoleVars, skipped when the role's variables hold the very values found good for an earlier
+ * task of the role on this host (most do: only a template or a registered result can change one).
+ */
+function checkRoleVarsOnce(o: HostRunOptions, spec: Parameters<typeof checkRoleVars>[0], vars: Vars): void {
+  const values = Object.keys(spec.options).map((n) => vars[n]);
+  let seen = checkedVars.get(o);
+  if (!seen) checkedVars.set(o, (seen = new Map()));
+  const good = seen.get(spec);
+  if (good && good.every((v, i) => Object.is(v, values[i]))) return;
+  checkRoleVars(spec, vars);
+  seen.set(spec, values);
+}
+
 function varsFor(o: HostRunOptions, step: Step, registered: Vars): Vars {
   return taskVars({
     role: step.role,
@@ -248,7 +265,7 @@ async function runStep(
     if (!mod) throw new ConfigError(`unknown module '${task.module}'`, task.pos);
     const vars = varsFor(o, step, registered);
     // values that were templates at load are checked here, rendered, by the same spec
-    if (step.role?.argSpec) checkRoleVars(step.role.argSpec, vars);
+    if (step.role?.argSpec) checkRoleVarsOnce(o, step.role.argSpec, vars);
     if (task.when !== undefined && !truthy(evaluate(task.when, vars, task.pos))) {
       return finish({ status: 'skipped', changed: false, diff: [], msg: `skipped: ${task.when} is false` });
     }

@@ -54,8 +54,49 @@ export interface PassthroughConfig {
   blacklistConf: string;
 }
 
-/** Compute the passthrough configuration of a host from its facts and variables. */
+/** Every variable the configuration is made from (the compiler keeps the list complete). */
+const VAR_NAMES = Object.keys({
+  passthrough_slots: 1,
+  vfio_ids: 1,
+  acs_override: 1,
+  acs_override_supported: 1,
+  vendor_reset: 1,
+  blacklist_drivers: 1,
+  vfio_disable_vga: 1,
+  vfio_bind: 1,
+  hugepages: 1,
+  hugepages_max_share: 1,
+} satisfies Record<keyof PassthroughVars, 1>) as Array<keyof PassthroughVars>;
+
+/** Configurations made, by facts, then by the variables' values. */
+const made = new WeakMap<Facts, Map<string, PassthroughConfig>>();
+
+/**
+ * Compute the passthrough configuration of a host from its facts and variables. Every preflight
+ * and gate of a host asks for it, with the same facts and variables: it is made once for them
+ * (a pure function of both), and frozen, since every caller shares it.
+ */
 export function passthroughConfig(facts: Facts, vars: PassthroughVars): PassthroughConfig {
+  // undefined, NaN and ±Infinity kept apart from null (JSON would make them all null).
+  const key = JSON.stringify(VAR_NAMES.map((k) => vars[k]), (_k, v: unknown) =>
+    v === undefined ? '\0undefined' : typeof v === 'number' && !Number.isFinite(v) ? `\0${v}` : typeof v === 'string' ? `'${v}` : v,
+  );
+  let byVars = made.get(facts);
+  if (!byVars) made.set(facts, (byVars = new Map()));
+  let config = byVars.get(key);
+  if (!config) byVars.set(key, (config = deepFreeze(makeConfig(facts, vars))));
+  return config;
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+    Object.freeze(v);
+    for (const x of Object.values(v)) deepFreeze(x);
+  }
+  return v;
+}
+
+function makeConfig(facts: Facts, vars: PassthroughVars): PassthroughConfig {
   const sel = selectDevices(facts, vars);
   const binding = chooseBinding(facts, vars, sel);
   const bootNotes = sel.chosen.filter((d) => d.bootVga).map((d) => `${d.address} is the boot display: the host console goes with it`);

@@ -30,6 +30,23 @@ test('slot → every function; ids; vfio.conf with softdeps; lab blacklist is bo
   t.deepEqual(p.captureProblems, []);
 });
 
+test('the configuration is made once per facts and variable values, frozen; any other value of a variable is another one', (t) => {
+  const facts = labFacts();
+  const a = planDevices(facts, { ...LAB });
+  t.is(planDevices(facts, { ...LAB, unrelated: 1 } as never), a, 'same facts, same values: the same configuration');
+  t.true(Object.isFrozen(a) && Object.isFrozen(a.devices) && Object.isFrozen(a.devices[0]));
+  t.throws(() => (a.ids as string[]).push('x'));
+  t.not(planDevices(labFacts(), LAB), a, 'other facts (equal, but another probe): made again');
+  // vfio_disable_vga: unset means true, null means false; JSON alone would not tell them apart.
+  const unset = planDevices(facts, { ...LAB });
+  const nul = planDevices(facts, { ...LAB, vfio_disable_vga: null } as never);
+  t.not(nul, unset);
+  t.regex(unset.vfioConf, /disable_vga=1/);
+  t.notRegex(nul.vfioConf, /disable_vga=1/);
+  t.not(planDevices(facts, { passthrough_slots: ['00:05'], vfio_bind: 'address' }), a);
+  t.is(planDevices(facts, { passthrough_slots: ['00:05'], vfio_bind: 'address' }).bind, 'address');
+});
+
 test('the plan does not depend on the current binding (idempotent after vfio-pci took over)', (t) => {
   const before = planDevices(labFacts(), LAB);
   const after = planDevices(labFacts({ bound: true }), LAB);
