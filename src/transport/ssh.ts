@@ -111,8 +111,10 @@ export class SshConnection implements Connection {
       // OpenSSH does not deliver signals to root sessions and keeps a closed channel's command
       // running: the host kills a command that overruns (the whole process group, via timeout(1)).
       const secs = Math.max(1, Math.ceil(timeoutMs / 1000));
-      const q = shq(command);
-      line = `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${secs} sh -c ${q}; else exec sh -c ${q}; fi`;
+      // `sh` with options alone (the scripts passthru sends on stdin, a run's commands on a no-op
+      // run) is started by timeout itself: `sh -c 'sh -s'` put one more shell, and a fork, before it.
+      const run = /^sh( -[a-z]+)*$/.test(command) ? command : `sh -c ${shq(command)}`;
+      line = `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${secs} ${run}; else exec ${run}; fi`;
     }
     const w = becomeLine(this.sudoMode, line, opts.stdin, () => becomePassword(this.spec, this.opts.env ?? process.env) ?? '');
     const r = await this.rawExec(w.line, { ...opts, stdin: w.stdin }, command);

@@ -476,6 +476,22 @@ test('no secret appears in errors or logs: password, key passphrase', async (t) 
   }
 });
 
+test('a script on stdin (`sh -s`) is started by timeout(1) itself; any other command through sh -c, as before', async (t) => {
+  const s = await server(27);
+  t.teardown(() => s.sshd.stop());
+  const c = await connectSsh('pve27', s.spec(), noAgent);
+  // The parent of the shell that runs it (read from /proc/self: the server's pids are its own
+  // namespace's, its /proc the machine's).
+  const parent = 'read -r _ _ _ p _ < /proc/self/stat; cat /proc/$p/comm';
+  const parentOfScript = await c.exec('sh -s', { stdin: `${parent}\n`, timeoutMs: 30_000 });
+  t.is(parentOfScript.stdout, 'timeout\n', 'no shell between timeout and the script');
+  const other = await c.exec(`echo $((6 * 7)) && ${parent}`, { timeoutMs: 30_000 });
+  t.is(other.stdout, '42\ntimeout\n', 'a command line still runs in sh -c, under timeout');
+  const killed = await c.exec('sh -s', { stdin: 'sleep 30\n', timeoutMs: 1000, nothrow: true }).catch((e: Error) => e);
+  t.truthy(killed, 'an overrunning script is still ended');
+  await c.close();
+});
+
 test('per-command timeout closes the channel; the connection stays usable', async (t) => {
   const s = await server(21);
   t.teardown(() => s.sshd.stop());
