@@ -92,6 +92,15 @@ async function rebootNode(): Promise<void> {
   throw new Error('the node did not come back after reboot');
 }
 
+lab('lspci of a device without a revision: no "(rev ...)", its subsystem and modules in their places', (t) => {
+  // The Alder Lake-N iGPU of this profile has no rev: an empty field must not shift the others.
+  t.is(ssh('lspci -nn -s 00:02.0'), '00:02.0 VGA compatible controller [0300]: Intel Corporation Alder Lake-N [Intel Graphics] [8086:46d3]\n');
+  const k = ssh('lspci -nnk -s 00:02.0');
+  t.regex(k, /^\tSubsystem: Intel Corporation Device \[8086:7270\]$/m);
+  t.regex(k, /^\tKernel modules: xe, i915$/m);
+  t.notRegex(k, /\(rev /);
+});
+
 lab('refusal: numvfs above sriov_totalvfs (8 > 7) fails the preflight, nothing changes, no reboot', async (t) => {
   const before = tree();
   const b = boots();
