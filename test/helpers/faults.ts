@@ -26,6 +26,11 @@ const mntNs = (pid: number): string | null => {
  * Kills every process in the node's mount namespace with SIGKILL (no trap runs, nothing is
  * flushed). With `stayDown` the node's supervisor is told to stop first, so the node stays
  * unreachable until {@link startNode}; without it the supervisor boots the node again.
+ *
+ * All of them are stopped (SIGSTOP) before any is killed, as in a crash, where none of them sees
+ * another go: killed one by one in pid order, an sshd whose pid was higher than its session's
+ * command (after the pid counter wrapped) could still report that command's death (exit 137)
+ * before dying itself, and the host read as failed instead of unreachable.
  */
 export function crashNode(labDir: string, node: string, o: { stayDown: boolean }): number {
   const nd = join(labDir, 'nodes', node);
@@ -36,16 +41,20 @@ export function crashNode(labDir: string, node: string, o: { stayDown: boolean }
   // Held open while killing: an emptied namespace's inode number is not given to a new one meanwhile.
   const fd = openSync(`/proc/${nsPid}/ns/mnt`, 'r');
   let killed = 0;
-  try {
+  const each = (signal: NodeJS.Signals, count: boolean) => {
     for (const e of readdirSync('/proc')) {
       if (!/^\d+$/.test(e) || mntNs(Number(e)) !== ns) continue;
       try {
-        process.kill(Number(e), 'SIGKILL');
-        killed++;
+        process.kill(Number(e), signal);
+        if (count) killed++;
       } catch {
         /* already gone */
       }
     }
+  };
+  try {
+    each('SIGSTOP', false);
+    each('SIGKILL', true);
   } finally {
     closeSync(fd);
   }
