@@ -18,7 +18,7 @@ import { taskVars } from './vars.ts';
 import { handlerRuns, notifyTargets, stageHandlers } from './handlers.ts';
 import { parsePendingHandlers, pendingHandlersPath, savePendingHandlers } from './pending-handlers.ts';
 
-import { selectedSteps, type Step } from './steps.ts';
+import { perReference, selectedSteps, type Step } from './steps.ts';
 
 export type { HostRunOptions } from './settings.ts';
 export { selectedSteps } from './steps.ts';
@@ -165,16 +165,15 @@ export async function runHostGates(
 /** One batched read for every task whose arguments can be rendered before the run. */
 async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[], registered: Vars, extra: Read[] = []): Promise<void> {
   const reads: Read[] = [...extra];
-  // Nothing is registered while this runs: a task's variables depend only on its role reference.
-  const varsByRef = new Map<Step['ref'] | Step['role'], Vars>();
+  // Nothing is registered while this runs: a task's variables are its role reference's.
+  const varsOf = perReference((step) => varsFor(o, step, registered));
   // Arguments that do not render yet raise errors that are dropped: no stacks for them.
   withoutStacks(() => {
     for (const step of steps) {
       const mod = o.modules.get(step.task.module);
       if (!mod?.reads) continue;
       try {
-        let vars = varsByRef.get(step.ref ?? step.role);
-        if (!vars) varsByRef.set(step.ref ?? step.role, (vars = varsFor(o, step, registered)));
+        const vars = varsOf(step);
         if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
         const args = checkArgs(mod.spec, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
           pos: step.task.pos,

@@ -2,7 +2,7 @@
  * The reads a stage will need on a host, worked out before its facts so that they ride along
  * with the facts probe (one exec for both): see speculativeReads below.
  */
-import type { Host, Stage, Vars } from '../model/types.ts';
+import type { Host, Stage } from '../model/types.ts';
 import type { Read } from '../modules/contract.ts';
 import { readKey } from '../modules/observer.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
@@ -12,7 +12,7 @@ import type { Facts } from '../facts/types.ts';
 import { parseProbe, PROBE_COMMANDS } from '../facts/probe.ts';
 import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
 import type { RunSettings } from './settings.ts';
-import { selectedSteps, type Step } from './steps.ts';
+import { perReference, selectedSteps } from './steps.ts';
 import { taskVars } from './vars.ts';
 import { pendingHandlersPath } from './pending-handlers.ts';
 
@@ -34,17 +34,10 @@ function readsAhead(o: RunSettings & { stage: Stage; host: Host }): Read[] {
   const reads = new Map<string, Read>();
   const add = (r: Read) => reads.set(readKey(r), r);
   add({ kind: 'file', path: pendingHandlersPath(o.host) });
-  // Without facts or results, the variables of a task depend only on its role reference (which
-  // names its role): made once for each, not for every task.
-  const varsByRef = new Map<Step['ref'] | Step['role'], Vars>();
-  const varsOf = (step: Step): Vars => {
-    let vars = varsByRef.get(step.ref ?? step.role);
-    if (!vars) {
-      vars = taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check });
-      varsByRef.set(step.ref ?? step.role, vars);
-    }
-    return vars;
-  };
+  // Without facts or results, a task's variables are its role reference's.
+  const varsOf = perReference((step) =>
+    taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check }),
+  );
   for (const step of steps) {
     const mod = o.modules.get(step.task.module);
     if (!mod?.reads) continue;

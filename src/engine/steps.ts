@@ -30,3 +30,16 @@ export function selectedSteps(
   }
   return steps;
 }
+
+/**
+ * `make` once per role reference (a reference names its role): where nothing a task registers can
+ * change them yet, the variables of every task of a reference are the same.
+ */
+export function perReference<T>(make: (step: Step) => T): (step: Step) => T {
+  const made = new Map<object | undefined, T>();
+  return (step) => {
+    const key = step.ref ?? step.role;
+    if (!made.has(key)) made.set(key, make(step));
+    return made.get(key)!;
+  };
+}
