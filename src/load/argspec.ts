@@ -21,8 +21,10 @@ const OPTION_KEYS = ['type', 'description', 'default', 'required', 'elements', '
 // ---------------------------------------------------------------- loading
 
 /** `roles/<name>/argument_specs.yaml` (or `.yml`, or Ansible's `meta/argument_specs.yml`), if any. */
+export const ARG_SPEC_FILES = ['argument_specs.yaml', 'argument_specs.yml', 'meta/argument_specs.yaml', 'meta/argument_specs.yml'];
+
 export function argSpecFile(roleDir: string): string | undefined {
-  for (const f of ['argument_specs.yaml', 'argument_specs.yml', 'meta/argument_specs.yaml', 'meta/argument_specs.yml']) {
+  for (const f of ARG_SPEC_FILES) {
     const p = join(roleDir, f);
     if (existsSync(p)) return p;
   }

@@ -25,6 +25,8 @@ import { join } from 'node:path';
 import type { Pos, Role, RoleArgSpec } from '../model/types.ts';
 import { positionsOf, setPositions } from './positions.ts';
 import { MAX_FILE_BYTES } from './yaml.ts';
+import { ROLE_FILE_BASES, roleFileNames } from './roles.ts';
+import { ARG_SPEC_FILES } from './argspec.ts';
 
 const FORMAT = 1;
 export const MAX_ENTRIES = 200;
@@ -36,14 +38,8 @@ export interface RoleCache {
   codeId: string;
 }
 
-/** The files loading a role may read (roles.ts, argspec.ts), in a fixed order. */
-const ROLE_FILES = [
-  ...['defaults', 'tasks', 'handlers', 'gates'].flatMap((b) => [`${b}.yaml`, `${b}.yml`, `${b}/main.yaml`, `${b}/main.yml`]),
-  'argument_specs.yaml',
-  'argument_specs.yml',
-  'meta/argument_specs.yaml',
-  'meta/argument_specs.yml',
-];
+/** The files loading a role may read (the names roles.ts and argspec.ts look for), in a fixed order. */
+const ROLE_FILES = [...ROLE_FILE_BASES.flatMap(roleFileNames), ...ARG_SPEC_FILES];
 
 /**
  * The key of a role as its files are now; undefined when one cannot be read (loading the role

@@ -12,8 +12,12 @@ import { loadRoleArgSpec } from './argspec.ts';
 import { parseTaskList, type TaskBuild } from './tasks.ts';
 import { Errors, getVars, loadYamlFile, suggest, type YamlFile } from './yaml.ts';
 
-function findFile(dir: string, base: string): string | undefined {
-  for (const f of [`${base}.yaml`, `${base}.yml`, `${base}/main.yaml`, `${base}/main.yml`]) {
+/** The files of a role, each under the names it may have, in the order they are looked for. */
+export const ROLE_FILE_BASES = ['defaults', 'tasks', 'handlers', 'gates'] as const;
+export const roleFileNames = (base: string): string[] => [`${base}.yaml`, `${base}.yml`, `${base}/main.yaml`, `${base}/main.yml`];
+
+function findFile(dir: string, base: (typeof ROLE_FILE_BASES)[number]): string | undefined {
+  for (const f of roleFileNames(base)) {
     const p = join(dir, f);
     if (existsSync(p) && statSync(p).isFile()) return p;
   }
