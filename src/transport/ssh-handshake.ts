@@ -244,16 +244,15 @@ function connectClient(
  * no option for it: its handler of global requests (made by connect()) is wrapped; an ssh2
  * without that handler is left as it is (the notice then costs its round trip, nothing else).
  */
-export function ignoreHostKeysNotice(client: SshClient): boolean {
+function ignoreHostKeysNotice(client: SshClient): void {
   type Handler = (proto: { requestSuccess(): void }, name: string, wantReply: boolean, data: unknown) => void;
   const handlers = (client as unknown as { _protocol?: { _handlers?: { GLOBAL_REQUEST?: Handler } } })._protocol?._handlers;
   const handle = handlers?.GLOBAL_REQUEST;
-  if (!handlers || typeof handle !== 'function') return false;
+  if (!handlers || typeof handle !== 'function') return;
   handlers.GLOBAL_REQUEST = (proto, name, wantReply, data) => {
     if (name !== 'hostkeys-00@openssh.com') return handle(proto, name, wantReply, data);
     if (wantReply) proto.requestSuccess(); // what ssh2 itself answers (sshd asks for no reply)
   };
-  return true;
 }
 
 function connectError(
