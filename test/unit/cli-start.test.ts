@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,9 +81,13 @@ test('the installed CLI keeps the roles it loaded (XDG_CACHE_HOME/passthru/roles
   t.is(first.status, 0, first.stderr);
   const kept = readdirSync(join(cache, 'passthru', 'roles'));
   t.is(kept.filter((n) => n.endsWith('.json')).length, 7, 'the seven shipped roles');
+  // An entry is written by renaming a new file over it: one read back keeps its inode.
+  const inodes = () => kept.map((n) => statSync(join(cache, 'passthru', 'roles', n)).ino);
+  const before = inodes();
   const second = validate();
   t.is(second.stdout, first.stdout);
   t.deepEqual(readdirSync(join(cache, 'passthru', 'roles')), kept, 'the same entries');
+  t.deepEqual(inodes(), before, 'read back, not written again');
   const off = validate({ PASSTHRU_ROLE_CACHE: 'off' });
   t.is(off.stdout, first.stdout);
 });
