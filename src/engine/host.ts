@@ -23,7 +23,7 @@ import { perReference, selectedSteps, type Step } from './steps.ts';
 export type { HostRunOptions } from './settings.ts';
 export { selectedSteps } from './steps.ts';
 export { speculativeReads } from './speculative-reads.ts';
-import { whenFalse } from './speculative-reads.ts';
+import { readingSteps } from './speculative-reads.ts';
 
 export interface HostStageOutcome {
   status: 'ok' | 'failed' | 'unreachable';
@@ -169,12 +169,8 @@ async function prefetch(o: HostRunOptions, observer: HostObserver, steps: Step[]
   const varsOf = perReference((step) => varsFor(o, step, registered));
   // Arguments that do not render yet raise errors that are dropped: no stacks for them.
   withoutStacks(() => {
-    for (const step of steps) {
-      const mod = o.modules.get(step.task.module);
-      if (!mod?.reads) continue;
+    for (const { step, mod, vars } of readingSteps(steps, o.modules, varsOf)) {
       try {
-        const vars = varsOf(step);
-        if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
         const args = checkArgs(mod.spec, render(step.task.args, vars, step.task.pos) as Record<string, unknown>, {
           pos: step.task.pos,
           module: mod.name,

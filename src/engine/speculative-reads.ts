@@ -2,8 +2,8 @@
  * The reads a stage will need on a host, worked out before its facts so that they ride along
  * with the facts probe (one exec for both): see speculativeReads below.
  */
-import type { Host, Stage } from '../model/types.ts';
-import type { Read } from '../modules/contract.ts';
+import type { Host, Stage, Vars } from '../model/types.ts';
+import type { Module, Read } from '../modules/contract.ts';
 import { readKey } from '../modules/observer.ts';
 import { evaluate, render, truthy } from '../template/index.ts';
 import { checkArgs } from '../spec/check.ts';
@@ -12,7 +12,7 @@ import type { Facts } from '../facts/types.ts';
 import { parseProbe, PROBE_COMMANDS } from '../facts/probe.ts';
 import type { ArgumentSpec, OptionSpec } from '../spec/types.ts';
 import type { RunSettings } from './settings.ts';
-import { perReference, selectedSteps } from './steps.ts';
+import { perReference, selectedSteps, type Step } from './steps.ts';
 import { taskVars } from './vars.ts';
 import { pendingHandlersPath } from './pending-handlers.ts';
 
@@ -38,12 +38,8 @@ function readsAhead(o: RunSettings & { stage: Stage; host: Host }): Read[] {
   const varsOf = perReference((step) =>
     taskVars({ role: step.role, ref: step.ref, stage: o.stage, host: o.host, inventory: o.inventory, facts: null, registered: {}, extra: o.extraVars, check: o.check }),
   );
-  for (const step of steps) {
-    const mod = o.modules.get(step.task.module);
-    if (!mod?.reads) continue;
+  for (const { step, mod, vars } of readingSteps(steps, o.modules, varsOf)) {
     try {
-      const vars = varsOf(step);
-      if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
       const rendered: Record<string, unknown> = {};
       const open: string[] = [];
       for (const [k, v] of Object.entries(step.task.args)) {
@@ -58,7 +54,7 @@ function readsAhead(o: RunSettings & { stage: Stage; host: Host }): Read[] {
         for (const k of open) args[k] = placeholder(optionOf(mod.spec, k), which);
         const checked = checkArgs(mod.spec, args, { pos: step.task.pos, module: mod.name });
         const out = new Map<string, Read>();
-        for (const facts of CANDIDATE_FACTS) for (const r of mod.reads!(checked, facts, vars)) out.set(readKey(r), r);
+        for (const facts of CANDIDATE_FACTS) for (const r of mod.reads(checked, facts, vars)) out.set(readKey(r), r);
         return out;
       };
       const a = variant(0);
@@ -104,6 +100,30 @@ function placeholder(opt: OptionSpec | undefined, which: 0 | 1): unknown {
     }
   };
   return of(opt?.type);
+}
+
+/**
+ * The steps whose module reads the host, each with its module and variables, but those whose
+ * `when:` is already false from the variables (nothing of them is read) and those whose variables
+ * cannot be made yet (read when they run).
+ */
+export function* readingSteps(
+  steps: Step[],
+  modules: RunSettings['modules'],
+  varsOf: (step: Step) => Vars,
+): Generator<{ step: Step; mod: Module & { reads: NonNullable<Module['reads']> }; vars: Vars }> {
+  for (const step of steps) {
+    const mod = modules.get(step.task.module);
+    if (!mod?.reads) continue;
+    let vars: Vars;
+    try {
+      vars = varsOf(step);
+    } catch {
+      continue;
+    }
+    if (step.task.when !== undefined && whenFalse(step.task.when, vars, step.task.pos)) continue;
+    yield { step, mod: mod as Module & { reads: NonNullable<Module['reads']> }, vars };
+  }
 }
 
 /**
